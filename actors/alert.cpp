@@ -1,0 +1,31 @@
+#include "actors/partition_actor.hpp"
+#include "events/json_text.hpp"
+
+#include <fmt/format.h>
+
+namespace inflow::actors {
+
+std::string make_alert_json(const pipeline_context& ctx, int32_t partition, int64_t offset,
+                            const events::record_identity& identity, float score, int64_t now_ms) {
+  const auto& topic = ctx.config.source.topic;
+  std::string out;
+  out.reserve(320);
+  out += R"({"alert_id":)";
+  events::append_quoted(out, fmt::format("{}/{}/{}", topic, partition, offset));
+  out += R"(,"source":{"topic":)";
+  events::append_quoted(out, topic);
+  out += fmt::format(R"(,"partition":{},"offset":{}}},"tx_id":)", partition, offset);
+  events::append_quoted(out, identity.id);
+  out += R"(,"card_id":)";
+  events::append_quoted(out, identity.card_id);
+  out += fmt::format(R"(,"score":{:.6f},"model":)", score);
+  events::append_quoted(out, ctx.model.name);
+  out += R"(,"model_version":)";
+  events::append_quoted(out, ctx.model.version);
+  out += R"(,"pipeline":)";
+  events::append_quoted(out, ctx.config.name);
+  out += fmt::format(R"(,"ts":{}}})", now_ms);
+  return out;
+}
+
+} // namespace inflow::actors

@@ -1,0 +1,27 @@
+#pragma once
+// CAF declarations of the in-process messages of the data path. Include only
+// in translation units that run actors: CAF headers are expensive to compile.
+
+#include "actors/source.hpp"
+#include "gateways/common/gateway_api.hpp"
+
+#include <caf/all.hpp>
+
+namespace inflow::actors {
+
+using flush_atom = caf::atom_constant<caf::atom("flush")>;
+using retry_atom = caf::atom_constant<caf::atom("retry")>;
+
+/// Kafka's verdict on an alert or dead letter written for `offset`.
+struct produce_ack {
+  int64_t offset = 0;
+  rd_kafka_resp_err_t error = RD_KAFKA_RESP_ERR_NO_ERROR;
+};
+
+} // namespace inflow::actors
+
+// These never leave the process (cross-node messages are msgpack, cluster/wire.hpp).
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::shared_ptr<inflow::actors::record_batch>)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(inflow::gateways::score_request)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(inflow::gateways::score_reply)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(inflow::actors::produce_ack)

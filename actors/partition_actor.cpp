@@ -1,0 +1,246 @@
+#include "actors/partition_actor.hpp"
+#include "actors/messages.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <optional>
+#include <unordered_map>
+
+namespace inflow::actors {
+
+namespace {
+
+int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+    .count();
+}
+
+struct pending_record {
+  enum class stage : uint8_t { scoring, alerting, dead_lettering };
+  stage at = stage::scoring;
+  int64_t timestamp_ms = 0;
+  std::string key;   ///< original key and value, for the dead-letter topic
+  std::string value;
+  events::record_identity identity;
+  float score = 0;
+  events::record_error error{};
+  std::string error_message;
+  int attempts = 0;
+};
+
+/// Delivery reports arrive on the producer's thread; forward them as messages.
+class actor_delivery : public kafka::delivery_listener {
+public:
+  explicit actor_delivery(caf::actor target) : target_(std::move(target)) {}
+  void on_delivery(uint64_t token, rd_kafka_resp_err_t error) override {
+    caf::anon_send(target_, produce_ack{static_cast<int64_t>(token), error});
+  }
+
+private:
+  caf::actor target_;
+};
+
+struct partition_state {
+  std::shared_ptr<const pipeline_context> ctx;
+  std::shared_ptr<partition_shared> shared;
+  caf::actor gateway;
+  std::optional<events::decoder> decoder;
+  std::vector<events::field_value> values;
+  offset_tracker tracker;
+  std::unordered_map<int64_t, pending_record> pending;
+  std::shared_ptr<kafka::delivery_listener> delivery;
+  bool warned_produce = false;
+  static inline const char* name = "inflow.partition";
+};
+
+using partition_actor = caf::stateful_actor<partition_state>;
+
+void finish(partition_actor* self, int64_t offset) {
+  auto& st = self->state;
+  auto it = st.pending.find(offset);
+  if (it != st.pending.end()) {
+    double age_s = static_cast<double>(now_ms() - it->second.timestamp_ms) / 1000.0;
+    st.ctx->probe.end_to_end_latency.observe(age_s < 0 ? 0 : age_s);
+    st.pending.erase(it);
+  }
+  if (st.tracker.mark_done(offset)) {
+    st.shared->in_flight.fetch_sub(1);
+    st.ctx->probe.in_flight.add(-1);
+    st.shared->committable.store(st.tracker.committable());
+  }
+}
+
+/// Writes the record's outcome (alert or dead letter); Kafka's ack finishes it.
+void write_outcome(partition_actor* self, int64_t offset) {
+  auto& st = self->state;
+  auto& rec = st.pending.at(offset);
+  const auto& cfg = st.ctx->config;
+  const auto partition = st.shared->partition;
+  bool queued;
+  if (rec.at == pending_record::stage::alerting) {
+    auto alert = make_alert_json(*st.ctx, partition, offset, rec.identity, rec.score, now_ms());
+    queued = st.ctx->producer.produce(cfg.alert.topic, rec.identity.card_id, alert, {}, st.delivery,
+                                      static_cast<uint64_t>(offset));
+  } else {
+    // Kafka Connect's dead-letter headers, so existing tools can read them.
+    std::vector<kafka::header> headers{
+      {"__connect.errors.topic", cfg.source.topic},
+      {"__connect.errors.partition", std::to_string(partition)},
+      {"__connect.errors.offset", std::to_string(offset)},
+      {"__connect.errors.exception.class.name", std::string(events::to_string(rec.error))},
+      {"__connect.errors.exception.message", rec.error_message},
+      {"inflow.pipeline", cfg.name},
+    };
+    queued = st.ctx->producer.produce(cfg.dead_letter_topic, rec.key, rec.value, headers, st.delivery,
+                                      static_cast<uint64_t>(offset));
+  }
+  if (!queued)
+    self->delayed_send(self, std::chrono::seconds(1), retry_atom::value, offset);
+}
+
+void dead_letter(partition_actor* self, int64_t offset, events::record_error error, std::string message) {
+  auto& rec = self->state.pending[offset];
+  rec.at = pending_record::stage::dead_lettering;
+  rec.error = error;
+  rec.error_message = std::move(message);
+  write_outcome(self, offset);
+}
+
+void on_batch(partition_actor* self, const record_batch& batch) {
+  auto& st = self->state;
+  auto& ctx = *st.ctx;
+  gateways::score_request request;
+  const size_t width = ctx.features.size();
+  std::vector<float> row(width);
+  for (auto* m : batch.messages) {
+    int64_t offset = m->offset;
+    if (st.shared->offset_reset.exchange(false)) {
+      int64_t expected = st.tracker.last_added() >= 0 ? st.tracker.last_added() + 1 : st.shared->expected_next;
+      if (expected >= 0 && offset > expected) {
+        ctx.probe.lost_to_retention.inc(static_cast<uint64_t>(offset - expected));
+        spdlog::warn("{}: partition {}: offsets {}..{} were deleted by the broker before we read them "
+                     "({} records lost to retention)",
+                     ctx.config.name, st.shared->partition, expected, offset - 1, offset - expected);
+      }
+    }
+    if (!st.tracker.add(offset)) {
+      ctx.probe.duplicates_skipped.inc();
+      st.shared->in_flight.fetch_sub(1);
+      ctx.probe.in_flight.add(-1);
+      continue;
+    }
+    auto& rec = st.pending[offset];
+    rec.timestamp_ms = rd_kafka_message_timestamp(m, nullptr);
+    std::string_view value(static_cast<const char*>(m->payload), m->len);
+    auto failure = st.decoder->decode(value, st.values);
+    if (!failure)
+      failure = ctx.features.extract(st.values, row.data(), rec.identity);
+    if (failure) {
+      rec.key.assign(static_cast<const char*>(m->key), m->key_len);
+      rec.value.assign(value);
+      dead_letter(self, offset, failure->code, std::move(failure->message));
+      continue;
+    }
+    rec.key.assign(static_cast<const char*>(m->key), m->key_len);
+    rec.value.assign(value);
+    request.ids.push_back(static_cast<uint64_t>(offset));
+    request.rows.insert(request.rows.end(), row.begin(), row.end());
+  }
+  if (!request.ids.empty())
+    self->send(st.gateway, std::move(request));
+}
+
+void on_scores(partition_actor* self, gateways::score_reply& reply) {
+  auto& st = self->state;
+  auto& ctx = *st.ctx;
+  for (size_t i = 0; i < reply.ids.size(); ++i) {
+    auto offset = static_cast<int64_t>(reply.ids[i]);
+    auto it = st.pending.find(offset);
+    if (it == st.pending.end() || it->second.at != pending_record::stage::scoring)
+      continue;
+    if (!reply.error.empty()) {
+      dead_letter(self, offset, events::record_error::model_failed, reply.error);
+      continue;
+    }
+    ctx.probe.scored.inc();
+    auto& rec = it->second;
+    rec.score = reply.scores[i];
+    if (ctx.config.alert.matches(rec.score)) {
+      rec.at = pending_record::stage::alerting;
+      write_outcome(self, offset);
+    } else {
+      ctx.probe.no_alert.inc();
+      finish(self, offset);
+    }
+  }
+}
+
+void on_ack(partition_actor* self, const produce_ack& ack) {
+  auto& st = self->state;
+  auto& ctx = *st.ctx;
+  auto it = st.pending.find(ack.offset);
+  if (it == st.pending.end())
+    return;
+  auto& rec = it->second;
+  if (ack.error) {
+    // The outcome is not durable: keep the offset uncommitted and write again.
+    ctx.probe.produce_retries.inc();
+    if (!st.warned_produce) {
+      spdlog::warn("{}: partition {}: writing an outcome failed ({}); retrying with backoff", ctx.config.name,
+                   st.shared->partition, rd_kafka_err2str(ack.error));
+      st.warned_produce = true;
+    }
+    auto backoff = std::chrono::milliseconds(std::min(5000, 100 << std::min(rec.attempts++, 6)));
+    self->delayed_send(self, backoff, retry_atom::value, ack.offset);
+    return;
+  }
+  if (rec.at == pending_record::stage::alerting) {
+    ctx.probe.alerted.inc();
+    ctx.alerts.add(make_alert_json(ctx, st.shared->partition, ack.offset, rec.identity, rec.score, now_ms()));
+  } else {
+    ctx.probe.dead_lettered.inc();
+  }
+  finish(self, ack.offset);
+}
+
+caf::behavior partition(partition_actor* self, std::shared_ptr<const pipeline_context> ctx, caf::actor gateway,
+                        std::shared_ptr<partition_shared> shared) {
+  auto& st = self->state;
+  st.decoder.emplace(ctx->config.source.format, ctx->features.fields(), ctx->config.source.limits);
+  st.ctx = std::move(ctx);
+  st.gateway = std::move(gateway);
+  st.shared = std::move(shared);
+  st.delivery = std::make_shared<actor_delivery>(caf::actor_cast<caf::actor>(self));
+  return {
+    [=](std::shared_ptr<record_batch>& batch) { on_batch(self, *batch); },
+    [=](gateways::score_reply& reply) { on_scores(self, reply); },
+    [=](const produce_ack& ack) { on_ack(self, ack); },
+    [=](retry_atom, int64_t offset) {
+      if (self->state.pending.count(offset))
+        write_outcome(self, offset);
+    },
+  };
+}
+
+class actor_partition_handle : public partition_handle {
+public:
+  explicit actor_partition_handle(caf::actor actor) : actor_(std::move(actor)) {}
+  void deliver(std::shared_ptr<record_batch> batch) override { caf::anon_send(actor_, std::move(batch)); }
+  void stop() override { caf::anon_send_exit(actor_, caf::exit_reason::user_shutdown); }
+
+private:
+  caf::actor actor_;
+};
+
+} // namespace
+
+std::unique_ptr<partition_handle> spawn_partition_actor(caf::actor_system& system,
+                                                        std::shared_ptr<const pipeline_context> context,
+                                                        const caf::actor& gateway,
+                                                        std::shared_ptr<partition_shared> shared) {
+  return std::make_unique<actor_partition_handle>(
+    system.spawn(partition, std::move(context), gateway, std::move(shared)));
+}
+
+} // namespace inflow::actors

@@ -1,0 +1,46 @@
+#pragma once
+// One actor per assigned partition: decodes records, asks the model gateway
+// for scores, turns scores into alerts, writes alerts and dead letters, and
+// tracks which offsets are finished.
+//
+// Handles (see actors/messages.hpp):
+//   shared_ptr<record_batch>  records from the consumer thread, in offset order
+//   score_reply               scores (or an error) from the gateway
+//   produce_ack               Kafka acknowledged (or failed) an alert or dead letter
+//   retry_atom, offset        write the record's outcome again after a failure
+
+#include "actors/offset_tracker.hpp"
+#include "actors/probes.hpp"
+#include "actors/recent_alerts.hpp"
+#include "actors/source.hpp"
+#include "config/config.hpp"
+#include "events/features.hpp"
+#include "gateways/common/gateway_api.hpp"
+#include "kafka/producer.hpp"
+
+#include <caf/fwd.hpp>
+
+#include <memory>
+
+namespace inflow::actors {
+
+/// Everything the partitions of one pipeline share; immutable once built.
+struct pipeline_context {
+  config::pipeline_config config;
+  events::feature_map features;
+  gateways::model_info model;
+  kafka::producer& producer;
+  pipeline_probe& probe;
+  recent_alerts& alerts;
+};
+
+std::unique_ptr<partition_handle> spawn_partition_actor(caf::actor_system& system,
+                                                        std::shared_ptr<const pipeline_context> context,
+                                                        const caf::actor& gateway,
+                                                        std::shared_ptr<partition_shared> shared);
+
+/// The alert's JSON; `alert_id` is `topic/partition/offset`, the same on every replay.
+std::string make_alert_json(const pipeline_context& ctx, int32_t partition, int64_t offset,
+                            const events::record_identity& identity, float score, int64_t now_ms);
+
+} // namespace inflow::actors

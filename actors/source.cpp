@@ -1,0 +1,306 @@
+#include "actors/source.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <cstring>
+#include <stdexcept>
+
+namespace inflow::actors {
+
+namespace {
+
+using clock = std::chrono::steady_clock;
+
+kafka::partition_list make_list(const std::string& topic, const std::vector<int32_t>& partitions) {
+  kafka::partition_list list(rd_kafka_topic_partition_list_new(static_cast<int>(partitions.size())));
+  for (int32_t p : partitions)
+    rd_kafka_topic_partition_list_add(list.get(), topic.c_str(), p);
+  return list;
+}
+
+void on_commit(rd_kafka_t*, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t*, void* opaque) {
+  if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET) {
+    static_cast<pipeline_probe*>(opaque)->commit_failures.inc();
+    spdlog::warn("offset commit failed: {} (the next commit retries it)", rd_kafka_err2str(err));
+  }
+}
+
+} // namespace
+
+source::source(source_options options, spawn_fn spawn, pipeline_probe& probe)
+  : options_(std::move(options)), spawn_(std::move(spawn)), probe_(probe) {
+  // Without these, librdkafka stalls fetching about once a second (see KAFKA-NOTES).
+  kafka::properties defaults{{"partition.assignment.strategy", "cooperative-sticky"},
+                             {"auto.offset.reset", "earliest"},
+                             {"queued.min.messages", "10000000"},
+                             {"queued.max.messages.kbytes", "2097151"},
+                             {"client.id", "inflow-" + options_.pipeline}};
+  // At-least-once: we commit explicitly, and only finished records.
+  kafka::properties forced{{"enable.auto.commit", "false"},
+                           {"enable.auto.offset.store", "false"},
+                           {"enable.partition.eof", "false"}};
+  rd_kafka_conf_t* conf = kafka::make_conf(defaults, options_.kafka, forced);
+  rd_kafka_conf_set_rebalance_cb(conf, &source::on_rebalance);
+  rd_kafka_conf_set_offset_commit_cb(conf, on_commit);
+  rd_kafka_conf_set_opaque(conf, this);
+  rk_ = kafka::make_handle(RD_KAFKA_CONSUMER, conf);
+  rd_kafka_poll_set_consumer(rk_.get());
+}
+
+source::~source() {
+  stop();
+}
+
+void source::start() {
+  auto topics = make_list(options_.topic, {RD_KAFKA_PARTITION_UA});
+  if (auto err = rd_kafka_subscribe(rk_.get(), topics.get()))
+    throw std::runtime_error(std::string("cannot subscribe to ") + options_.topic + ": " + rd_kafka_err2str(err));
+  thread_ = std::thread([this] { run(); });
+}
+
+void source::stop() {
+  stopping_ = true;
+  if (thread_.joinable())
+    thread_.join();
+}
+
+std::map<int32_t, int64_t> source::partitions() const {
+  std::lock_guard<std::mutex> guard(snapshot_mutex_);
+  std::map<int32_t, int64_t> out;
+  for (const auto& [p, shared] : snapshot_)
+    out[p] = shared->in_flight.load();
+  return out;
+}
+
+void source::on_rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts,
+                          void* opaque) {
+  auto* self = static_cast<source*>(opaque);
+  self->joined_ = true;
+  if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS)
+    self->assign(parts);
+  else
+    self->revoke(parts, rd_kafka_assignment_lost(rk));
+}
+
+void source::assign(rd_kafka_topic_partition_list_t* parts) {
+  // Ask where the group left off, so that records lost to retention can be counted.
+  kafka::partition_list committed(rd_kafka_topic_partition_list_copy(parts));
+  if (rd_kafka_committed(rk_.get(), committed.get(), 10'000))
+    spdlog::warn("{}: could not read committed offsets", options_.pipeline);
+  for (int i = 0; i < parts->cnt; ++i) {
+    int32_t p = parts->elems[i].partition;
+    auto shared = std::make_shared<partition_shared>();
+    shared->partition = p;
+    shared->expected_next = committed->elems[i].offset;
+    assigned_[p] = assigned{shared, spawn_(shared), false, shared->expected_next};
+    std::lock_guard<std::mutex> guard(snapshot_mutex_);
+    snapshot_[p] = shared;
+  }
+  spdlog::info("{}: assigned {} partition(s) of {}", options_.pipeline, parts->cnt, options_.topic);
+  probe_.partitions_assigned.set(static_cast<int64_t>(assigned_.size()));
+  rd_kafka_error_t* error = strcmp(rd_kafka_rebalance_protocol(rk_.get()), "COOPERATIVE") == 0
+                              ? rd_kafka_incremental_assign(rk_.get(), parts)
+                              : (rd_kafka_assign(rk_.get(), parts) ? rd_kafka_error_new(RD_KAFKA_RESP_ERR__FAIL, "assign failed") : nullptr);
+  if (error) {
+    spdlog::error("{}: assign failed: {}", options_.pipeline, rd_kafka_error_string(error));
+    rd_kafka_error_destroy(error);
+  }
+}
+
+void source::revoke(rd_kafka_topic_partition_list_t* parts, bool lost) {
+  std::vector<int32_t> revoked;
+  for (int i = 0; i < parts->cnt; ++i)
+    if (assigned_.count(parts->elems[i].partition))
+      revoked.push_back(parts->elems[i].partition);
+  if (lost) {
+    // Another member may own these already: committing could move its offsets.
+    spdlog::warn("{}: {} partition(s) lost; abandoning their in-flight records uncommitted", options_.pipeline,
+                 revoked.size());
+  } else if (!revoked.empty()) {
+    spdlog::info("{}: {} partition(s) revoked; draining", options_.pipeline, revoked.size());
+    drain(revoked);
+    commit(revoked, true);
+  }
+  for (int32_t p : revoked) {
+    auto& a = assigned_[p];
+    probe_.in_flight.add(-a.shared->in_flight.load());
+    if (a.paused)
+      probe_.partitions_paused.add(-1);
+    a.actor->stop();
+    assigned_.erase(p);
+    std::lock_guard<std::mutex> guard(snapshot_mutex_);
+    snapshot_.erase(p);
+  }
+  probe_.partitions_assigned.set(static_cast<int64_t>(assigned_.size()));
+  if (strcmp(rd_kafka_rebalance_protocol(rk_.get()), "COOPERATIVE") == 0) {
+    if (auto* error = rd_kafka_incremental_unassign(rk_.get(), parts)) {
+      spdlog::error("{}: unassign failed: {}", options_.pipeline, rd_kafka_error_string(error));
+      rd_kafka_error_destroy(error);
+    }
+  } else {
+    rd_kafka_assign(rk_.get(), nullptr);
+  }
+}
+
+void source::run() {
+  std::vector<rd_kafka_message_t*> polled;
+  polled.reserve(4096);
+  auto last_commit = clock::now(), last_lag = clock::now();
+  const auto commit_every = std::chrono::milliseconds(options_.commit_interval_ms);
+  while (!stopping_) {
+    polled.clear();
+    // Wait briefly for the first record, then take what is already there.
+    for (auto* m = rd_kafka_consumer_poll(rk_.get(), 20); m; m = rd_kafka_consumer_poll(rk_.get(), 0)) {
+      polled.push_back(m);
+      if (polled.size() >= 4096)
+        break;
+    }
+    dispatch(polled);
+    apply_backpressure();
+    auto now = clock::now();
+    if (now - last_commit >= commit_every) {
+      commit(all_partitions(), false);
+      last_commit = now;
+    }
+    if (now - last_lag >= std::chrono::seconds(1)) {
+      update_lag();
+      last_lag = now;
+    }
+  }
+  // Shutdown: finish what is in flight, commit it, then leave the group.
+  auto partitions = all_partitions();
+  spdlog::info("{}: stopping; draining {} partition(s)", options_.pipeline, partitions.size());
+  drain(partitions);
+  commit(partitions, true);
+  if (auto err = rd_kafka_consumer_close(rk_.get()))
+    spdlog::warn("{}: consumer close: {}", options_.pipeline, rd_kafka_err2str(err));
+  for (auto& [p, a] : assigned_)
+    a.actor->stop();
+  assigned_.clear();
+}
+
+void source::dispatch(std::vector<rd_kafka_message_t*>& polled) {
+  std::map<int32_t, std::shared_ptr<record_batch>> batches;
+  for (auto* m : polled) {
+    if (m->err) {
+      if (m->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET || m->err == RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE) {
+        if (auto it = assigned_.find(m->partition); it != assigned_.end())
+          it->second.shared->offset_reset = true;
+        spdlog::warn("{}: partition {}: {}; records the broker deleted before we read them are counted in "
+                     "inflow_records_lost_to_retention_total",
+                     options_.pipeline, m->partition, rd_kafka_message_errstr(m));
+      } else {
+        spdlog::warn("{}: consumer: {}", options_.pipeline, rd_kafka_message_errstr(m));
+      }
+      rd_kafka_message_destroy(m);
+      continue;
+    }
+    auto it = assigned_.find(m->partition);
+    if (it == assigned_.end()) {
+      rd_kafka_message_destroy(m); // not ours any more; its owner will read it
+      continue;
+    }
+    auto& batch = batches[m->partition];
+    if (!batch)
+      batch = std::make_shared<record_batch>();
+    batch->messages.push_back(m);
+  }
+  for (auto& [p, batch] : batches) {
+    auto& a = assigned_[p];
+    auto n = static_cast<int64_t>(batch->messages.size());
+    a.shared->in_flight += n;
+    probe_.in_flight.add(n);
+    probe_.consumed.inc(static_cast<uint64_t>(n));
+    a.actor->deliver(std::move(batch));
+  }
+}
+
+void source::apply_backpressure() {
+  std::vector<int32_t> pause, resume;
+  for (auto& [p, a] : assigned_) {
+    int64_t n = a.shared->in_flight.load();
+    if (!a.paused && n >= options_.max_in_flight)
+      pause.push_back(p);
+    else if (a.paused && n <= options_.max_in_flight / 2)
+      resume.push_back(p);
+  }
+  if (!pause.empty()) {
+    auto list = make_list(options_.topic, pause);
+    rd_kafka_pause_partitions(rk_.get(), list.get());
+    for (int32_t p : pause)
+      assigned_[p].paused = true;
+    probe_.partitions_paused.add(static_cast<int64_t>(pause.size()));
+  }
+  if (!resume.empty()) {
+    auto list = make_list(options_.topic, resume);
+    rd_kafka_resume_partitions(rk_.get(), list.get());
+    for (int32_t p : resume)
+      assigned_[p].paused = false;
+    probe_.partitions_paused.add(-static_cast<int64_t>(resume.size()));
+  }
+}
+
+void source::drain(const std::vector<int32_t>& partitions) {
+  auto deadline = clock::now() + std::chrono::milliseconds(options_.drain_timeout_ms);
+  auto busy = [&] {
+    int64_t n = 0;
+    for (int32_t p : partitions)
+      if (auto it = assigned_.find(p); it != assigned_.end())
+        n += it->second.shared->in_flight.load();
+    return n;
+  };
+  while (busy() > 0 && clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  if (auto left = busy())
+    spdlog::warn("{}: {} record(s) still in flight after drain_timeout_ms={}; they stay uncommitted and will be "
+                 "read again",
+                 options_.pipeline, left, options_.drain_timeout_ms);
+}
+
+void source::commit(const std::vector<int32_t>& partitions, bool sync) {
+  kafka::partition_list list(rd_kafka_topic_partition_list_new(static_cast<int>(partitions.size())));
+  std::vector<std::pair<int32_t, int64_t>> advanced;
+  for (int32_t p : partitions) {
+    auto it = assigned_.find(p);
+    if (it == assigned_.end())
+      continue;
+    int64_t offset = it->second.shared->committable.load();
+    if (offset > it->second.committed) {
+      rd_kafka_topic_partition_list_add(list.get(), options_.topic.c_str(), p)->offset = offset;
+      advanced.emplace_back(p, offset);
+    }
+  }
+  if (advanced.empty())
+    return;
+  probe_.commits.inc();
+  auto err = rd_kafka_commit(rk_.get(), list.get(), sync ? 0 : 1);
+  if (err) {
+    probe_.commit_failures.inc();
+    spdlog::warn("{}: offset commit failed: {}", options_.pipeline, rd_kafka_err2str(err));
+    return;
+  }
+  for (auto [p, offset] : advanced)
+    assigned_[p].committed = offset;
+}
+
+std::vector<int32_t> source::all_partitions() const {
+  std::vector<int32_t> out;
+  for (const auto& [p, a] : assigned_)
+    out.push_back(p);
+  return out;
+}
+
+void source::update_lag() {
+  int64_t total = 0;
+  for (const auto& [p, a] : assigned_) {
+    int64_t lo = 0, hi = 0;
+    if (rd_kafka_get_watermark_offsets(rk_.get(), options_.topic.c_str(), p, &lo, &hi) || hi < 0)
+      continue;
+    int64_t done = std::max({a.shared->committable.load(), a.committed, lo});
+    total += std::max<int64_t>(0, hi - done);
+  }
+  probe_.lag.set(total);
+}
+
+} // namespace inflow::actors

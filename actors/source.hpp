@@ -1,0 +1,107 @@
+#pragma once
+// The Kafka side of one pipeline: a librdkafka consumer (cooperative-sticky)
+// driven by its own thread, handing each assigned partition's records to that
+// partition's actor. It pauses partitions whose in-flight window is full,
+// commits finished offsets, and drains on revoke and shutdown.
+// CAF-free: partition actors are reached through partition_handle.
+
+#include "actors/probes.hpp"
+#include "kafka/client.hpp"
+
+#include <atomic>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace inflow::actors {
+
+/// Owns consumed messages until the partition actor has read them.
+struct record_batch {
+  std::vector<rd_kafka_message_t*> messages;
+  record_batch() = default;
+  record_batch(const record_batch&) = delete;
+  ~record_batch() {
+    for (auto* m : messages)
+      rd_kafka_message_destroy(m);
+  }
+};
+
+/// What the consumer thread and a partition actor share.
+struct partition_shared {
+  int32_t partition = 0;
+  std::atomic<int64_t> in_flight{0};    ///< dispatched, no final outcome yet
+  std::atomic<int64_t> committable{-1}; ///< next offset to commit, -1: nothing finished
+  std::atomic<bool> offset_reset{false}; ///< the broker no longer had our position
+  int64_t expected_next = -1;           ///< committed offset at assignment, for loss accounting
+};
+
+/// The consumer thread's view of one partition actor.
+class partition_handle {
+public:
+  virtual ~partition_handle() = default;
+  virtual void deliver(std::shared_ptr<record_batch> batch) = 0;
+  virtual void stop() = 0;
+};
+
+struct source_options {
+  std::string pipeline;
+  std::string topic;
+  kafka::properties kafka; ///< the config's `kafka:` section
+  int64_t max_in_flight = 2000;
+  int64_t commit_interval_ms = 500;
+  int64_t drain_timeout_ms = 10000;
+};
+
+class source {
+public:
+  using spawn_fn = std::function<std::unique_ptr<partition_handle>(std::shared_ptr<partition_shared>)>;
+
+  /// Throws std::runtime_error when the consumer cannot be created.
+  source(source_options options, spawn_fn spawn, pipeline_probe& probe);
+  ~source();
+
+  void start();
+  /// Stops taking records, drains in-flight work, commits and closes. Blocks.
+  void stop();
+
+  /// True once the group has answered our join (with or without partitions).
+  bool joined() const { return joined_.load(); }
+  /// Partition -> in-flight count, for status pages. Thread-safe snapshot.
+  std::map<int32_t, int64_t> partitions() const;
+
+private:
+  struct assigned {
+    std::shared_ptr<partition_shared> shared;
+    std::unique_ptr<partition_handle> actor;
+    bool paused = false;
+    int64_t committed = -1;
+  };
+
+  void run();
+  static void on_rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts,
+                           void* opaque);
+  void assign(rd_kafka_topic_partition_list_t* parts);
+  void revoke(rd_kafka_topic_partition_list_t* parts, bool lost);
+  void dispatch(std::vector<rd_kafka_message_t*>& polled);
+  void apply_backpressure();
+  void drain(const std::vector<int32_t>& partitions);
+  void commit(const std::vector<int32_t>& partitions, bool sync);
+  std::vector<int32_t> all_partitions() const;
+  void update_lag();
+
+  source_options options_;
+  spawn_fn spawn_;
+  pipeline_probe& probe_;
+  kafka::handle rk_;
+  std::map<int32_t, assigned> assigned_; ///< owned by the consumer thread
+  mutable std::mutex snapshot_mutex_;
+  std::map<int32_t, std::shared_ptr<partition_shared>> snapshot_;
+  std::atomic<bool> stopping_{false};
+  std::atomic<bool> joined_{false};
+  std::thread thread_;
+};
+
+} // namespace inflow::actors

@@ -1,0 +1,64 @@
+#pragma once
+// The `inflow` subcommands. Each returns a sysexits exit code (app/common.hpp).
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace inflow::app {
+
+struct broker_options {
+  int brokers = 1;
+  std::vector<std::string> topics; ///< NAME:PARTITIONS
+};
+int run_broker(const broker_options& o);
+
+struct gen_options {
+  std::string bootstrap;
+  std::string topic = "transactions";
+  int64_t count = 100'000; ///< 0: until stopped
+  double rate = 0;         ///< records per second; 0: as fast as possible
+  double fraud_rate = 0.01;
+  uint64_t seed = 1;
+  std::string format = "json";
+};
+struct gen_report {
+  int64_t written = 0;
+  int64_t fraud = 0;
+  int64_t failed = 0;
+};
+/// Writes transactions until `count` or `stop`; `progress` is called about once a second.
+gen_report generate(const gen_options& o, const std::atomic<bool>& stop,
+                    const std::function<void(const gen_report&, double elapsed_s)>& progress);
+int run_gen(const gen_options& o);
+
+struct train_cli_options {
+  std::string out;
+  int64_t rows = 200'000;
+  uint64_t seed = 42;
+  double threshold = 0.9;
+  int rounds = 100;
+};
+int run_train(const train_cli_options& o);
+
+struct node_options {
+  std::string config_path;
+  std::vector<std::string> overrides;
+};
+int run_node(const node_options& o);
+int run_validate(const node_options& o, bool print_reference);
+int run_gateways();
+
+struct demo_options {
+  double duration_s = 0; ///< 0: until Ctrl-C
+  double rate = 20'000;
+  int partitions = 6;
+  std::string model_dir = "models/fraud";
+  std::string admin = "127.0.0.1:9464";
+  double fraud_rate = 0.01;
+};
+int run_demo(const demo_options& o);
+
+} // namespace inflow::app

@@ -1,0 +1,23 @@
+#pragma once
+// What every `inflow` subcommand shares: exit codes, logging, signals.
+
+#include <chrono>
+#include <string>
+
+namespace inflow::app {
+
+/// sysexits.h
+enum exit_code : int { ok = 0, usage = 64, unavailable = 69, internal = 70, config_error = 78 };
+
+/// `format`: text or json; `level`: spdlog level name. Logs go to stderr.
+void setup_logging(const std::string& format, const std::string& level);
+
+/// Blocks SIGINT and SIGTERM in every thread started afterwards, so that they
+/// are only ever taken by wait_for_stop(). Call first in main().
+void block_stop_signals();
+/// Waits up to `timeout` for SIGINT or SIGTERM; true when one arrived.
+bool wait_for_stop(std::chrono::milliseconds timeout);
+
+bool stderr_is_terminal();
+
+} // namespace inflow::app

@@ -1,0 +1,133 @@
+#include "app/commands.hpp"
+#include "app/common.hpp"
+#include "cluster/node.hpp"
+#include "embedded_examples.hpp"
+#include "gateways/embedded_xgboost/trainer.hpp"
+#include "kafka/mock_broker.hpp"
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include <filesystem>
+#include <thread>
+
+namespace inflow::app {
+
+namespace {
+
+std::string human(double v) {
+  if (v >= 1e6)
+    return fmt::format("{:.2f}M", v / 1e6);
+  if (v >= 1e4)
+    return fmt::format("{:.1f}k", v / 1e3);
+  return fmt::format("{:.0f}", v);
+}
+
+std::string ms(double seconds) {
+  return fmt::format("{:.1f}ms", seconds * 1000);
+}
+
+} // namespace
+
+int run_demo(const demo_options& o) {
+  try {
+    kafka::mock_broker broker(1);
+    broker.create_topic("transactions", o.partitions);
+    broker.create_topic("fraud-alerts", 1);
+    broker.create_topic("transactions.dlq", 1);
+    auto bootstrap = broker.bootstrap_servers();
+    fmt::print("inflow demo: development broker (in memory) at {}\n", bootstrap);
+
+    auto model_path = (std::filesystem::path(o.model_dir) / "model.json").string();
+    if (!std::filesystem::exists(model_path)) {
+      fmt::print("no model at {}: training one (inflow train --out {})\n", model_path, o.model_dir);
+      if (int rc = run_train({o.model_dir, 100'000, 42, 0.9, 100}); rc != ok)
+        return rc;
+    }
+
+    auto loaded = config::load_text(config::fraud_example_yaml, {"kafka.bootstrap.servers=" + bootstrap,
+                                                                 "models.fraud.path=" + model_path,
+                                                                 "node.admin=" + o.admin});
+    if (!loaded.config) {
+      for (const auto& e : loaded.errors)
+        fmt::print(stderr, "{}\n", config::format_error("config/examples/fraud.yaml", e));
+      return config_error;
+    }
+    const auto pipeline = loaded.config->pipelines.begin()->first;
+    cluster::node node(std::move(*loaded.config));
+    node.start();
+    fmt::print("node running the fraud pipeline; metrics at http://{}/metrics, status at /api/status\n",
+               o.admin.substr(0, o.admin.rfind(':')) + ":" + std::to_string(node.admin_port()));
+    fmt::print("generating {:.0f} transactions/s ({:.1f}% fraud); Ctrl-C stops\n\n", o.rate, o.fraud_rate * 100);
+
+    std::atomic<bool> stop_gen{false};
+    gen_report generated;
+    std::thread generator([&] {
+      gen_options g;
+      g.bootstrap = bootstrap;
+      g.count = 0;
+      g.rate = o.rate;
+      g.fraud_rate = o.fraud_rate;
+      generated = generate(g, stop_gen, {});
+    });
+
+    auto& reg = node.metrics();
+    auto label = metrics::label("pipeline", pipeline);
+    auto& consumed = reg.get_counter("inflow_records_consumed_total", "", label);
+    auto& alerted = reg.get_counter("inflow_records_alerted_total", "", label);
+    auto& dead = reg.get_counter("inflow_records_dead_lettered_total", "", label);
+    auto& in_flight = reg.get_gauge("inflow_records_in_flight", "", label);
+    auto& lag = reg.get_gauge("inflow_consumer_lag_records", "", label);
+    auto& latency = reg.get_histogram("inflow_end_to_end_latency_seconds", "", label, {});
+
+    fmt::print("{:>6} {:>11} {:>9} {:>7} {:>5} {:>9} {:>8} {:>8} {:>8}\n", "time", "scored/s", "consumed", "alerts",
+               "dlq", "in-flight", "p50", "p99", "p99.9");
+    auto started = std::chrono::steady_clock::now();
+    uint64_t last_consumed = 0, alerts_seen = 0;
+    auto last_latency = latency.read();
+    int tick = 0;
+    bool interrupted = false;
+    while (!(interrupted = wait_for_stop(std::chrono::seconds(1)))) {
+      ++tick;
+      auto now_latency = latency.read();
+      auto window = now_latency.minus(last_latency);
+      last_latency = now_latency;
+      uint64_t c = consumed.value();
+      fmt::print("{:>5}s {:>11} {:>9} {:>7} {:>5} {:>9} {:>8} {:>8} {:>8}\n", tick, human(double(c - last_consumed)),
+                 human(double(c)), alerted.value(), dead.value(), in_flight.value(), ms(window.quantile(0.5)),
+                 ms(window.quantile(0.99)), ms(window.quantile(0.999)));
+      last_consumed = c;
+      auto fresh = node.alerts().since(alerts_seen);
+      size_t shown = 0;
+      for (auto it = fresh.rbegin(); it != fresh.rend() && shown < 2; ++it, ++shown) {
+        auto a = nlohmann::json::parse(*it);
+        fmt::print("       ALERT {} score {:.3f} tx {} ({})\n", a["card_id"].get<std::string>(),
+                   a["score"].get<double>(), a["tx_id"].get<std::string>(), a["alert_id"].get<std::string>());
+      }
+      if (fresh.size() > shown)
+        fmt::print("       ... and {} more alerts this second\n", fresh.size() - shown);
+      if (o.duration_s > 0 &&
+          std::chrono::steady_clock::now() - started >= std::chrono::duration<double>(o.duration_s))
+        break;
+    }
+    stop_gen = true;
+    generator.join();
+    fmt::print("\nstopping: draining in-flight records (lag {})\n", lag.value());
+    node.stop();
+    auto total = latency.read();
+    fmt::print("done: generated {}, consumed {}, alerts {}, dead letters {}; latency p50 {} p99 {}\n",
+               generated.written, consumed.value(), alerted.value(), dead.value(), ms(total.quantile(0.5)),
+               ms(total.quantile(0.99)));
+    return ok;
+  } catch (const cluster::config_failure& e) {
+    for (const auto& err : e.errors)
+      fmt::print(stderr, "{}\n", config::format_error("demo", err));
+    return config_error;
+  } catch (const std::exception& e) {
+    spdlog::error("demo: {}", e.what());
+    return unavailable;
+  }
+}
+
+} // namespace inflow::app

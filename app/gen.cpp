@@ -1,0 +1,108 @@
+#include "app/commands.hpp"
+#include "app/common.hpp"
+#include "events/generator.hpp"
+#include "kafka/producer.hpp"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <thread>
+
+namespace inflow::app {
+
+namespace {
+
+class counting_listener : public kafka::delivery_listener {
+public:
+  void on_delivery(uint64_t, rd_kafka_resp_err_t error) override {
+    if (error) {
+      failed.fetch_add(1);
+      if (!warned.exchange(true))
+        spdlog::warn("gen: a record was not written: {}", rd_kafka_err2str(error));
+    }
+  }
+  std::atomic<int64_t> failed{0};
+  std::atomic<bool> warned{false};
+};
+
+int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+    .count();
+}
+
+} // namespace
+
+gen_report generate(const gen_options& o, const std::atomic<bool>& stop,
+                    const std::function<void(const gen_report&, double)>& progress) {
+  kafka::producer producer({{"bootstrap.servers", o.bootstrap}}, {{"client.id", "inflow-gen"}});
+  auto listener = std::make_shared<counting_listener>();
+  events::generator gen(o.seed, o.fraud_rate);
+  const bool msgpack = o.format == "msgpack";
+  gen_report report;
+  using clock = std::chrono::steady_clock;
+  auto start = clock::now(), last_progress = start;
+  for (int64_t i = 0; (o.count == 0 || i < o.count) && !stop.load(std::memory_order_relaxed); ++i) {
+    if (o.rate > 0) {
+      auto due = start + std::chrono::duration_cast<clock::duration>(std::chrono::duration<double>(i / o.rate));
+      if (due > clock::now())
+        std::this_thread::sleep_until(due);
+    }
+    auto sample = gen.next(now_ms());
+    auto value = msgpack ? events::to_msgpack(sample.tx) : events::to_json(sample.tx);
+    producer.produce(o.topic, sample.tx.card_id, value, {{"inflow.label", sample.fraud ? "1" : "0"}}, listener,
+                     static_cast<uint64_t>(i), sample.tx.ts);
+    ++report.written;
+    report.fraud += sample.fraud;
+    if (progress && clock::now() - last_progress >= std::chrono::seconds(1)) {
+      last_progress = clock::now();
+      report.failed = listener->failed.load();
+      progress(report, std::chrono::duration<double>(last_progress - start).count());
+    }
+  }
+  if (!producer.flush(30'000))
+    spdlog::warn("gen: some records were not acknowledged within 30 s");
+  report.failed = listener->failed.load() + rd_kafka_outq_len(producer.raw());
+  return report;
+}
+
+int run_gen(const gen_options& o) {
+  static std::atomic<bool> stop{false};
+  std::thread watcher([] {
+    while (!stop && !wait_for_stop(std::chrono::milliseconds(200))) {
+    }
+    stop = true;
+  });
+  const bool tty = stderr_is_terminal();
+  auto started = std::chrono::steady_clock::now();
+  gen_report report;
+  int code = ok;
+  try {
+    int64_t printed = 0;
+    report = generate(o, stop, [&](const gen_report& r, double elapsed) {
+      auto line = o.count > 0 ? fmt::format("gen: {}/{} records ({:.0f}%), {:.0f}/s, {} fraud", r.written, o.count,
+                                            100.0 * r.written / o.count, r.written / elapsed, r.fraud)
+                              : fmt::format("gen: {} records, {:.0f}/s, {} fraud", r.written, r.written / elapsed, r.fraud);
+      // On a terminal the line updates in place; in logs, one line every 5 s.
+      if (tty)
+        fmt::print(stderr, "\r{}\x1b[K", line);
+      else if (printed++ % 5 == 0)
+        fmt::print(stderr, "{}\n", line);
+    });
+    if (tty)
+      fmt::print(stderr, "\n");
+  } catch (const std::exception& e) {
+    spdlog::error("gen: {}", e.what());
+    code = unavailable;
+  }
+  stop = true;
+  watcher.join();
+  if (code != ok)
+    return code;
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  fmt::print(stderr, "gen: wrote {} records to {} ({} fraud) in {:.1f} s, {:.0f}/s; {} not acknowledged\n",
+             report.written - report.failed, o.topic, report.fraud, secs, report.written / secs, report.failed);
+  return report.failed ? unavailable : ok;
+}
+
+} // namespace inflow::app

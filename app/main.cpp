@@ -1,0 +1,89 @@
+// inflow: real-time model inference on Kafka streams. One binary, subcommands.
+
+#include "app/commands.hpp"
+#include "app/common.hpp"
+
+#include <CLI/CLI.hpp>
+
+int main(int argc, char** argv) {
+  using namespace inflow::app;
+  block_stop_signals();
+  CLI::App app{"Inflow: real-time model inference on Kafka streams"};
+  app.set_version_flag("--version", INFLOW_VERSION);
+  app.require_subcommand(1);
+  std::string log_format = "text", log_level = "info";
+  app.add_option("--log-format", log_format, "text or json (JSON lines)")->check(CLI::IsMember({"text", "json"}));
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
+    ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
+  int code = ok;
+
+  broker_options broker;
+  auto* b = app.add_subcommand("broker",
+                               "Embedded development broker: librdkafka's in-memory mock cluster, for development and "
+                               "tests only. It keeps only about 5 MiB per partition (older records are dropped, like "
+                               "retention); production uses a real Kafka cluster. Prints its bootstrap servers as the "
+                               "first line of standard output, then serves until SIGINT/SIGTERM.");
+  b->add_option("--brokers", broker.brokers, "Number of brokers")->check(CLI::Range(1, 16));
+  b->add_option("--topic", broker.topics, "Create a topic: NAME:PARTITIONS (repeatable)");
+  b->callback([&] { code = run_broker(broker); });
+
+  gen_options gen;
+  auto* g = app.add_subcommand("gen", "Write synthetic card transactions (ground truth in header inflow.label)");
+  g->add_option("--bootstrap", gen.bootstrap, "Kafka bootstrap servers")->required();
+  g->add_option("--topic", gen.topic, "Topic to write to")->capture_default_str();
+  g->add_option("--count", gen.count, "Records to write; 0 writes until Ctrl-C")->capture_default_str()->check(CLI::NonNegativeNumber);
+  g->add_option("--rate", gen.rate, "Records per second; 0 is as fast as possible")->capture_default_str()->check(CLI::NonNegativeNumber);
+  g->add_option("--fraud-rate", gen.fraud_rate, "Share of fraudulent transactions")->capture_default_str()->check(CLI::Range(0.0, 1.0));
+  g->add_option("--seed", gen.seed, "Random seed (same seed, same stream)")->capture_default_str();
+  g->add_option("--format", gen.format, "json or msgpack")->capture_default_str()->check(CLI::IsMember({"json", "msgpack"}));
+  g->callback([&] { code = run_gen(gen); });
+
+  train_cli_options train;
+  auto* t = app.add_subcommand("train", "Train the fraud model (XGBoost) on generated data and report its quality");
+  t->add_option("--out", train.out, "Directory for model.json and model.meta.json")->required();
+  t->add_option("--rows", train.rows, "Generated rows (80% train, 20% held out)")->capture_default_str()->check(CLI::Range(1000, 100'000'000));
+  t->add_option("--seed", train.seed, "Random seed")->capture_default_str();
+  t->add_option("--threshold", train.threshold, "Alert threshold to report precision and recall at")->capture_default_str()
+    ->check(CLI::Range(0.0, 1.0));
+  t->add_option("--rounds", train.rounds, "Boosting rounds")->capture_default_str()->check(CLI::Range(1, 5000));
+  t->callback([&] { code = run_train(train); });
+
+  node_options node;
+  auto* n = app.add_subcommand("node", "Run a node");
+  n->add_option("-c,--config", node.config_path, "YAML config file")->required();
+  n->add_option("--set", node.overrides, "Override a config value: key=value (repeatable)");
+  n->callback([&] { code = run_node(node); });
+
+  node_options validate;
+  bool reference = false;
+  auto* v = app.add_subcommand("validate", "Check a config: prints every error and exits 78, or OK and exits 0");
+  v->add_option("-c,--config", validate.config_path, "YAML config file");
+  v->add_option("--set", validate.overrides, "Override a config value: key=value (repeatable)");
+  v->add_flag("--reference", reference, "Print the reference of every option (markdown)");
+  v->callback([&] {
+    if (validate.config_path.empty() && !reference)
+      throw CLI::RequiredError("--config");
+    code = run_validate(validate, reference);
+  });
+
+  app.add_subcommand("gateways", "List the model gateway providers")->callback([&] { code = run_gateways(); });
+
+  demo_options demo;
+  auto* d = app.add_subcommand("demo", "The whole system on one machine: broker, model, node, generator");
+  d->add_option("--duration", demo.duration_s, "Seconds to run; 0 runs until Ctrl-C")->capture_default_str();
+  d->add_option("--rate", demo.rate, "Transactions per second")->capture_default_str()->check(CLI::PositiveNumber);
+  d->add_option("--partitions", demo.partitions, "Partitions of the transactions topic")->capture_default_str()->check(CLI::Range(1, 256));
+  d->add_option("--model-dir", demo.model_dir, "Where the model is (trained there if missing)")->capture_default_str();
+  d->add_option("--admin", demo.admin, "Admin API and metrics address (port 0: any free port)")->capture_default_str();
+  d->add_option("--fraud-rate", demo.fraud_rate, "Share of fraudulent transactions")->capture_default_str()->check(CLI::Range(0.0, 1.0));
+  d->callback([&] { code = run_demo(demo); });
+
+  app.parse_complete_callback([&] { setup_logging(log_format, log_level); });
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int rc = app.exit(e);
+    return rc == 0 ? ok : usage;
+  }
+  return code;
+}

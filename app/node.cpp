@@ -1,0 +1,78 @@
+#include "app/commands.hpp"
+#include "app/common.hpp"
+#include "cluster/node.hpp"
+#include "gateways/common/registry.hpp"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+namespace inflow::app {
+
+namespace {
+
+void print_errors(const std::string& source, const std::vector<config::config_error>& errors) {
+  for (const auto& e : errors)
+    fmt::print(stderr, "{}\n", config::format_error(source, e));
+  fmt::print(stderr, "{} error(s); see docs/CONFIGURATION.md for every option\n", errors.size());
+}
+
+} // namespace
+
+int run_node(const node_options& o) {
+  auto loaded = config::load_file(o.config_path, o.overrides);
+  if (!loaded.config) {
+    print_errors(o.config_path, loaded.errors);
+    return config_error;
+  }
+  try {
+    cluster::node node(std::move(*loaded.config));
+    node.start();
+    spdlog::info("node running; SIGTERM or Ctrl-C drains in-flight records, commits and exits");
+    while (!wait_for_stop(std::chrono::seconds(1))) {
+    }
+    spdlog::info("stopping: draining in-flight records");
+    node.stop();
+    spdlog::info("stopped cleanly");
+    return ok;
+  } catch (const cluster::config_failure& e) {
+    print_errors(o.config_path, e.errors);
+    return config_error;
+  } catch (const std::exception& e) {
+    spdlog::error("{}", e.what());
+    return unavailable;
+  }
+}
+
+int run_validate(const node_options& o, bool print_reference) {
+  if (print_reference) {
+    fmt::print("{}", config::reference_markdown());
+    return ok;
+  }
+  auto loaded = config::load_file(o.config_path, o.overrides);
+  auto errors = loaded.errors;
+  if (loaded.config) {
+    try {
+      cluster::node check(std::move(*loaded.config)); // loads every model, starts nothing
+    } catch (const cluster::config_failure& e) {
+      errors = e.errors;
+    }
+  }
+  if (!errors.empty()) {
+    print_errors(o.config_path, errors);
+    return config_error;
+  }
+  fmt::print("OK: {}\n", o.config_path);
+  return ok;
+}
+
+int run_gateways() {
+  for (const auto& [name, f] : gateways::registry::instance().all()) {
+    std::string tasks;
+    for (const auto& t : f.tasks)
+      tasks += (tasks.empty() ? "" : ", ") + t;
+    fmt::print("{:<20} {}\n", name, tasks);
+  }
+  return ok;
+}
+
+} // namespace inflow::app

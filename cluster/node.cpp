@@ -1,0 +1,192 @@
+#include "cluster/node.hpp"
+
+#include "actors/messages.hpp"
+#include "actors/partition_actor.hpp"
+#include "actors/probes.hpp"
+#include "actors/source.hpp"
+#include "admin/http_server.hpp"
+#include "gateways/common/registry.hpp"
+#include "kafka/producer.hpp"
+
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include <map>
+
+namespace inflow::cluster {
+
+namespace {
+
+caf::actor_system_config& actor_config(caf::actor_system_config& cfg) {
+  // CAF's own config file is never read: unknown keys there are ignored silently.
+  cfg.set("logger.verbosity", caf::atom("quiet"));
+  return cfg;
+}
+
+} // namespace
+
+struct node::impl {
+  config::node_file cfg;
+  metrics::registry registry;
+  actors::recent_alerts alerts;
+  std::map<std::string, gateways::prepared_model> models;
+  caf::actor_system_config caf_cfg;
+  std::unique_ptr<caf::actor_system> system;
+  std::map<std::string, caf::actor> gateways;
+  std::unique_ptr<kafka::producer> producer;
+  struct pipeline {
+    std::unique_ptr<actors::pipeline_probe> probe;
+    std::shared_ptr<const actors::pipeline_context> context;
+    std::unique_ptr<actors::source> source;
+  };
+  std::map<std::string, pipeline> pipelines;
+  std::unique_ptr<admin::http_server> admin;
+  bool stopped = false;
+
+  admin::response serve(const std::string& method, const std::string& target);
+};
+
+node::node(config::node_file cfg) : impl_(new impl) {
+  impl_->cfg = std::move(cfg);
+  auto errors = gateways::prepare_models(impl_->cfg, impl_->registry, impl_->models);
+  for (const auto& [name, p] : impl_->cfg.pipelines) {
+    auto it = impl_->models.find(p.model);
+    if (it == impl_->models.end())
+      continue;
+    try {
+      events::feature_map check(it->second.info.input);
+    } catch (const std::invalid_argument& e) {
+      errors.push_back({"models." + p.model + ".input", 0, e.what()});
+    }
+  }
+  if (!errors.empty())
+    throw config_failure(std::move(errors));
+}
+
+node::~node() {
+  stop();
+}
+
+void node::start() {
+  auto& d = *impl_;
+  d.system = std::make_unique<caf::actor_system>(actor_config(d.caf_cfg));
+  for (auto& [name, model] : d.models)
+    d.gateways[name] = model.spawn(*d.system);
+  d.producer = std::make_unique<kafka::producer>(d.cfg.kafka, kafka::properties{{"client.id", "inflow-sink"}});
+  for (const auto& [name, pcfg] : d.cfg.pipelines) {
+    auto& p = d.pipelines[name];
+    p.probe = std::make_unique<actors::pipeline_probe>(d.registry, name);
+    const auto& model = d.models.at(pcfg.model);
+    p.context = std::make_shared<const actors::pipeline_context>(actors::pipeline_context{
+      pcfg, events::feature_map(model.info.input), model.info, *d.producer, *p.probe, d.alerts});
+    actors::source_options options{name, pcfg.source.topic, d.cfg.kafka, pcfg.max_in_flight,
+                                   pcfg.commit_interval_ms, d.cfg.node.drain_timeout_ms};
+    auto gateway = d.gateways.at(pcfg.model);
+    auto context = p.context;
+    auto* system = d.system.get();
+    p.source = std::make_unique<actors::source>(
+      options,
+      [system, context, gateway](std::shared_ptr<actors::partition_shared> shared) {
+        return actors::spawn_partition_actor(*system, context, gateway, std::move(shared));
+      },
+      *p.probe);
+    p.source->start();
+    spdlog::info("pipeline {}: {} -> model {} ({}) -> alerts {} / dead letters {}", name, pcfg.source.topic,
+                 pcfg.model, model.info.version, pcfg.alert.topic, pcfg.dead_letter_topic);
+  }
+  d.admin = std::make_unique<admin::http_server>(
+    d.cfg.node.admin.host, d.cfg.node.admin.port,
+    [this](const std::string& method, const std::string& target) {
+      if (target == "/api/status")
+        return admin::response{200, "application/json", status_json()};
+      return impl_->serve(method, target);
+    });
+  spdlog::info("admin API on http://{}:{}/ (metrics at /metrics)", d.cfg.node.admin.host, d.admin->port());
+}
+
+void node::stop() {
+  auto& d = *impl_;
+  if (d.stopped || !d.system)
+    return;
+  d.stopped = true;
+  for (auto& [name, p] : d.pipelines)
+    p.source->stop(); // drains and commits
+  d.pipelines.clear();
+  if (d.producer && !d.producer->flush(10'000))
+    spdlog::warn("some alerts or dead letters were not acknowledged before shutdown");
+  d.producer.reset();
+  for (auto& [name, g] : d.gateways)
+    caf::anon_send_exit(g, caf::exit_reason::user_shutdown);
+  d.gateways.clear();
+  d.admin.reset();
+  d.system.reset();
+}
+
+bool node::ready() const {
+  for (const auto& [name, p] : impl_->pipelines)
+    if (!p.source->joined())
+      return false;
+  return impl_->system != nullptr && !impl_->stopped;
+}
+
+uint16_t node::admin_port() const {
+  return impl_->admin ? impl_->admin->port() : 0;
+}
+
+metrics::registry& node::metrics() {
+  return impl_->registry;
+}
+
+actors::recent_alerts& node::alerts() {
+  return impl_->alerts;
+}
+
+std::string node::status_json() const {
+  const auto& d = *impl_;
+  nlohmann::json j;
+  j["node"] = {{"name", d.cfg.node.name}, {"roles", d.cfg.node.roles}, {"version", INFLOW_VERSION},
+               {"ready", ready()}};
+  for (const auto& [name, p] : d.pipelines) {
+    nlohmann::json parts = nlohmann::json::object();
+    for (auto [partition, in_flight] : p.source->partitions())
+      parts[std::to_string(partition)] = {{"in_flight", in_flight}};
+    j["pipelines"][name] = {{"topic", p.context->config.source.topic},
+                            {"model", p.context->model.name},
+                            {"model_version", p.context->model.version},
+                            {"consumed", p.probe->consumed.value()},
+                            {"alerted", p.probe->alerted.value()},
+                            {"dead_lettered", p.probe->dead_lettered.value()},
+                            {"no_alert", p.probe->no_alert.value()},
+                            {"in_flight", p.probe->in_flight.value()},
+                            {"lag", p.probe->lag.value()},
+                            {"partitions", parts}};
+  }
+  for (const auto& [name, m] : d.models)
+    j["gateways"][name] = {{"provider", d.cfg.models.at(name).provider}, {"version", m.info.version}};
+  uint64_t seen = 0;
+  auto recent = d.alerts.since(seen);
+  j["recent_alerts"] = nlohmann::json::array();
+  for (const auto& a : recent)
+    j["recent_alerts"].push_back(nlohmann::json::parse(a));
+  return j.dump();
+}
+
+admin::response node::impl::serve(const std::string& method, const std::string& target) {
+  if (method != "GET" && method != "HEAD")
+    return {405, "text/plain; charset=utf-8", "method not allowed\n"};
+  auto path = target.substr(0, target.find('?'));
+  if (path == "/livez")
+    return {200, "text/plain; charset=utf-8", "ok\n"};
+  if (path == "/readyz") {
+    bool ok = true;
+    for (const auto& [name, p] : pipelines)
+      ok = ok && p.source->joined();
+    return ok ? admin::response{200, "text/plain; charset=utf-8", "ready\n"}
+              : admin::response{503, "text/plain; charset=utf-8", "waiting for the consumer group\n"};
+  }
+  if (path == "/metrics")
+    return {200, "text/plain; version=0.0.4; charset=utf-8", registry.render()};
+  return {404, "text/plain; charset=utf-8", "not found; try /livez, /readyz, /metrics, /api/status\n"};
+}
+
+} // namespace inflow::cluster

@@ -1,0 +1,487 @@
+#include "config/config.hpp"
+
+#include <fmt/format.h>
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cstdlib>
+#include <fstream>
+#include <functional>
+#include <set>
+#include <sstream>
+
+namespace inflow::config {
+
+const std::vector<option>& options() {
+  static const std::vector<option> table{
+    {"node", "name", "string", "node-1", "Name of this node in logs and metrics."},
+    {"node", "roles", "list", "[ingest, gateway, sink]", "What this node runs: any of ingest, gateway, sink."},
+    {"node", "admin", "host:port", "127.0.0.1:9464",
+     "Admin HTTP (/livez, /readyz, /metrics, /api/status). Port 0 picks a free port."},
+    {"node", "drain_timeout_ms", "integer", "10000",
+     "On shutdown or revoke, how long in-flight records may take to finish before they are abandoned "
+     "(and replayed by the next owner)."},
+    {"models.*", "task", "string", nullptr, "classification or regression."},
+    {"models.*", "provider", "string", nullptr, "Gateway provider; `inflow gateways` lists them."},
+    {"models.*", "path", "string", nullptr, "Model file (embedded providers), relative to the working directory."},
+    {"models.*", "version", "string", "", "Version reported in alerts; empty takes it from the model's metadata."},
+    {"models.*", "input", "list", "[]",
+     "Feature expressions (`field`, `field == value`, `a / b`); empty takes them from the model's metadata."},
+    {"models.*", "threads", "integer", "1", "Threads the model may use for one batch."},
+    {"models.*.batch", "max_batch", "integer", "256", "Most rows in one model call."},
+    {"models.*.batch", "max_linger_ms", "integer", "5", "Longest a row waits for its batch to fill."},
+    {"pipelines.*", "model", "string", nullptr, "Name of the model under `models:` that scores the records."},
+    {"pipelines.*", "dead_letter_topic", "string", nullptr,
+     "Where records that cannot be scored go, unchanged, with `__connect.errors.*` headers."},
+    {"pipelines.*", "max_in_flight", "integer", "2000",
+     "Records per partition between consumption and a final outcome; when reached, the partition pauses."},
+    {"pipelines.*", "commit_interval_ms", "integer", "500", "How often finished offsets are committed."},
+    {"pipelines.*.source", "topic", "string", nullptr, "Input topic."},
+    {"pipelines.*.source", "format", "string", "json", "Record value format: json or msgpack."},
+    {"pipelines.*.source", "max_record_bytes", "integer", "65536", "Larger records go to the dead-letter topic."},
+    {"pipelines.*.source", "max_depth", "integer", "32", "Deeper nesting goes to the dead-letter topic."},
+    {"pipelines.*.alert", "when", "string", nullptr, "Alert rule on the model's score, e.g. `score >= 0.9`."},
+    {"pipelines.*.alert", "topic", "string", nullptr, "Topic the alerts are written to (JSON, key = card id)."},
+  };
+  return table;
+}
+
+std::string reference_markdown() {
+  std::string out = "| key | type | default | description |\n|---|---|---|---|\n";
+  out += "| `kafka.<property>` | string | | Any librdkafka property, passed through verbatim. |\n";
+  for (const auto& o : options())
+    out += fmt::format("| `{}.{}` | {} | {} | {} |\n", o.section, o.key, o.type,
+                       o.default_value ? fmt::format("`{}`", o.default_value) : "required", o.description);
+  return out;
+}
+
+bool is_secret_key(const std::string& key) {
+  for (const char* word : {"password", "secret", "key", "token", "credential"})
+    if (key.find(word) != std::string::npos)
+      return true;
+  return false;
+}
+
+std::string format_error(const std::string& source, const config_error& e) {
+  if (e.line > 0)
+    return fmt::format("{}:{}: {}: {}", source, e.line, e.path, e.message);
+  return fmt::format("{}: {}: {}", source, e.path, e.message);
+}
+
+bool alert_rule::matches(double score) const {
+  switch (op) {
+    case comparison::greater_equal: return score >= threshold;
+    case comparison::greater: return score > threshold;
+    case comparison::less_equal: return score <= threshold;
+    case comparison::less: return score < threshold;
+  }
+  return false;
+}
+
+namespace {
+
+int line_of(const YAML::Node& n) {
+  return n.Mark().is_null() ? 0 : n.Mark().line + 1;
+}
+
+/// Reads one YAML map against the options declared for its section,
+/// collecting every error instead of stopping at the first.
+class section_reader {
+public:
+  section_reader(const YAML::Node& node, std::string path, std::string section,
+                 std::vector<config_error>& errors)
+    : node_(node), path_(std::move(path)), section_(std::move(section)), errors_(errors) {
+    if (node_ && !node_.IsMap()) {
+      error(node_, path_, "expected a map");
+      node_ = YAML::Node();
+    }
+    if (!node_)
+      return;
+    for (auto it = node_.begin(); it != node_.end(); ++it) {
+      auto key = it->first.as<std::string>();
+      if (!declared(key) && !is_subsection(key))
+        error(it->first, join(key), fmt::format("unknown key '{}'{}", key, suggestion()));
+    }
+  }
+
+  std::string join(const std::string& key) const { return path_.empty() ? key : path_ + "." + key; }
+  YAML::Node child(const std::string& key) const { return node_ ? node_[key] : YAML::Node(); }
+  const YAML::Node& node() const { return node_; }
+  std::vector<config_error>& errors() const { return errors_; }
+
+  void error(const YAML::Node& at, const std::string& path, std::string message) {
+    errors_.push_back({path, at ? line_of(at) : line_of(node_), std::move(message)});
+  }
+
+  /// The value as written (interpolated), or the declared default; nullopt if
+  /// required and absent (an error is recorded).
+  std::optional<std::pair<std::string, YAML::Node>> scalar(const std::string& key) {
+    const option& opt = declaration(key);
+    YAML::Node value = child(key);
+    if (!value || value.IsNull()) {
+      if (!opt.default_value) {
+        error(node_, join(key), "required key is missing");
+        return std::nullopt;
+      }
+      return std::pair{std::string(opt.default_value), YAML::Load(opt.default_value)};
+    }
+    if (!value.IsScalar()) {
+      error(value, join(key), fmt::format("expected a {}", opt.type));
+      return std::nullopt;
+    }
+    auto text = interpolate(value.Scalar(), value, join(key));
+    if (!text)
+      return std::nullopt;
+    return std::pair{*text, value};
+  }
+
+  std::string get_string(const std::string& key) {
+    auto v = scalar(key);
+    return v ? v->first : std::string();
+  }
+
+  int64_t get_int(const std::string& key, int64_t min, int64_t max) {
+    auto v = scalar(key);
+    if (!v)
+      return min;
+    int64_t out = 0;
+    const auto& s = v->first;
+    auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+    if (ec != std::errc{} || end != s.data() + s.size()) {
+      error(v->second, join(key), fmt::format("expected an integer, got '{}'", s));
+      return min;
+    }
+    if (out < min || out > max) {
+      error(v->second, join(key), fmt::format("must be between {} and {}, got {}", min, max, out));
+      return min;
+    }
+    return out;
+  }
+
+  std::vector<std::string> get_list(const std::string& key) {
+    const option& opt = declaration(key);
+    YAML::Node value = child(key);
+    if (!value || value.IsNull())
+      value = YAML::Load(opt.default_value ? opt.default_value : "[]");
+    std::vector<std::string> out;
+    if (!value.IsSequence()) {
+      error(value, join(key), "expected a list");
+      return out;
+    }
+    for (size_t i = 0; i < value.size(); ++i) {
+      auto item_path = fmt::format("{}[{}]", join(key), i);
+      if (!value[i].IsScalar()) {
+        error(value[i], item_path, "expected a string");
+        continue;
+      }
+      if (auto text = interpolate(value[i].Scalar(), value[i], item_path))
+        out.push_back(*text);
+    }
+    return out;
+  }
+
+  /// `${VAR}` and `${VAR:default}`; an unset variable without default is an error.
+  std::optional<std::string> interpolate(const std::string& in, const YAML::Node& at, const std::string& path) {
+    std::string out;
+    size_t pos = 0;
+    while (true) {
+      auto start = in.find("${", pos);
+      if (start == std::string::npos)
+        break;
+      auto end = in.find('}', start);
+      if (end == std::string::npos) {
+        error(at, path, "unterminated ${ in value");
+        return std::nullopt;
+      }
+      out.append(in, pos, start - pos);
+      std::string expr = in.substr(start + 2, end - start - 2);
+      auto colon = expr.find(':');
+      std::string name = expr.substr(0, colon);
+      if (const char* env = std::getenv(name.c_str())) {
+        out += env;
+      } else if (colon != std::string::npos) {
+        out += expr.substr(colon + 1);
+      } else {
+        error(at, path, fmt::format("environment variable {} is not set and has no default (write ${{{}:default}})",
+                                    name, name));
+        return std::nullopt;
+      }
+      pos = end + 1;
+    }
+    out.append(in, pos);
+    return out;
+  }
+
+private:
+  bool declared(const std::string& key) const {
+    return std::any_of(options().begin(), options().end(),
+                       [&](const option& o) { return section_ == o.section && key == o.key; });
+  }
+  bool is_subsection(const std::string& key) const {
+    auto sub = section_ + "." + key;
+    return std::any_of(options().begin(), options().end(), [&](const option& o) { return sub == o.section; });
+  }
+  const option& declaration(const std::string& key) const {
+    for (const auto& o : options())
+      if (section_ == o.section && key == o.key)
+        return o;
+    throw std::logic_error("option not declared: " + section_ + "." + key);
+  }
+  std::string suggestion() const {
+    std::string keys;
+    for (const auto& o : options())
+      if (section_ == o.section)
+        keys += (keys.empty() ? "" : ", ") + std::string(o.key);
+    return keys.empty() ? "" : fmt::format(" (expected one of: {})", keys);
+  }
+
+  YAML::Node node_;
+  std::string path_;
+  std::string section_;
+  std::vector<config_error>& errors_;
+};
+
+std::optional<host_port> parse_host_port(const std::string& s) {
+  auto colon = s.rfind(':');
+  if (colon == std::string::npos || colon == 0)
+    return std::nullopt;
+  int port = -1;
+  auto [end, ec] = std::from_chars(s.data() + colon + 1, s.data() + s.size(), port);
+  if (ec != std::errc{} || end != s.data() + s.size() || port < 0 || port > 65535)
+    return std::nullopt;
+  return host_port{s.substr(0, colon), static_cast<uint16_t>(port)};
+}
+
+std::optional<alert_rule> parse_alert_rule(const std::string& text) {
+  std::istringstream in(text);
+  std::string subject, op, number;
+  in >> subject >> op >> number;
+  std::string rest;
+  if (subject != "score" || number.empty() || (in >> rest))
+    return std::nullopt;
+  alert_rule rule;
+  if (op == ">=")
+    rule.op = alert_rule::comparison::greater_equal;
+  else if (op == ">")
+    rule.op = alert_rule::comparison::greater;
+  else if (op == "<=")
+    rule.op = alert_rule::comparison::less_equal;
+  else if (op == "<")
+    rule.op = alert_rule::comparison::less;
+  else
+    return std::nullopt;
+  auto [end, ec] = std::from_chars(number.data(), number.data() + number.size(), rule.threshold);
+  if (ec != std::errc{} || end != number.data() + number.size())
+    return std::nullopt;
+  return rule;
+}
+
+void read_node(section_reader r, node_config& out) {
+  out.name = r.get_string("name");
+  out.roles = r.get_list("roles");
+  for (size_t i = 0; i < out.roles.size(); ++i)
+    if (out.roles[i] != "ingest" && out.roles[i] != "gateway" && out.roles[i] != "sink")
+      r.error(r.child("roles"), fmt::format("node.roles[{}]", i),
+              fmt::format("unknown role '{}' (expected ingest, gateway or sink)", out.roles[i]));
+  if (auto admin = r.scalar("admin")) {
+    if (auto hp = parse_host_port(admin->first))
+      out.admin = *hp;
+    else
+      r.error(admin->second, "node.admin", fmt::format("expected host:port, got '{}'", admin->first));
+  }
+  out.drain_timeout_ms = r.get_int("drain_timeout_ms", 0, 3'600'000);
+}
+
+void read_model(section_reader r, const std::string& name, model_config& out) {
+  out.name = name;
+  out.task = r.get_string("task");
+  if (!out.task.empty() && out.task != "classification" && out.task != "regression")
+    r.error(r.child("task"), r.join("task"),
+            fmt::format("unknown task '{}' (expected classification or regression)", out.task));
+  out.provider = r.get_string("provider");
+  out.path = r.get_string("path");
+  out.version = r.get_string("version");
+  out.input = r.get_list("input");
+  out.threads = r.get_int("threads", 1, 256);
+  section_reader batch(r.child("batch"), r.join("batch"), "models.*.batch", r.errors());
+  out.batch.max_batch = batch.get_int("max_batch", 1, 1'000'000);
+  out.batch.max_linger_ms = batch.get_int("max_linger_ms", 0, 60'000);
+}
+
+void read_pipeline(section_reader r, const std::string& name, const std::map<std::string, model_config>& models,
+                   pipeline_config& out, std::vector<config_error>& errors) {
+  out.name = name;
+  out.model = r.get_string("model");
+  if (!out.model.empty() && !models.count(out.model))
+    r.error(r.child("model"), r.join("model"), fmt::format("no model named '{}' under models:", out.model));
+  out.dead_letter_topic = r.get_string("dead_letter_topic");
+  out.max_in_flight = r.get_int("max_in_flight", 1, 10'000'000);
+  out.commit_interval_ms = r.get_int("commit_interval_ms", 10, 3'600'000);
+
+  section_reader source(r.child("source"), r.join("source"), "pipelines.*.source", errors);
+  if (!r.child("source"))
+    r.error(r.node(), r.join("source"), "required key is missing");
+  out.source.topic = source.get_string("topic");
+  if (auto format = source.scalar("format")) {
+    if (auto f = events::parse_wire_format(format->first))
+      out.source.format = *f;
+    else
+      source.error(format->second, source.join("format"),
+                   fmt::format("unknown format '{}' (expected json or msgpack)", format->first));
+  }
+  out.source.limits.max_record_bytes =
+    static_cast<size_t>(source.get_int("max_record_bytes", 16, 64 * 1024 * 1024));
+  out.source.limits.max_depth = static_cast<size_t>(source.get_int("max_depth", 1, 1024));
+
+  section_reader alert(r.child("alert"), r.join("alert"), "pipelines.*.alert", errors);
+  if (!r.child("alert"))
+    r.error(r.node(), r.join("alert"), "required key is missing");
+  if (auto when = alert.scalar("when")) {
+    if (auto rule = parse_alert_rule(when->first))
+      out.alert = *rule;
+    else
+      alert.error(when->second, alert.join("when"),
+                  fmt::format("expected `score <op> <number>` with op one of >=, >, <=, <; got '{}'", when->first));
+  }
+  out.alert.topic = alert.get_string("topic");
+}
+
+} // namespace
+
+namespace {
+
+/// Applies one `--set a.b.c=value`. Under `kafka`, the rest of the path is the
+/// librdkafka property name itself (it contains dots).
+void apply_override(YAML::Node root, const std::string& assignment, std::vector<config_error>& errors) {
+  auto eq = assignment.find('=');
+  if (eq == std::string::npos || eq == 0) {
+    errors.push_back({assignment, 0, "--set expects key=value"});
+    return;
+  }
+  std::string path = assignment.substr(0, eq);
+  YAML::Node value;
+  try {
+    value = YAML::Load(assignment.substr(eq + 1));
+  } catch (const YAML::Exception& e) {
+    errors.push_back({path, 0, fmt::format("--set value is not valid YAML: {}", e.msg)});
+    return;
+  }
+  std::vector<std::string> parts;
+  size_t start = 0;
+  while (true) {
+    auto dot = path.find('.', start);
+    if (!parts.empty() && parts.front() == "kafka") {
+      parts.push_back(path.substr(start));
+      break;
+    }
+    parts.push_back(path.substr(start, dot - start));
+    if (dot == std::string::npos)
+      break;
+    start = dot + 1;
+  }
+  // yaml-cpp nodes are handles: walking by assignment would rebind, so recurse.
+  std::function<void(YAML::Node, size_t)> set = [&](YAML::Node node, size_t i) {
+    if (i + 1 == parts.size()) {
+      node[parts[i]] = value;
+      return;
+    }
+    if (!node[parts[i]] || !node[parts[i]].IsMap())
+      node[parts[i]] = YAML::Node(YAML::NodeType::Map);
+    set(node[parts[i]], i + 1);
+  };
+  set(root, 0);
+}
+
+} // namespace
+
+load_result load_text(const std::string& yaml, const std::vector<std::string>& overrides) {
+  load_result result;
+  auto& errors = result.errors;
+  YAML::Node root;
+  try {
+    root = YAML::Load(yaml);
+  } catch (const YAML::Exception& e) {
+    errors.push_back({"(document)", e.mark.is_null() ? 0 : e.mark.line + 1, e.msg});
+    return result;
+  }
+  if (root.IsNull())
+    root = YAML::Node(YAML::NodeType::Map);
+  if (!root.IsMap()) {
+    errors.push_back({"(document)", line_of(root), "expected a map at the top level"});
+    return result;
+  }
+  for (const auto& o : overrides)
+    apply_override(root, o, errors);
+
+  for (auto it = root.begin(); it != root.end(); ++it) {
+    auto key = it->first.as<std::string>();
+    if (key != "node" && key != "kafka" && key != "models" && key != "pipelines")
+      errors.push_back({key, line_of(it->first),
+                        fmt::format("unknown key '{}' (expected one of: node, kafka, models, pipelines)", key)});
+  }
+
+  node_file out;
+  read_node(section_reader(root["node"], "node", "node", errors), out.node);
+
+  section_reader kafka_reader(YAML::Node(), "kafka", "kafka", errors);
+  if (auto kafka = root["kafka"]) {
+    if (!kafka.IsMap()) {
+      errors.push_back({"kafka", line_of(kafka), "expected a map of librdkafka properties"});
+    } else {
+      for (auto it = kafka.begin(); it != kafka.end(); ++it) {
+        auto key = it->first.as<std::string>();
+        if (!it->second.IsScalar()) {
+          errors.push_back({"kafka." + key, line_of(it->second), "expected a string"});
+          continue;
+        }
+        if (auto v = kafka_reader.interpolate(it->second.Scalar(), it->second, "kafka." + key))
+          out.kafka.emplace_back(key, *v);
+      }
+    }
+  }
+  if (std::none_of(out.kafka.begin(), out.kafka.end(), [](auto& kv) { return kv.first == "bootstrap.servers"; }))
+    errors.push_back({"kafka.bootstrap.servers", line_of(root["kafka"]), "required key is missing"});
+  if (std::none_of(out.kafka.begin(), out.kafka.end(), [](auto& kv) { return kv.first == "group.id"; }))
+    errors.push_back({"kafka.group.id", line_of(root["kafka"]), "required key is missing"});
+
+  auto named_entries = [&](const char* section, auto&& read) {
+    YAML::Node entries = root[section];
+    if (!entries)
+      return;
+    if (!entries.IsMap()) {
+      errors.push_back({section, line_of(entries), "expected a map of named entries"});
+      return;
+    }
+    for (auto it = entries.begin(); it != entries.end(); ++it) {
+      auto name = it->first.as<std::string>();
+      read(section_reader(it->second, fmt::format("{}.{}", section, name), fmt::format("{}.*", section), errors),
+           name);
+    }
+  };
+  named_entries("models", [&](section_reader r, const std::string& name) { read_model(r, name, out.models[name]); });
+  named_entries("pipelines", [&](section_reader r, const std::string& name) {
+    read_pipeline(r, name, out.models, out.pipelines[name], errors);
+  });
+  if (out.pipelines.empty() && std::find(out.node.roles.begin(), out.node.roles.end(), "ingest") != out.node.roles.end())
+    errors.push_back({"pipelines", 0, "an ingest node needs at least one pipeline"});
+
+  std::stable_sort(errors.begin(), errors.end(), [](auto& a, auto& b) { return a.line < b.line; });
+  if (errors.empty())
+    result.config = std::move(out);
+  return result;
+}
+
+load_result load_file(const std::string& path, const std::vector<std::string>& overrides) {
+  std::ifstream in(path);
+  if (!in) {
+    load_result r;
+    r.errors.push_back({"(file)", 0, fmt::format("cannot read {}", path)});
+    return r;
+  }
+  std::stringstream text;
+  text << in.rdbuf();
+  return load_text(text.str(), overrides);
+}
+
+} // namespace inflow::config

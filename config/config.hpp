@@ -1,0 +1,114 @@
+#pragma once
+// The node configuration: YAML, checked completely before anything starts.
+// Every option is declared once in `options()` (config.cpp): key, type,
+// default and description. Reading, unknown-key errors and the reference in
+// docs/CONFIGURATION.md all come from that table.
+
+#include "events/decoder.hpp"
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace inflow::config {
+
+struct host_port {
+  std::string host;
+  uint16_t port = 0;
+  std::string to_string() const { return host + ":" + std::to_string(port); }
+};
+
+struct node_config {
+  std::string name;
+  std::vector<std::string> roles;
+  host_port admin;
+  int64_t drain_timeout_ms = 0;
+};
+
+struct batch_config {
+  int64_t max_batch = 0;
+  int64_t max_linger_ms = 0;
+};
+
+struct model_config {
+  std::string name;
+  std::string task;
+  std::string provider;
+  std::string path;
+  std::string version; ///< empty: taken from the model's metadata
+  std::vector<std::string> input; ///< empty: taken from the model's metadata
+  batch_config batch;
+  int64_t threads = 1;
+  int64_t max_queue = 0;
+};
+
+/// `score >= 0.9`: the comparison that turns a score into an alert.
+struct alert_rule {
+  enum class comparison { greater_equal, greater, less_equal, less };
+  comparison op = comparison::greater_equal;
+  double threshold = 0;
+  std::string topic;
+  bool matches(double score) const;
+};
+
+struct source_config {
+  std::string topic;
+  events::wire_format format = events::wire_format::json;
+  events::decoder_limits limits;
+};
+
+struct pipeline_config {
+  std::string name;
+  source_config source;
+  std::string model;
+  alert_rule alert;
+  std::string dead_letter_topic;
+  int64_t max_in_flight = 0;
+  int64_t commit_interval_ms = 0;
+};
+
+struct node_file {
+  node_config node;
+  std::vector<std::pair<std::string, std::string>> kafka; ///< librdkafka properties, verbatim
+  std::map<std::string, model_config> models;
+  std::map<std::string, pipeline_config> pipelines;
+};
+
+struct config_error {
+  std::string path; ///< e.g. models.fraud.batch.max_batch
+  int line = 0;     ///< 1-based; 0 when the error has no place in the file
+  std::string message;
+};
+
+/// `source:line: path: message`, the form every config error is printed in.
+std::string format_error(const std::string& source, const config_error& e);
+
+struct load_result {
+  std::optional<node_file> config; ///< set only when errors is empty
+  std::vector<config_error> errors;
+};
+
+/// `overrides` are `--set key=value` strings: dotted paths, value in YAML.
+load_result load_text(const std::string& yaml, const std::vector<std::string>& overrides = {});
+load_result load_file(const std::string& path, const std::vector<std::string>& overrides = {});
+
+struct option {
+  const char* section; ///< `models.*.batch`: `*` is any entry name
+  const char* key;
+  const char* type;
+  const char* default_value; ///< nullptr: required
+  const char* description;
+};
+const std::vector<option>& options();
+
+/// The markdown reference of every option, as docs/CONFIGURATION.md holds it.
+std::string reference_markdown();
+
+/// Secrets never leave the process: librdkafka properties whose names hold
+/// one of these words print as `***`.
+bool is_secret_key(const std::string& key);
+
+} // namespace inflow::config

@@ -1,0 +1,141 @@
+#include "events/decoder.hpp"
+
+#include <fmt/format.h>
+#include <msgpack.hpp>
+#include <simdjson.h>
+
+namespace inflow::events {
+
+std::string_view to_string(record_error e) {
+  switch (e) {
+    case record_error::empty: return "inflow.errors.empty";
+    case record_error::oversized: return "inflow.errors.oversized";
+    case record_error::invalid_json: return "inflow.errors.invalid_json";
+    case record_error::invalid_msgpack: return "inflow.errors.invalid_msgpack";
+    case record_error::too_deep: return "inflow.errors.too_deep";
+    case record_error::not_an_object: return "inflow.errors.not_an_object";
+    case record_error::missing_field: return "inflow.errors.missing_field";
+    case record_error::wrong_type: return "inflow.errors.wrong_type";
+    case record_error::model_failed: return "inflow.errors.model_failed";
+  }
+  return "inflow.errors.unknown";
+}
+
+std::optional<wire_format> parse_wire_format(std::string_view name) {
+  if (name == "json")
+    return wire_format::json;
+  if (name == "msgpack")
+    return wire_format::msgpack;
+  return std::nullopt;
+}
+
+struct decoder::json_parser {
+  simdjson::dom::parser parser;
+};
+
+decoder::decoder(wire_format format, std::vector<std::string> fields, decoder_limits limits)
+  : format_(format), fields_(std::move(fields)), limits_(limits) {
+  if (format_ == wire_format::json) {
+    json_ = std::make_unique<json_parser>();
+    // Capacity bounds the document size; depth bounds nesting (poison records).
+    if (json_->parser.allocate(limits_.max_record_bytes, limits_.max_depth) != simdjson::SUCCESS)
+      throw std::runtime_error("cannot allocate the JSON parser");
+  }
+}
+
+decoder::~decoder() = default;
+decoder::decoder(decoder&&) noexcept = default;
+
+int decoder::index_of(std::string_view key) const {
+  for (size_t i = 0; i < fields_.size(); ++i)
+    if (fields_[i] == key)
+      return static_cast<int>(i);
+  return -1;
+}
+
+std::optional<decode_failure> decoder::decode(std::string_view bytes, std::vector<field_value>& values) {
+  values.assign(fields_.size(), std::monostate{});
+  if (bytes.empty())
+    return decode_failure{record_error::empty, "empty record"};
+  if (bytes.size() > limits_.max_record_bytes)
+    return decode_failure{record_error::oversized,
+                          fmt::format("record of {} bytes exceeds max_record_bytes {}", bytes.size(),
+                                      limits_.max_record_bytes)};
+  return format_ == wire_format::json ? decode_json(bytes, values) : decode_msgpack(bytes, values);
+}
+
+std::optional<decode_failure> decoder::decode_json(std::string_view bytes, std::vector<field_value>& values) {
+  simdjson::dom::element doc;
+  auto err = json_->parser.parse(bytes.data(), bytes.size(), true).get(doc);
+  if (err == simdjson::DEPTH_ERROR)
+    return decode_failure{record_error::too_deep,
+                          fmt::format("JSON nested deeper than {} levels", limits_.max_depth)};
+  if (err)
+    return decode_failure{record_error::invalid_json, fmt::format("invalid JSON: {}", simdjson::error_message(err))};
+  simdjson::dom::object object;
+  if (doc.get_object().get(object))
+    return decode_failure{record_error::not_an_object, "top-level JSON value is not an object"};
+  for (auto [key, value] : object) {
+    int i = index_of(key);
+    if (i < 0)
+      continue;
+    auto& out = values[static_cast<size_t>(i)];
+    switch (value.type()) {
+      case simdjson::dom::element_type::INT64: out = static_cast<double>(int64_t(value)); break;
+      case simdjson::dom::element_type::UINT64: out = static_cast<double>(uint64_t(value)); break;
+      case simdjson::dom::element_type::DOUBLE: out = double(value); break;
+      case simdjson::dom::element_type::BOOL: out = bool(value); break;
+      case simdjson::dom::element_type::STRING: out = std::string(std::string_view(value)); break;
+      case simdjson::dom::element_type::NULL_VALUE: out = std::monostate{}; break;
+      case simdjson::dom::element_type::ARRAY: out = other_value{"array"}; break;
+      case simdjson::dom::element_type::OBJECT: out = other_value{"object"}; break;
+    }
+  }
+  return std::nullopt;
+}
+
+std::optional<decode_failure> decoder::decode_msgpack(std::string_view bytes, std::vector<field_value>& values) {
+  msgpack::object_handle handle;
+  size_t offset = 0;
+  const size_t cap = limits_.max_record_bytes;
+  try {
+    msgpack::unpack(handle, bytes.data(), bytes.size(), offset, nullptr, nullptr,
+                    msgpack::unpack_limit(cap, cap, cap, cap, cap, limits_.max_depth));
+  } catch (const msgpack::depth_size_overflow&) {
+    return decode_failure{record_error::too_deep,
+                          fmt::format("msgpack nested deeper than {} levels", limits_.max_depth)};
+  } catch (const std::exception& e) {
+    return decode_failure{record_error::invalid_msgpack, fmt::format("invalid msgpack: {}", e.what())};
+  }
+  if (offset != bytes.size())
+    return decode_failure{record_error::invalid_msgpack,
+                          fmt::format("invalid msgpack: {} trailing bytes", bytes.size() - offset)};
+  const msgpack::object& root = handle.get();
+  if (root.type != msgpack::type::MAP)
+    return decode_failure{record_error::not_an_object, "top-level msgpack value is not a map"};
+  for (const auto& kv : root.via.map) {
+    if (kv.key.type != msgpack::type::STR)
+      continue;
+    int i = index_of({kv.key.via.str.ptr, kv.key.via.str.size});
+    if (i < 0)
+      continue;
+    auto& out = values[static_cast<size_t>(i)];
+    const auto& v = kv.val;
+    switch (v.type) {
+      case msgpack::type::POSITIVE_INTEGER: out = static_cast<double>(v.via.u64); break;
+      case msgpack::type::NEGATIVE_INTEGER: out = static_cast<double>(v.via.i64); break;
+      case msgpack::type::FLOAT32:
+      case msgpack::type::FLOAT64: out = v.via.f64; break;
+      case msgpack::type::BOOLEAN: out = v.via.boolean; break;
+      case msgpack::type::STR: out = std::string(v.via.str.ptr, v.via.str.size); break;
+      case msgpack::type::NIL: out = std::monostate{}; break;
+      case msgpack::type::ARRAY: out = other_value{"array"}; break;
+      case msgpack::type::MAP: out = other_value{"map"}; break;
+      case msgpack::type::BIN: out = other_value{"binary"}; break;
+      case msgpack::type::EXT: out = other_value{"extension"}; break;
+    }
+  }
+  return std::nullopt;
+}
+
+} // namespace inflow::events

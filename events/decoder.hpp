@@ -1,0 +1,76 @@
+#pragma once
+// Decoding raw Kafka record values (JSON or msgpack) into the top-level
+// fields a pipeline needs. A record that cannot be decoded yields a
+// record_error and a message; it never throws.
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+namespace inflow::events {
+
+/// Why a record could not become a model input. Every value ends up in the
+/// dead-letter header `__connect.errors.exception.class.name` via to_string().
+enum class record_error : uint8_t {
+  empty = 1,       ///< zero-length value
+  oversized,       ///< larger than the pipeline's max_record_bytes
+  invalid_json,    ///< not well-formed JSON (includes truncated input)
+  invalid_msgpack, ///< not well-formed msgpack, or trailing bytes
+  too_deep,        ///< nesting deeper than allowed
+  not_an_object,   ///< the top level is not a JSON object / msgpack map
+  missing_field,   ///< a field the pipeline needs is absent or null
+  wrong_type,      ///< a field has a type the pipeline cannot use
+  model_failed,    ///< the model gateway could not score the record
+};
+
+std::string_view to_string(record_error e);
+
+struct decode_failure {
+  record_error code;
+  std::string message;
+};
+
+/// A decoded top-level field: absent, a number, a boolean, a string, or a
+/// composite/null value we name by its kind for the error message.
+struct other_value {
+  std::string_view kind;
+};
+using field_value = std::variant<std::monostate, double, bool, std::string, other_value>;
+
+enum class wire_format : uint8_t { json, msgpack };
+std::optional<wire_format> parse_wire_format(std::string_view name);
+
+struct decoder_limits {
+  size_t max_record_bytes = 64 * 1024;
+  size_t max_depth = 32;
+};
+
+/// Owned by one actor at a time: it reuses parser buffers between records.
+class decoder {
+public:
+  decoder(wire_format format, std::vector<std::string> fields, decoder_limits limits);
+  ~decoder();
+  decoder(decoder&&) noexcept;
+
+  /// Resizes `values` to fields().size() and fills it. Returns the failure, if any.
+  std::optional<decode_failure> decode(std::string_view bytes, std::vector<field_value>& values);
+
+  const std::vector<std::string>& fields() const { return fields_; }
+
+private:
+  struct json_parser;
+  int index_of(std::string_view key) const;
+  std::optional<decode_failure> decode_json(std::string_view bytes, std::vector<field_value>& values);
+  std::optional<decode_failure> decode_msgpack(std::string_view bytes, std::vector<field_value>& values);
+
+  wire_format format_;
+  std::vector<std::string> fields_;
+  decoder_limits limits_;
+  std::unique_ptr<json_parser> json_;
+};
+
+} // namespace inflow::events

@@ -1,0 +1,153 @@
+#include "events/features.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <stdexcept>
+
+namespace inflow::events {
+
+namespace {
+
+constexpr size_t id_field = 0;
+constexpr size_t card_id_field = 1;
+
+std::string trim(std::string_view s) {
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front())))
+    s.remove_prefix(1);
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back())))
+    s.remove_suffix(1);
+  return std::string(s);
+}
+
+bool is_identifier(const std::string& s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](unsigned char c) {
+    return std::isalnum(c) || c == '_' || c == '.' || c == '-';
+  });
+}
+
+const char* kind_name(const field_value& v) {
+  switch (v.index()) {
+    case 0: return "null";
+    case 1: return "number";
+    case 2: return "boolean";
+    case 3: return "string";
+    default: return std::get<other_value>(v).kind.data();
+  }
+}
+
+} // namespace
+
+feature_map::feature_map(const std::vector<std::string>& expressions) {
+  fields_ = {"id", "card_id"};
+  for (const auto& raw : expressions) {
+    feature f{trim(raw), kind::field, 0};
+    const auto& e = f.expression;
+    std::string lhs = e, rhs;
+    if (auto eq = e.find("=="); eq != std::string::npos) {
+      f.op = kind::equals;
+      lhs = trim(std::string_view(e).substr(0, eq));
+      f.literal = trim(std::string_view(e).substr(eq + 2));
+      if (f.literal.size() >= 2 && (f.literal.front() == '\'' || f.literal.front() == '"') &&
+          f.literal.back() == f.literal.front())
+        f.literal = f.literal.substr(1, f.literal.size() - 2);
+      if (f.literal.empty())
+        throw std::invalid_argument(fmt::format("feature '{}': nothing to compare with", e));
+    } else if (auto slash = e.find('/'); slash != std::string::npos) {
+      f.op = kind::ratio;
+      lhs = trim(std::string_view(e).substr(0, slash));
+      rhs = trim(std::string_view(e).substr(slash + 1));
+      if (!is_identifier(rhs))
+        throw std::invalid_argument(fmt::format("feature '{}': '{}' is not a field name", e, rhs));
+      f.rhs = field_index(rhs);
+    }
+    if (!is_identifier(lhs))
+      throw std::invalid_argument(
+        fmt::format("feature '{}': expected `field`, `field == value` or `field / field`", e));
+    f.lhs = field_index(lhs);
+    features_.push_back(std::move(f));
+  }
+  if (features_.empty())
+    throw std::invalid_argument("a model needs at least one input feature");
+}
+
+size_t feature_map::field_index(const std::string& name) {
+  auto it = std::find(fields_.begin(), fields_.end(), name);
+  if (it != fields_.end())
+    return static_cast<size_t>(it - fields_.begin());
+  fields_.push_back(name);
+  return fields_.size() - 1;
+}
+
+std::optional<decode_failure> feature_map::extract(std::vector<field_value>& values, float* row,
+                                                   record_identity& identity) const {
+  auto missing = [&](size_t i) {
+    return decode_failure{record_error::missing_field, fmt::format("missing field '{}'", fields_[i])};
+  };
+  auto wrong = [&](size_t i, const char* expected) {
+    return decode_failure{record_error::wrong_type, fmt::format("field '{}' must be {}, got {}", fields_[i],
+                                                                expected, kind_name(values[i]))};
+  };
+  for (size_t i : {id_field, card_id_field}) {
+    auto& v = values[i];
+    if (std::holds_alternative<std::monostate>(v))
+      return missing(i);
+    if (!std::holds_alternative<std::string>(v))
+      return wrong(i, "a string");
+  }
+  identity.id = std::move(std::get<std::string>(values[id_field]));
+  identity.card_id = std::move(std::get<std::string>(values[card_id_field]));
+
+  auto number = [&](size_t i, double& out) -> std::optional<decode_failure> {
+    const auto& v = values[i];
+    if (auto d = std::get_if<double>(&v))
+      out = *d;
+    else if (auto b = std::get_if<bool>(&v))
+      out = *b ? 1.0 : 0.0;
+    else if (std::holds_alternative<std::monostate>(v))
+      return missing(i);
+    else
+      return wrong(i, "a number or boolean");
+    return std::nullopt;
+  };
+  for (size_t k = 0; k < features_.size(); ++k) {
+    const auto& f = features_[k];
+    double a = 0, b = 0;
+    switch (f.op) {
+      case kind::field:
+        if (auto err = number(f.lhs, a))
+          return err;
+        row[k] = static_cast<float>(a);
+        break;
+      case kind::ratio:
+        if (auto err = number(f.lhs, a))
+          return err;
+        if (auto err = number(f.rhs, b))
+          return err;
+        row[k] = b == 0 ? 0.0f : static_cast<float>(a / b);
+        break;
+      case kind::equals: {
+        const auto& v = values[f.lhs];
+        if (auto s = std::get_if<std::string>(&v)) {
+          row[k] = *s == f.literal ? 1.0f : 0.0f;
+        } else if (auto d = std::get_if<double>(&v)) {
+          double lit = 0;
+          auto [end, ec] = std::from_chars(f.literal.data(), f.literal.data() + f.literal.size(), lit);
+          row[k] = ec == std::errc{} && lit == *d ? 1.0f : 0.0f;
+        } else if (auto bo = std::get_if<bool>(&v)) {
+          row[k] = (*bo ? "true" : "false") == f.literal ? 1.0f : 0.0f;
+        } else if (std::holds_alternative<std::monostate>(v)) {
+          return missing(f.lhs);
+        } else {
+          return wrong(f.lhs, "a string, number or boolean");
+        }
+        break;
+      }
+    }
+  }
+  return std::nullopt;
+}
+
+} // namespace inflow::events

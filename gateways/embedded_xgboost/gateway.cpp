@@ -1,0 +1,120 @@
+// The `embedded-xgboost` provider: scores in-process with XGBoost, batching
+// rows from every partition of the node into calls of up to max_batch rows.
+
+#include "actors/messages.hpp"
+#include "actors/probes.hpp"
+#include "gateways/common/batcher.hpp"
+#include "gateways/common/registry.hpp"
+#include "gateways/embedded_xgboost/booster.hpp"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+
+namespace inflow::gateways::xgboost {
+
+namespace {
+
+using actors::flush_atom;
+
+struct gateway_state {
+  std::shared_ptr<const booster> model;
+  std::shared_ptr<actors::gateway_probe> probe;
+  std::optional<gateways::batcher<caf::strong_actor_ptr>> pending;
+  std::chrono::milliseconds linger{5};
+  uint64_t timer_generation = 0;
+  bool timer_armed = false;
+  static inline const char* name = "inflow.gateway.embedded-xgboost";
+};
+
+using gateway_actor = caf::stateful_actor<gateway_state>;
+
+void score(gateway_actor* self, gateways::batcher<caf::strong_actor_ptr>::batch batch) {
+  auto& st = self->state;
+  const size_t rows = batch.size();
+  auto started = std::chrono::steady_clock::now();
+  std::vector<float> scores;
+  std::string error;
+  try {
+    scores = st.model->predict(batch.rows.data(), rows);
+  } catch (const std::exception& e) {
+    error = e.what();
+    st.probe->errors.inc();
+  }
+  st.probe->predict_latency.observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+  st.probe->batch_size.observe(static_cast<double>(rows));
+  st.probe->batches.inc();
+  st.probe->rows.inc(rows);
+  size_t next = 0;
+  for (auto& part : batch.parts) {
+    gateways::score_reply reply;
+    reply.error = error;
+    if (error.empty())
+      reply.scores.assign(scores.begin() + static_cast<std::ptrdiff_t>(next),
+                          scores.begin() + static_cast<std::ptrdiff_t>(next + part.ids.size()));
+    next += part.ids.size();
+    reply.ids = std::move(part.ids);
+    self->send(caf::actor_cast<caf::actor>(part.caller), std::move(reply));
+  }
+}
+
+caf::behavior gateway(gateway_actor* self, std::shared_ptr<const booster> model, config::model_config cfg,
+                      std::shared_ptr<actors::gateway_probe> probe) {
+  auto& st = self->state;
+  st.pending.emplace(static_cast<size_t>(cfg.batch.max_batch), model->num_features());
+  st.model = std::move(model);
+  st.probe = std::move(probe);
+  st.linger = std::chrono::milliseconds(cfg.batch.max_linger_ms);
+  return {
+    [=](gateways::score_request& request) {
+      auto& st = self->state;
+      try {
+        st.pending->add(self->current_sender(), std::move(request));
+      } catch (const std::invalid_argument& e) {
+        self->send(caf::actor_cast<caf::actor>(self->current_sender()),
+                   gateways::score_reply{request.ids, {}, e.what()});
+        return;
+      }
+      while (st.pending->full())
+        score(self, st.pending->take());
+      if (!st.pending->empty() && !st.timer_armed) {
+        st.timer_armed = true;
+        self->delayed_send(self, st.linger, flush_atom::value, ++st.timer_generation);
+      }
+      st.probe->queued_rows.set(static_cast<int64_t>(st.pending->pending_rows()));
+    },
+    [=](flush_atom, uint64_t generation) {
+      auto& st = self->state;
+      if (generation != st.timer_generation)
+        return;
+      st.timer_armed = false;
+      while (!st.pending->empty())
+        score(self, st.pending->take());
+      st.probe->queued_rows.set(0);
+    },
+  };
+}
+
+prepared_model prepare(const config::model_config& cfg, metrics::registry& metrics) {
+  auto model = std::make_shared<const booster>(cfg.path, static_cast<int>(cfg.threads));
+  model_info info{cfg.name, cfg.version, cfg.input};
+  if (info.version.empty() || info.input.empty()) {
+    auto meta = read_meta(cfg.path);
+    if (info.version.empty())
+      info.version = meta.version;
+    if (info.input.empty())
+      info.input = meta.features;
+  }
+  if (info.input.size() != model->num_features())
+    throw std::runtime_error(fmt::format("{} expects {} input features but {} are declared", cfg.path,
+                                         model->num_features(), info.input.size()));
+  auto probe = std::make_shared<actors::gateway_probe>(metrics, cfg.name);
+  return {info, [model, cfg, probe](caf::actor_system& system) { return system.spawn(gateway, model, cfg, probe); }};
+}
+
+} // namespace
+
+REGISTER_GATEWAY("embedded-xgboost", factory{{"classification", "regression"}, prepare});
+
+} // namespace inflow::gateways::xgboost

@@ -1,0 +1,144 @@
+#include "gateways/embedded_xgboost/trainer.hpp"
+
+#include "events/features.hpp"
+#include "events/generator.hpp"
+#include "gateways/embedded_xgboost/booster.hpp"
+
+#include <fmt/format.h>
+#include <xgboost/c_api.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <numeric>
+#include <sstream>
+
+namespace inflow::gateways::xgboost {
+
+const std::vector<std::string>& fraud_features() {
+  static const std::vector<std::string> features{
+    "amount",          "amount / amount_avg_30d", "amount_avg_30d", "distance_km",
+    "secs_since_last", "tx_last_hour",            "card_present",   "channel == online",
+    "channel == atm",  "mcc",                     "mcc == 4829",    "mcc == 7995",
+    "mcc == 5967",     "mcc == 5732",             "mcc == 5944",    "mcc == 5815"};
+  return features;
+}
+
+double roc_auc(const std::vector<float>& scores, const std::vector<float>& labels) {
+  std::vector<size_t> order(scores.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return scores[a] < scores[b]; });
+  // Mann-Whitney U with average ranks for ties.
+  double rank_sum = 0, positives = 0;
+  for (size_t i = 0; i < order.size();) {
+    size_t j = i;
+    while (j < order.size() && scores[order[j]] == scores[order[i]])
+      ++j;
+    double avg_rank = (static_cast<double>(i) + static_cast<double>(j) + 1.0) / 2.0;
+    for (size_t k = i; k < j; ++k)
+      if (labels[order[k]] > 0.5) {
+        rank_sum += avg_rank;
+        positives += 1;
+      }
+    i = j;
+  }
+  double negatives = static_cast<double>(scores.size()) - positives;
+  if (positives == 0 || negatives == 0)
+    return 0.5;
+  return (rank_sum - positives * (positives + 1) / 2.0) / (positives * negatives);
+}
+
+namespace {
+
+uint64_t fnv1a(const std::string& bytes) {
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : bytes)
+    h = (h ^ c) * 1099511628211ull;
+  return h;
+}
+
+struct dmatrix {
+  DMatrixHandle h = nullptr;
+  dmatrix(const std::vector<float>& x, const std::vector<float>& y, size_t cols) {
+    check(XGDMatrixCreateFromMat(x.data(), y.size(), cols, std::numeric_limits<float>::quiet_NaN(), &h), "DMatrix");
+    check(XGDMatrixSetFloatInfo(h, "label", y.data(), y.size()), "labels");
+  }
+  ~dmatrix() { XGDMatrixFree(h); }
+};
+
+} // namespace
+
+train_report train_fraud_model(const train_options& opt) {
+  const auto& features = fraud_features();
+  events::feature_map map(features);
+  events::generator gen(opt.seed, opt.fraud_rate);
+  const size_t cols = map.size();
+  std::vector<float> x_train, y_train, x_test, y_test;
+  std::vector<events::field_value> values;
+  events::decoder decoder(events::wire_format::json, map.fields(), {});
+  events::record_identity identity;
+  std::vector<float> row(cols);
+  int64_t t0 = 1'700'000'000'000;
+  for (int64_t i = 0; i < opt.rows; ++i) {
+    auto sample = gen.next(t0 + i);
+    // Train on exactly what the pipeline will see: the JSON event, decoded.
+    if (auto err = decoder.decode(events::to_json(sample.tx), values))
+      throw std::runtime_error("generated event failed to decode: " + err->message);
+    if (auto err = map.extract(values, row.data(), identity))
+      throw std::runtime_error("generated event failed to map: " + err->message);
+    bool holdout = i % 5 == 4;
+    auto& x = holdout ? x_test : x_train;
+    auto& y = holdout ? y_test : y_train;
+    x.insert(x.end(), row.begin(), row.end());
+    y.push_back(sample.fraud ? 1.0f : 0.0f);
+  }
+
+  dmatrix train(x_train, y_train, cols);
+  BoosterHandle booster_handle = nullptr;
+  check(XGBoosterCreate(&train.h, 1, &booster_handle), "XGBoosterCreate");
+  std::unique_ptr<void, int (*)(BoosterHandle)> guard(booster_handle, XGBoosterFree);
+  for (auto [k, v] : std::initializer_list<std::pair<const char*, std::string>>{
+         {"objective", "binary:logistic"}, {"tree_method", "hist"}, {"max_depth", "6"}, {"eta", "0.2"},
+         {"eval_metric", "auc"}, {"seed", std::to_string(opt.seed)}, {"nthread", std::to_string(opt.threads)}})
+    check(XGBoosterSetParam(booster_handle, k, v.c_str()), k);
+  for (int round = 0; round < opt.rounds; ++round) {
+    check(XGBoosterUpdateOneIter(booster_handle, round, train.h), "training round");
+    if (opt.progress)
+      opt.progress(round + 1, opt.rounds);
+  }
+
+  std::filesystem::create_directories(opt.out_dir);
+  train_report report;
+  report.model_path = (std::filesystem::path(opt.out_dir) / "model.json").string();
+  check(XGBoosterSaveModel(booster_handle, report.model_path.c_str()), "cannot save model");
+
+  std::ifstream saved(report.model_path, std::ios::binary);
+  std::stringstream bytes;
+  bytes << saved.rdbuf();
+  report.version = fmt::format("fraud-{:08x}", fnv1a(bytes.str()) & 0xffffffffu);
+
+  // Evaluate the saved model the way the gateway will use it.
+  booster model(report.model_path, opt.threads);
+  auto scores = model.predict(x_test.data(), y_test.size());
+  report.train_rows = static_cast<int64_t>(y_train.size());
+  report.holdout_rows = static_cast<int64_t>(y_test.size());
+  report.threshold = opt.threshold;
+  report.auc = roc_auc(scores, y_test);
+  int64_t tp = 0, fp = 0, fn = 0;
+  for (size_t i = 0; i < scores.size(); ++i) {
+    bool flagged = scores[i] >= opt.threshold, fraud = y_test[i] > 0.5;
+    report.holdout_fraud += fraud;
+    tp += flagged && fraud;
+    fp += flagged && !fraud;
+    fn += !flagged && fraud;
+  }
+  report.precision = tp + fp ? static_cast<double>(tp) / static_cast<double>(tp + fp) : 0.0;
+  report.recall = tp + fn ? static_cast<double>(tp) / static_cast<double>(tp + fn) : 0.0;
+
+  write_meta(report.model_path, {report.version, features, opt.threshold},
+             fmt::format(R"({{"trained_rows":{},"seed":{},"auc":{:.4f},"precision":{:.4f},"recall":{:.4f}}})",
+                         report.train_rows, opt.seed, report.auc, report.precision, report.recall));
+  return report;
+}
+
+} // namespace inflow::gateways::xgboost

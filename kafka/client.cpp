@@ -1,0 +1,55 @@
+#include "kafka/client.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <stdexcept>
+
+namespace inflow::kafka {
+
+namespace {
+
+void log_to_spdlog(const rd_kafka_t*, int level, const char* facility, const char* message) {
+  auto lvl = level <= 3 ? spdlog::level::err : level <= 4 ? spdlog::level::warn
+           : level <= 6 ? spdlog::level::info : spdlog::level::debug;
+  spdlog::log(lvl, "librdkafka {}: {}", facility, message);
+}
+
+} // namespace
+
+rd_kafka_conf_t* make_conf(const properties& defaults, const properties& user, const properties& forced) {
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  char err[512];
+  for (const auto* list : {&defaults, &user, &forced}) {
+    for (const auto& [key, value] : *list) {
+      if (rd_kafka_conf_set(conf, key.c_str(), value.c_str(), err, sizeof(err)) != RD_KAFKA_CONF_OK) {
+        rd_kafka_conf_destroy(conf);
+        throw std::runtime_error("kafka." + key + ": " + err);
+      }
+    }
+  }
+  rd_kafka_conf_set_log_cb(conf, log_to_spdlog);
+  return conf;
+}
+
+handle make_handle(rd_kafka_type_t type, rd_kafka_conf_t* conf) {
+  char err[512];
+  rd_kafka_t* rk = rd_kafka_new(type, conf, err, sizeof(err));
+  if (!rk) {
+    rd_kafka_conf_destroy(conf);
+    throw std::runtime_error(std::string("cannot create Kafka client: ") + err);
+  }
+  return handle(rk);
+}
+
+bool is_consumer_only(const std::string& key) {
+  static const char* prefixes[] = {"group.",        "auto.offset.reset",  "enable.auto.",  "session.timeout.ms",
+                                   "heartbeat.",    "partition.assignment", "max.poll.",   "queued.",
+                                   "fetch.",        "isolation.level",    "check.crcs",    "auto.commit.",
+                                   "enable.partition.eof", "offset.store.", "consume.callback."};
+  for (const char* p : prefixes)
+    if (key.rfind(p, 0) == 0)
+      return true;
+  return false;
+}
+
+} // namespace inflow::kafka

@@ -1,0 +1,37 @@
+#pragma once
+// librdkafka handles and configuration, shared by every Kafka user in Inflow.
+
+#include <librdkafka/rdkafka.h>
+
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace inflow::kafka {
+
+using properties = std::vector<std::pair<std::string, std::string>>;
+
+struct handle_deleter {
+  void operator()(rd_kafka_t* rk) const { rd_kafka_destroy(rk); }
+};
+using handle = std::unique_ptr<rd_kafka_t, handle_deleter>;
+
+struct partition_list_deleter {
+  void operator()(rd_kafka_topic_partition_list_t* l) const { rd_kafka_topic_partition_list_destroy(l); }
+};
+using partition_list = std::unique_ptr<rd_kafka_topic_partition_list_t, partition_list_deleter>;
+
+/// Applies `defaults`, then `user` (so users can override any default), then
+/// `forced` (settings the delivery guarantees depend on). Routes librdkafka's
+/// logs to spdlog. Throws std::runtime_error naming the rejected property.
+rd_kafka_conf_t* make_conf(const properties& defaults, const properties& user, const properties& forced = {});
+
+/// Creates a producer or consumer; throws std::runtime_error with librdkafka's reason.
+handle make_handle(rd_kafka_type_t type, rd_kafka_conf_t* conf);
+
+/// Properties that only a consumer understands, left out of producer configs
+/// so librdkafka does not warn about them.
+bool is_consumer_only(const std::string& key);
+
+} // namespace inflow::kafka

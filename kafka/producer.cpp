@@ -1,0 +1,89 @@
+#include "kafka/producer.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <stdexcept>
+
+namespace inflow::kafka {
+
+namespace {
+
+struct pending_delivery {
+  std::shared_ptr<delivery_listener> listener;
+  uint64_t token;
+};
+
+} // namespace
+
+producer::producer(const properties& user, const properties& overrides) {
+  properties defaults{{"acks", "all"}, {"linger.ms", "5"}, {"queue.buffering.max.messages", "1000000"}};
+  properties producer_props;
+  for (const auto& kv : user)
+    if (!is_consumer_only(kv.first))
+      producer_props.push_back(kv);
+  producer_props.insert(producer_props.end(), overrides.begin(), overrides.end());
+  // Idempotence keeps retries from duplicating or reordering records.
+  rd_kafka_conf_t* conf = make_conf(defaults, producer_props, {{"enable.idempotence", "true"}});
+  rd_kafka_conf_set_dr_msg_cb(conf, &producer::on_delivery_report);
+  rk_ = make_handle(RD_KAFKA_PRODUCER, conf);
+  delivery_thread_ = std::thread([this] {
+    while (!stop_.load(std::memory_order_relaxed))
+      rd_kafka_poll(rk_.get(), 50);
+  });
+}
+
+producer::~producer() {
+  if (!flush(10'000))
+    spdlog::warn("producer closed with {} records not acknowledged", rd_kafka_outq_len(rk_.get()));
+  stop_ = true;
+  delivery_thread_.join();
+  rd_kafka_poll(rk_.get(), 0);
+}
+
+void producer::on_delivery_report(rd_kafka_t*, const rd_kafka_message_t* msg, void*) {
+  std::unique_ptr<pending_delivery> pending(static_cast<pending_delivery*>(msg->_private));
+  if (pending && pending->listener)
+    pending->listener->on_delivery(pending->token, msg->err);
+}
+
+bool producer::produce(const std::string& topic, std::string_view key, std::string_view value,
+                       const std::vector<header>& headers, std::shared_ptr<delivery_listener> listener,
+                       uint64_t token, int64_t timestamp_ms) {
+  auto pending = std::make_unique<pending_delivery>(pending_delivery{std::move(listener), token});
+  for (int attempt = 0;; ++attempt) {
+    rd_kafka_headers_t* hdrs = nullptr;
+    if (!headers.empty()) {
+      hdrs = rd_kafka_headers_new(headers.size());
+      for (const auto& h : headers)
+        rd_kafka_header_add(hdrs, h.name.data(), static_cast<ssize_t>(h.name.size()), h.value.data(),
+                            static_cast<ssize_t>(h.value.size()));
+    }
+    auto err = rd_kafka_producev(rk_.get(), RD_KAFKA_V_TOPIC(topic.c_str()),
+                                 RD_KAFKA_V_KEY(key.data(), key.size()),
+                                 RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
+                                 RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(hdrs),
+                                 RD_KAFKA_V_TIMESTAMP(timestamp_ms), RD_KAFKA_V_OPAQUE(pending.get()),
+                                 RD_KAFKA_V_END);
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+      pending.release(); // owned by the delivery report now
+      return true;
+    }
+    if (hdrs)
+      rd_kafka_headers_destroy(hdrs);
+    if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+      spdlog::error("cannot produce to {}: {}", topic, rd_kafka_err2str(err));
+      return false;
+    }
+    // Backpressure from librdkafka: wait for deliveries to make room.
+    if (attempt == 0)
+      spdlog::debug("producer queue full, waiting for room");
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+}
+
+bool producer::flush(int timeout_ms) {
+  return rd_kafka_flush(rk_.get(), timeout_ms) == RD_KAFKA_RESP_ERR_NO_ERROR;
+}
+
+} // namespace inflow::kafka

@@ -1,0 +1,59 @@
+#pragma once
+// A thread-safe, idempotent Kafka producer whose delivery reports reach the
+// caller through a listener. Used by the sink (alerts, dead letters) and `gen`.
+
+#include "kafka/client.hpp"
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <thread>
+
+namespace inflow::kafka {
+
+struct header {
+  std::string name;
+  std::string value;
+};
+
+/// Receives the outcome of each produced record. Called on the producer's
+/// delivery thread; implementations must be quick and thread-safe.
+class delivery_listener {
+public:
+  virtual ~delivery_listener() = default;
+  /// `error` is RD_KAFKA_RESP_ERR_NO_ERROR once Kafka acknowledged the record.
+  virtual void on_delivery(uint64_t token, rd_kafka_resp_err_t error) = 0;
+};
+
+class producer {
+public:
+  /// `user` holds the `kafka:` properties of the config; consumer-only ones are skipped.
+  explicit producer(const properties& user, const properties& overrides = {});
+  ~producer();
+  producer(const producer&) = delete;
+  producer& operator=(const producer&) = delete;
+
+  /// Copies key, value and headers. When librdkafka's local queue is full it
+  /// waits for room rather than failing. `timestamp_ms` 0 means now.
+  /// Returns false only when the record could not be queued at all (then the
+  /// listener is not called).
+  bool produce(const std::string& topic, std::string_view key, std::string_view value,
+               const std::vector<header>& headers, std::shared_ptr<delivery_listener> listener, uint64_t token,
+               int64_t timestamp_ms = 0);
+
+  /// Waits until every queued record is delivered or failed; false on timeout.
+  bool flush(int timeout_ms);
+
+  rd_kafka_t* raw() const { return rk_.get(); }
+
+private:
+  static void on_delivery_report(rd_kafka_t*, const rd_kafka_message_t* msg, void*);
+
+  handle rk_;
+  std::atomic<bool> stop_{false};
+  std::thread delivery_thread_;
+};
+
+} // namespace inflow::kafka
