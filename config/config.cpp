@@ -161,9 +161,9 @@ public:
 
   std::vector<std::string> get_list(const std::string& key) {
     const option& opt = declaration(key);
-    YAML::Node value = child(key);
-    if (!value || value.IsNull())
-      value = YAML::Load(opt.default_value ? opt.default_value : "[]");
+    YAML::Node given = child(key);
+    // A yaml-cpp handle to a missing key cannot be assigned to: build a new one.
+    YAML::Node value = (!given || given.IsNull()) ? YAML::Load(opt.default_value ? opt.default_value : "[]") : given;
     std::vector<std::string> out;
     if (!value.IsSequence()) {
       error(value, join(key), "expected a list");
@@ -424,7 +424,7 @@ load_result load_text(const std::string& yaml, const std::vector<std::string>& o
   node_file out;
   read_node(section_reader(root["node"], "node", "node", errors), out.node);
 
-  section_reader kafka_reader(YAML::Node(), "kafka", "kafka", errors);
+  section_reader kafka_reader(YAML::Node(YAML::NodeType::Map), "kafka", "kafka", errors); // for interpolation
   if (auto kafka = root["kafka"]) {
     if (!kafka.IsMap()) {
       errors.push_back({"kafka", line_of(kafka), "expected a map of librdkafka properties"});
@@ -466,6 +466,13 @@ load_result load_text(const std::string& yaml, const std::vector<std::string>& o
   if (out.pipelines.empty() && std::find(out.node.roles.begin(), out.node.roles.end(), "ingest") != out.node.roles.end())
     errors.push_back({"pipelines", 0, "an ingest node needs at least one pipeline"});
 
+  // Values from --set have no line in the file.
+  for (auto& e : errors)
+    for (const auto& o : overrides)
+      if (auto key = o.substr(0, o.find('=')); e.path == key || e.path.rfind(key + ".", 0) == 0 || e.path.rfind(key + "[", 0) == 0) {
+        e.line = 0;
+        e.message += " (from --set)";
+      }
   std::stable_sort(errors.begin(), errors.end(), [](auto& a, auto& b) { return a.line < b.line; });
   if (errors.empty())
     result.config = std::move(out);

@@ -95,14 +95,27 @@ labeled_transaction generator::legit(const card& c, labeled_transaction out) {
     tx.secs_since_last = 3600.0 * (3.0 + 20.0 * uniform());
   } else if (look < 0.075) {
     tx.mcc = risky_mcc[static_cast<size_t>(uniform() * risky_mcc.size())];
+    tx.amount = c.avg_amount * (1.0 + 4.0 * uniform());
+  } else if (look < 0.095) { // app stores and subscriptions: small, online, frequent
+    tx.channel = "online";
+    tx.card_present = false;
+    tx.mcc = 5815;
+    tx.amount = 0.99 + 9.0 * uniform();
+    tx.tx_last_hour = 2 + static_cast<int32_t>(uniform() * 8);
+    tx.secs_since_last = 20.0 + 900.0 * uniform();
   }
   return out;
 }
 
 labeled_transaction generator::fraud(const card& c, labeled_transaction out) {
   auto& tx = out.tx;
-  out.fraud = true;
   std::exponential_distribution<double> far(1.0 / 1500.0);
+  if (uniform() < 0.2) { // a stolen card used like its owner would: no signal to find
+    out = legit(c, std::move(out));
+    out.fraud = true;
+    return out;
+  }
+  out.fraud = true;
   switch (static_cast<int>(uniform() * 4)) {
     case 0: // card testing: bursts of tiny online charges
       tx.channel = "online";

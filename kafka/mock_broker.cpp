@@ -5,7 +5,7 @@
 namespace inflow::kafka {
 
 mock_broker::mock_broker(int brokers) {
-  owner_ = make_handle(RD_KAFKA_PRODUCER, make_conf({}, {}, {}));
+  owner_ = make_handle(RD_KAFKA_PRODUCER, make_conf({}, {}, {{"log_level", "3"}}) /* no bootstrap.servers warning */);
   cluster_ = rd_kafka_mock_cluster_new(owner_.get(), brokers);
   if (!cluster_)
     throw std::runtime_error("cannot start the development broker");

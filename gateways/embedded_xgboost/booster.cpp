@@ -82,7 +82,7 @@ std::vector<float> booster::predict(const float* rows, size_t n_rows) const {
   auto array = fmt::format(R"({{"data":[{},true],"shape":[{},{}],"typestr":"<f4","version":3}})",
                            reinterpret_cast<uintptr_t>(rows), n_rows, num_features_);
   static const char* config =
-    R"({"type":0,"training":false,"iteration_begin":0,"iteration_end":0,"strict_shape":false,"missing":NaN})";
+    R"({"type":0,"training":false,"iteration_begin":0,"iteration_end":0,"strict_shape":false,"cache_id":0,"missing":NaN})";
   const bst_ulong* shape = nullptr;
   bst_ulong dims = 0;
   const float* out = nullptr;

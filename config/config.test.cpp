@@ -1,0 +1,158 @@
+#include "config/config.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+using namespace inflow::config;
+
+namespace {
+
+const char* minimal = R"(
+kafka:
+  bootstrap.servers: 127.0.0.1:9092
+  group.id: g
+models:
+  fraud:
+    task: classification
+    provider: embedded-xgboost
+    path: m.json
+pipelines:
+  fraud:
+    source: { topic: transactions }
+    model: fraud
+    alert: { when: score >= 0.9, topic: alerts }
+    dead_letter_topic: dlq
+)";
+
+bool has_error(const load_result& r, const std::string& path, int line, const std::string& fragment) {
+  for (const auto& e : r.errors)
+    if (e.path == path && e.line == line && e.message.find(fragment) != std::string::npos)
+      return true;
+  return false;
+}
+
+} // namespace
+
+TEST_CASE("a minimal config gets the declared defaults") {
+  auto r = load_text(minimal);
+  REQUIRE(r.errors.empty());
+  const auto& c = *r.config;
+  CHECK(c.node.name == "node-1");
+  CHECK(c.node.roles == std::vector<std::string>{"ingest", "gateway", "sink"});
+  CHECK(c.node.admin.port == 9464);
+  CHECK(c.models.at("fraud").batch.max_batch == 256);
+  CHECK(c.models.at("fraud").batch.max_linger_ms == 5);
+  const auto& p = c.pipelines.at("fraud");
+  CHECK(p.max_in_flight == 2000);
+  CHECK(p.source.format == inflow::events::wire_format::json);
+  CHECK(p.alert.matches(0.95));
+  CHECK_FALSE(p.alert.matches(0.5));
+  CHECK(c.kafka.size() == 2);
+}
+
+TEST_CASE("environment variables are interpolated, with defaults") {
+  setenv("INFLOW_TEST_GROUP", "from-env", 1);
+  unsetenv("INFLOW_TEST_UNSET");
+  std::string yaml = minimal;
+  yaml.replace(yaml.find("group.id: g"), 11, "group.id: ${INFLOW_TEST_GROUP}");
+  yaml += "node: { name: \"${INFLOW_TEST_UNSET:fallback}-x\" }\n";
+  auto r = load_text(yaml);
+  REQUIRE(r.errors.empty());
+  CHECK(r.config->kafka[1].second == "from-env");
+  CHECK(r.config->node.name == "fallback-x");
+}
+
+TEST_CASE("an unset variable without default is an error with path and line") {
+  unsetenv("INFLOW_TEST_UNSET");
+  std::string yaml = minimal;
+  yaml.replace(yaml.find("path: m.json"), 12, "path: ${INFLOW_TEST_UNSET}");
+  auto r = load_text(yaml);
+  REQUIRE_FALSE(r.config);
+  CHECK(has_error(r, "models.fraud.path", 9, "INFLOW_TEST_UNSET is not set"));
+}
+
+TEST_CASE("every error is reported, each with its path and line") {
+  auto r = load_text(R"(
+node:
+  name: n
+  colour: blue
+kafka: { bootstrap.servers: x }
+models:
+  fraud:
+    task: clustering
+    provider: embedded-xgboost
+    path: m.json
+    batch: { max_batch: lots, max_linger_ms: -1 }
+pipelines:
+  fraud:
+    source: { topic: t, format: xml }
+    model: nope
+    alert: { when: score is high, topic: a }
+    dead_letter_topic: d
+    max_in_flight: 0
+extra: 1
+)");
+  REQUIRE_FALSE(r.config);
+  CHECK(has_error(r, "node.colour", 4, "unknown key 'colour'"));
+  CHECK(has_error(r, "kafka.group.id", 5, "required"));
+  CHECK(has_error(r, "models.fraud.task", 8, "unknown task 'clustering'"));
+  CHECK(has_error(r, "models.fraud.batch.max_batch", 11, "expected an integer, got 'lots'"));
+  CHECK(has_error(r, "models.fraud.batch.max_linger_ms", 11, "between 0 and"));
+  CHECK(has_error(r, "pipelines.fraud.source.format", 14, "unknown format 'xml'"));
+  CHECK(has_error(r, "pipelines.fraud.model", 15, "no model named 'nope'"));
+  CHECK(has_error(r, "pipelines.fraud.alert.when", 16, "score <op> <number>"));
+  CHECK(has_error(r, "pipelines.fraud.max_in_flight", 18, "between 1 and"));
+  CHECK(has_error(r, "extra", 19, "unknown key 'extra'"));
+  CHECK(r.errors.size() == 10);
+  CHECK(format_error("f.yaml", r.errors.front()) == "f.yaml:4: node.colour: unknown key 'colour' (expected one of: "
+                                                    "name, roles, admin, drain_timeout_ms)");
+}
+
+TEST_CASE("a YAML syntax error names its line") {
+  auto r = load_text("node:\n  name: [unclosed\n");
+  REQUIRE_FALSE(r.config);
+  REQUIRE(r.errors.size() == 1);
+  CHECK(r.errors[0].line >= 2);
+}
+
+TEST_CASE("--set overrides values; kafka properties keep their dots") {
+  auto r = load_text(minimal, {"kafka.bootstrap.servers=10.0.0.1:9092", "kafka.security.protocol=SASL_SSL",
+                               "models.fraud.batch.max_batch=64", "node.roles=[ingest]"});
+  REQUIRE(r.errors.empty());
+  const auto& kafka = r.config->kafka;
+  CHECK(std::count(kafka.begin(), kafka.end(), std::pair<std::string, std::string>{"bootstrap.servers", "10.0.0.1:9092"}) == 1);
+  CHECK(std::count(kafka.begin(), kafka.end(), std::pair<std::string, std::string>{"security.protocol", "SASL_SSL"}) == 1);
+  CHECK(r.config->models.at("fraud").batch.max_batch == 64);
+  CHECK(r.config->node.roles == std::vector<std::string>{"ingest"});
+
+  auto bad = load_text(minimal, {"models.fraud.batch.max_batch=many", "no-equals-sign"});
+  CHECK(has_error(bad, "models.fraud.batch.max_batch", 0, "expected an integer"));
+  CHECK(has_error(bad, "no-equals-sign", 0, "key=value"));
+}
+
+TEST_CASE("secret-looking librdkafka properties are recognised") {
+  CHECK(is_secret_key("sasl.password"));
+  CHECK(is_secret_key("ssl.key.password"));
+  CHECK_FALSE(is_secret_key("bootstrap.servers"));
+}
+
+TEST_CASE("docs/CONFIGURATION.md carries the reference of every declared option") {
+  std::ifstream in("docs/CONFIGURATION.md");
+  REQUIRE(in);
+  std::stringstream doc;
+  doc << in.rdbuf();
+  CHECK(doc.str().find(reference_markdown()) != std::string::npos);
+}
+
+TEST_CASE("the example configs are valid") {
+  for (const char* file : {"config/examples/fraud.yaml"}) {
+    INFO(file);
+    auto r = load_file(file);
+    for (const auto& e : r.errors)
+      UNSCOPED_INFO(format_error(file, e));
+    CHECK(r.config);
+  }
+}

@@ -1,0 +1,115 @@
+#include "events/decoder.hpp"
+#include "events/features.hpp"
+#include "events/generator.hpp"
+
+#include <catch2/catch.hpp>
+#include <msgpack.hpp>
+
+using namespace inflow::events;
+
+namespace {
+
+feature_map fraud_like_map() {
+  return feature_map({"amount", "amount / amount_avg_30d", "card_present", "channel == online", "mcc == 4829"});
+}
+
+std::optional<decode_failure> run(wire_format f, std::string_view bytes, std::vector<float>& row,
+                                  record_identity& id, decoder_limits limits = {}) {
+  auto map = fraud_like_map();
+  decoder d(f, map.fields(), limits);
+  std::vector<field_value> values;
+  if (auto err = d.decode(bytes, values))
+    return err;
+  row.resize(map.size());
+  return map.extract(values, row.data(), id);
+}
+
+} // namespace
+
+TEST_CASE("generated transactions decode from JSON and msgpack to the same row") {
+  generator gen(7, 0.5);
+  for (int i = 0; i < 50; ++i) {
+    auto tx = gen.next(1'700'000'000'000 + i).tx;
+    std::vector<float> from_json, from_msgpack;
+    record_identity a, b;
+    REQUIRE_FALSE(run(wire_format::json, to_json(tx), from_json, a));
+    REQUIRE_FALSE(run(wire_format::msgpack, to_msgpack(tx), from_msgpack, b));
+    CHECK(a.id == tx.id);
+    CHECK(b.card_id == tx.card_id);
+    CHECK(from_json[2] == (tx.card_present ? 1.0f : 0.0f));
+    CHECK(from_json[3] == (tx.channel == "online" ? 1.0f : 0.0f));
+    CHECK(from_json[4] == (tx.mcc == 4829 ? 1.0f : 0.0f));
+    CHECK(from_json[0] == Approx(tx.amount).epsilon(0.01));
+    CHECK(from_msgpack[0] == Approx(tx.amount).epsilon(1e-6));
+  }
+}
+
+TEST_CASE("poison JSON records fail with the right error") {
+  std::vector<float> row;
+  record_identity id;
+  auto code = [&](std::string_view bytes, decoder_limits limits = {}) {
+    auto err = run(wire_format::json, bytes, row, id, limits);
+    return err ? err->code : record_error{};
+  };
+  const std::string ok = R"({"id":"t1","card_id":"c1","amount":10,"amount_avg_30d":5,"card_present":true,)"
+                         R"("channel":"online","mcc":4829})";
+  CHECK(code(ok) == record_error{});
+  CHECK(row == std::vector<float>{10, 2, 1, 1, 1});
+  CHECK(code("") == record_error::empty);
+  CHECK(code(ok.substr(0, ok.size() - 9)) == record_error::invalid_json);
+  CHECK(code("not json at all") == record_error::invalid_json);
+  CHECK(code("\xff\xfe\x00garbage") == record_error::invalid_json);
+  CHECK(code("[1,2,3]") == record_error::not_an_object);
+  CHECK(code("42") == record_error::not_an_object);
+  CHECK(code(std::string(100, '[') + std::string(100, ']')) == record_error::too_deep);
+  CHECK(code(ok, {64, 32}) == record_error::oversized);
+  CHECK(code(R"({"id":"t1","card_id":"c1"})") == record_error::missing_field);
+  CHECK(code(R"({"id":"t1","card_id":"c1","amount":"10","amount_avg_30d":5,"card_present":true,)"
+             R"("channel":"online","mcc":1})") == record_error::wrong_type);
+  CHECK(code(R"({"id":7,"card_id":"c1"})") == record_error::wrong_type);
+  CHECK(code(R"({"id":"t1","card_id":"c1","amount":null,"amount_avg_30d":5,"card_present":true,)"
+             R"("channel":"online","mcc":1})") == record_error::missing_field);
+  CHECK(code(R"({"id":"t1","card_id":"c1","amount":{"v":1},"amount_avg_30d":5,"card_present":true,)"
+             R"("channel":"online","mcc":1})") == record_error::wrong_type);
+}
+
+TEST_CASE("poison msgpack records fail with the right error") {
+  std::vector<float> row;
+  record_identity id;
+  auto code = [&](std::string_view bytes) {
+    auto err = run(wire_format::msgpack, bytes, row, id);
+    return err ? err->code : record_error{};
+  };
+  generator gen(1);
+  auto good = to_msgpack(gen.next(0).tx);
+  CHECK(code(good) == record_error{});
+  CHECK(code(good.substr(0, good.size() / 2)) == record_error::invalid_msgpack);
+  CHECK(code(good + "x") == record_error::invalid_msgpack);
+  CHECK(code("\xc1") == record_error::invalid_msgpack); // never-used type byte
+  msgpack::sbuffer arr;
+  msgpack::pack(arr, std::vector<int>{1, 2});
+  CHECK(code({arr.data(), arr.size()}) == record_error::not_an_object);
+  std::string deep(100, '\x91'); // arrays of one element, nested 100 deep
+  deep += '\x01';
+  CHECK(code(deep) == record_error::too_deep);
+}
+
+TEST_CASE("feature expressions are checked when the config is loaded") {
+  CHECK_THROWS_WITH(feature_map({"amount +"}), Catch::Contains("expected `field`"));
+  CHECK_THROWS_WITH(feature_map({"channel =="}), Catch::Contains("nothing to compare"));
+  CHECK_THROWS(feature_map(std::vector<std::string>{}));
+  auto m = feature_map({"a", "b / a", "c == 'x y'"});
+  CHECK(m.fields() == std::vector<std::string>{"id", "card_id", "a", "b", "c"});
+}
+
+TEST_CASE("the generator is deterministic and produces fraud at the asked rate") {
+  generator a(99, 0.05), b(99, 0.05);
+  int fraud = 0;
+  for (int i = 0; i < 20000; ++i) {
+    auto x = a.next(i), y = b.next(i);
+    CHECK(to_json(x.tx) == to_json(y.tx));
+    fraud += x.fraud;
+  }
+  CHECK(fraud > 800);
+  CHECK(fraud < 1200);
+}

@@ -1,0 +1,54 @@
+#include "gateways/common/batcher.hpp"
+
+#include <catch2/catch.hpp>
+
+using namespace inflow::gateways;
+
+namespace {
+score_request request(std::vector<uint64_t> ids, size_t width) {
+  score_request r{ids, {}};
+  for (auto id : ids)
+    for (size_t k = 0; k < width; ++k)
+      r.rows.push_back(static_cast<float>(id * 10 + k));
+  return r;
+}
+} // namespace
+
+TEST_CASE("rows from several callers share one batch, oldest first") {
+  batcher<int> b(4, 2);
+  b.add(1, request({1, 2}, 2));
+  CHECK_FALSE(b.full());
+  b.add(2, request({7}, 2));
+  CHECK(b.pending_rows() == 3);
+  auto batch = b.take();
+  CHECK(batch.size() == 3);
+  REQUIRE(batch.parts.size() == 2);
+  CHECK(batch.parts[0].caller == 1);
+  CHECK(batch.parts[0].ids == std::vector<uint64_t>{1, 2});
+  CHECK(batch.parts[1].ids == std::vector<uint64_t>{7});
+  CHECK(batch.rows == std::vector<float>{10, 11, 20, 21, 70, 71});
+  CHECK(b.empty());
+}
+
+TEST_CASE("a request larger than the batch is split across batches") {
+  batcher<int> b(3, 1);
+  b.add(1, request({1, 2, 3, 4, 5}, 1));
+  b.add(2, request({9}, 1));
+  REQUIRE(b.full());
+  auto first = b.take();
+  CHECK(first.parts.size() == 1);
+  CHECK(first.parts[0].ids == std::vector<uint64_t>{1, 2, 3});
+  auto second = b.take();
+  REQUIRE(second.parts.size() == 2);
+  CHECK(second.parts[0].ids == std::vector<uint64_t>{4, 5});
+  CHECK(second.parts[1].ids == std::vector<uint64_t>{9});
+  CHECK(second.rows == std::vector<float>{40, 50, 90});
+  CHECK(b.empty());
+}
+
+TEST_CASE("a request whose rows do not match its ids is refused") {
+  batcher<int> b(8, 3);
+  auto r = request({1, 2}, 2);
+  CHECK_THROWS_AS(b.add(1, std::move(r)), std::invalid_argument);
+  CHECK(b.empty());
+}
