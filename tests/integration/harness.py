@@ -1,0 +1,224 @@
+"""Starts `inflow broker` and `inflow node` as real processes and talks to them
+with an independent Kafka client (python3-confluent-kafka)."""
+
+import json
+import os
+import random
+import re
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+import urllib.request
+
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+INFLOW = os.environ.get("INFLOW_BIN", os.path.join(ROOT, "build", "inflow"))
+EXAMPLE = os.path.join(ROOT, "config", "examples", "fraud.yaml")
+
+
+class Process:
+    """A child process whose stderr is collected as it runs."""
+
+    def __init__(self, args, env=None):
+        self.args = args
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                     env={**os.environ, **(env or {})})
+        self.stderr_lines = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self):
+        for line in self.proc.stderr:
+            self.stderr_lines.append(line)
+
+    def stderr(self):
+        return "".join(self.stderr_lines)
+
+    def wait_for_stderr(self, pattern, timeout=30):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            m = re.search(pattern, self.stderr())
+            if m:
+                return m
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        raise AssertionError(f"{self.args[1]} never logged {pattern!r}; stderr:\n{self.stderr()}")
+
+    def stop(self, sig=signal.SIGTERM, timeout=60):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        rc = self.proc.wait(timeout=timeout)
+        self._reader.join(timeout=5)
+        return rc
+
+
+class Broker(Process):
+    def __init__(self, topics):
+        args = [INFLOW, "broker"]
+        for name, partitions in topics.items():
+            args += ["--topic", f"{name}:{partitions}"]
+        super().__init__(args)
+        self.bootstrap = self.proc.stdout.readline().strip()
+        assert re.match(r"^127\.0\.0\.1:\d+", self.bootstrap), self.bootstrap
+
+
+class Node(Process):
+    def __init__(self, bootstrap, model_path, sets=(), group="inflow-fraud"):
+        args = [INFLOW, "node", "-c", EXAMPLE, "--set", "node.admin=127.0.0.1:0",
+                "--set", f"kafka.group.id={group}", "--set", f"models.fraud.path={model_path}"]
+        for s in sets:
+            args += ["--set", s]
+        super().__init__(args, env={"INFLOW_BOOTSTRAP": bootstrap})
+        m = self.wait_for_stderr(r"admin API on http://127\.0\.0\.1:(\d+)/")
+        self.admin = f"http://127.0.0.1:{m.group(1)}"
+
+    def get(self, path):
+        with urllib.request.urlopen(self.admin + path, timeout=5) as r:
+            return r.status, r.read().decode()
+
+    def metrics(self):
+        _, text = self.get("/metrics")
+        out = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                name, value = line.rsplit(" ", 1)
+                out[name] = float(value)
+        return out
+
+    def metric(self, name, pipeline="fraud"):
+        return self.metrics().get(f'{name}{{pipeline="{pipeline}"}}', 0)
+
+
+def train_model(directory):
+    """Trains a small model once; later calls reuse it."""
+    path = os.path.join(directory, "model.json")
+    if not os.path.exists(path):
+        subprocess.run([INFLOW, "train", "--out", directory, "--rows", "40000", "--rounds", "40"], check=True,
+                       capture_output=True)
+    return path
+
+
+# --- records -------------------------------------------------------------
+
+def transaction(rng, i, fraud):
+    """A transaction in the documented event schema. Fraud looks like account
+    takeover: a large online electronics purchase far above the usual."""
+    avg = rng.uniform(20, 80)
+    tx = {"id": f"py-{i}", "card_id": f"card-{rng.randrange(5000):06d}", "ts": int(time.time() * 1000),
+          "amount": round(avg * rng.uniform(0.5, 1.5), 2), "currency": "EUR", "merchant_id": f"m-{i % 997}",
+          "mcc": rng.choice([5411, 5812, 5541]), "country": "DE", "channel": "pos", "card_present": True,
+          "distance_km": rng.uniform(0, 10), "secs_since_last": rng.uniform(3600, 90000), "tx_last_hour": 0,
+          "amount_avg_30d": round(avg, 2)}
+    if fraud:
+        tx.update(amount=round(avg * rng.uniform(10, 20), 2), mcc=5732, channel="online", card_present=False,
+                  distance_km=rng.uniform(1000, 3000), secs_since_last=rng.uniform(60, 600), tx_last_hour=3)
+    return json.dumps(tx).encode()
+
+
+POISON = {
+    "inflow.errors.empty": b"",
+    "inflow.errors.invalid_json": b'{"id": "x", "card_id": "c", "amount": 12',
+    "inflow.errors.not_an_object": b"[1, 2, 3]",
+    "inflow.errors.missing_field": b'{"id": "x", "card_id": "c"}',
+    "inflow.errors.wrong_type": json.dumps({"id": "x", "card_id": "c", "amount": "lots"}).encode(),
+    "inflow.errors.too_deep": b"[" * 200 + b"]" * 200,
+    "inflow.errors.oversized": b'{"pad": "' + b"x" * 70000 + b'"}',
+}
+
+
+class Feeder:
+    """Produces records and remembers where each one landed."""
+
+    def __init__(self, bootstrap, topic="transactions"):
+        self.topic = topic
+        self.producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 5})
+        self.landed = {}  # (partition, offset) -> (kind, value)
+        self.errors = []
+
+    def send(self, value, kind, key):
+        def on_delivery(err, msg, kind=kind, value=value):
+            if err:
+                self.errors.append(err)
+            else:
+                self.landed[(msg.partition(), msg.offset())] = (kind, value)
+        while True:
+            try:
+                self.producer.produce(self.topic, value=value, key=key, on_delivery=on_delivery)
+                break
+            except BufferError:
+                self.producer.poll(0.01)
+        self.producer.poll(0)
+
+    def feed(self, count, seed=1, fraud_every=50, poison_every=400, rate=None):
+        rng = random.Random(seed)
+        kinds = sorted(POISON)
+        start = time.time()
+        for i in range(count):
+            if poison_every and i % poison_every == poison_every - 1:
+                kind = kinds[(i // poison_every) % len(kinds)]
+                self.send(POISON[kind], kind, b"poison-%d" % i)
+            else:
+                fraud = fraud_every and i % fraud_every == 0
+                self.send(transaction(rng, i, fraud), "fraud" if fraud else "legit", b"card-%d" % (i % 5000))
+            if rate:
+                delay = start + (i + 1) / rate - time.time()
+                if delay > 0:
+                    time.sleep(delay)
+        self.producer.flush(30)
+        assert not self.errors, self.errors
+
+
+def read_all(bootstrap, topic, partitions):
+    """Every record of a topic, from the start to the current end."""
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"reader-{time.time()}",
+                  "enable.auto.commit": False})
+    out = []
+    for p in range(partitions):
+        lo, hi = c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+        if hi <= lo:
+            continue
+        c.assign([TopicPartition(topic, p, lo)])
+        got = 0
+        deadline = time.time() + 30
+        while got < hi - lo and time.time() < deadline:
+            for m in c.consume(1000, timeout=1):
+                if m.error():
+                    continue
+                out.append(m)
+                got += 1
+        assert got == hi - lo, f"{topic}[{p}]: read {got} of {hi - lo}"
+    c.close()
+    return out
+
+
+def committed(bootstrap, group, topic, partitions):
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
+    res = c.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=10)
+    c.close()
+    return {t.partition: t.offset for t in res}
+
+
+def end_offsets(bootstrap, topic, partitions):
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "watermarks"})
+    out = {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in range(partitions)}
+    c.close()
+    return out
+
+
+def wait_until_committed(bootstrap, group, topic, partitions, timeout=90):
+    ends = end_offsets(bootstrap, topic, partitions)
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        done = committed(bootstrap, group, topic, partitions)
+        if all(ends[p] == 0 or done.get(p, -1) >= ends[p] for p in ends):
+            return ends
+        time.sleep(0.5)
+    raise AssertionError(f"committed {committed(bootstrap, group, topic, partitions)} never reached {ends}")
+
+
+def headers(msg):
+    return {k: (v.decode() if v is not None else None) for k, v in (msg.headers() or [])}
