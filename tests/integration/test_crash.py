@@ -25,7 +25,7 @@ def dlq_sources(bootstrap, topic):
 def test_sigkill_mid_stream_then_restart(broker, model_path):
     feeder = Feeder(broker.bootstrap)
     feeding = threading.Thread(target=feeder.feed, args=(40000,), kwargs=dict(rate=10000, seed=3, poison_every=200))
-    node = Node(broker.bootstrap, model_path, sets=[f"pipelines.fraud.max_in_flight={MAX_IN_FLIGHT}"])
+    node = Node(broker.bootstrap, model_path, sets=[f"pipelines.fraud.max_in_flight={MAX_IN_FLIGHT}", "kafka.session.timeout.ms=6000"])
     feeding.start()
     deadline = time.time() + 60
     while node.metric("inflow_records_consumed_total") < 8000:
@@ -34,7 +34,7 @@ def test_sigkill_mid_stream_then_restart(broker, model_path):
     assert node.stop(signal.SIGKILL) == -signal.SIGKILL
     feeding.join()
 
-    restarted = Node(broker.bootstrap, model_path, sets=[f"pipelines.fraud.max_in_flight={MAX_IN_FLIGHT}"])
+    restarted = Node(broker.bootstrap, model_path, sets=[f"pipelines.fraud.max_in_flight={MAX_IN_FLIGHT}", "kafka.session.timeout.ms=6000"])
     wait_until_committed(broker.bootstrap, "inflow-fraud", "transactions", PARTITIONS)
     assert restarted.stop() == 0, restarted.stderr()
 
