@@ -21,6 +21,8 @@ pipeline_probe::pipeline_probe(metrics::registry& r, const std::string& p)
                                     "Records deleted by the broker before they were consumed.", pl(p))),
     produce_retries(r.get_counter("inflow_produce_retries_total",
                                   "Alert or dead-letter writes retried after a Kafka error.", pl(p))),
+    pauses(r.get_counter("inflow_partition_pauses_total",
+                         "Times a partition was paused because its in-flight window was full.", pl(p))),
     commits(r.get_counter("inflow_offset_commits_total", "Offset commits sent.", pl(p))),
     commit_failures(r.get_counter("inflow_offset_commit_failures_total", "Offset commits that failed.", pl(p))),
     in_flight(r.get_gauge("inflow_records_in_flight", "Records consumed without a final outcome yet.", pl(p))),

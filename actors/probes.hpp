@@ -16,6 +16,7 @@ struct pipeline_probe {
   metrics::counter& duplicates_skipped;
   metrics::counter& lost_to_retention;
   metrics::counter& produce_retries;
+  metrics::counter& pauses;
   metrics::counter& commits;
   metrics::counter& commit_failures;
   metrics::gauge& in_flight;

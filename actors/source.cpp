@@ -231,6 +231,7 @@ void source::apply_backpressure() {
     for (int32_t p : pause)
       assigned_[p].paused = true;
     probe_.partitions_paused.add(static_cast<int64_t>(pause.size()));
+    probe_.pauses.inc(pause.size());
   }
   if (!resume.empty()) {
     auto list = make_list(options_.topic, resume);

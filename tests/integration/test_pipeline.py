@@ -12,8 +12,11 @@ def test_every_record_accounted_for_exactly_once(broker, model_path):
     feeder.feed(RECORDS)
     assert len(feeder.landed) == RECORDS
 
-    node = Node(broker.bootstrap, model_path)
+    # A small in-flight window against a 20k backlog: partitions must pause and resume.
+    node = Node(broker.bootstrap, model_path, sets=["pipelines.fraud.max_in_flight=200"])
     wait_until_committed(broker.bootstrap, "inflow-fraud", "transactions", 4)
+    assert node.metric("inflow_partition_pauses_total") > 0
+    assert node.metric("inflow_records_in_flight") == 0
     status, body = node.get("/readyz")
     assert status == 200
     consumed = node.metric("inflow_records_consumed_total")
