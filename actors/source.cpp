@@ -222,7 +222,7 @@ void source::apply_backpressure() {
     int64_t n = a.shared->in_flight.load();
     if (!a.paused && n >= options_.max_in_flight)
       pause.push_back(p);
-    else if (a.paused && n <= options_.max_in_flight / 2)
+    else if (a.paused && n <= options_.max_in_flight * 3 / 4) // resume while work remains: refetching takes a while
       resume.push_back(p);
   }
   if (!pause.empty()) {
