@@ -115,15 +115,6 @@ void on_batch(partition_actor* self, const record_batch& batch) {
   std::vector<float> row(width);
   for (auto* m : batch.messages) {
     int64_t offset = m->offset;
-    if (st.shared->offset_reset.exchange(false)) {
-      int64_t expected = st.tracker.last_added() >= 0 ? st.tracker.last_added() + 1 : st.shared->expected_next;
-      if (expected >= 0 && offset > expected) {
-        ctx.probe.lost_to_retention.inc(static_cast<uint64_t>(offset - expected));
-        spdlog::warn("{}: partition {}: offsets {}..{} were deleted by the broker before we read them "
-                     "({} records lost to retention)",
-                     ctx.config.name, st.shared->partition, expected, offset - 1, offset - expected);
-      }
-    }
     if (!st.tracker.add(offset)) {
       ctx.probe.duplicates_skipped.inc();
       st.shared->in_flight.fetch_sub(1);

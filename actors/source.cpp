@@ -92,8 +92,8 @@ void source::assign(rd_kafka_topic_partition_list_t* parts) {
     int32_t p = parts->elems[i].partition;
     auto shared = std::make_shared<partition_shared>();
     shared->partition = p;
-    shared->expected_next = committed->elems[i].offset;
-    assigned_[p] = assigned{shared, spawn_(shared), false, shared->expected_next};
+    int64_t start = committed->elems[i].offset; // negative: no commit yet
+    assigned_[p] = assigned{shared, spawn_(shared), false, start, start};
     std::lock_guard<std::mutex> guard(snapshot_mutex_);
     snapshot_[p] = shared;
   }
@@ -184,15 +184,7 @@ void source::dispatch(std::vector<rd_kafka_message_t*>& polled) {
   std::map<int32_t, std::shared_ptr<record_batch>> batches;
   for (auto* m : polled) {
     if (m->err) {
-      if (m->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET || m->err == RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE) {
-        if (auto it = assigned_.find(m->partition); it != assigned_.end())
-          it->second.shared->offset_reset = true;
-        spdlog::warn("{}: partition {}: {}; records the broker deleted before we read them are counted in "
-                     "inflow_records_lost_to_retention_total",
-                     options_.pipeline, m->partition, rd_kafka_message_errstr(m));
-      } else {
-        spdlog::warn("{}: consumer: {}", options_.pipeline, rd_kafka_message_errstr(m));
-      }
+      spdlog::warn("{}: consumer: {}", options_.pipeline, rd_kafka_message_errstr(m));
       rd_kafka_message_destroy(m);
       continue;
     }
@@ -208,12 +200,30 @@ void source::dispatch(std::vector<rd_kafka_message_t*>& polled) {
   }
   for (auto& [p, batch] : batches) {
     auto& a = assigned_[p];
+    count_lost_records(p, a, batch->messages.front()->offset);
+    a.next_offset = batch->messages.back()->offset + 1;
     auto n = static_cast<int64_t>(batch->messages.size());
     a.shared->in_flight += n;
     probe_.in_flight.add(n);
     probe_.consumed.inc(static_cast<uint64_t>(n));
     a.actor->deliver(std::move(batch));
   }
+}
+
+void source::count_lost_records(int32_t partition, assigned& a, int64_t first_offset) {
+  // Gaps are normal (compaction, transaction markers); a gap that starts below
+  // the broker's log start means records were deleted before we read them.
+  // librdkafka resets such a position silently (it only logs), so count here.
+  if (a.next_offset < 0 || first_offset <= a.next_offset)
+    return;
+  int64_t lo = -1, hi = -1;
+  if (rd_kafka_get_watermark_offsets(rk_.get(), options_.topic.c_str(), partition, &lo, &hi) || lo <= a.next_offset)
+    return;
+  int64_t lost = std::min(first_offset, lo) - a.next_offset;
+  probe_.lost_to_retention.inc(static_cast<uint64_t>(lost));
+  spdlog::warn("{}: partition {}: offsets {}..{} were deleted by the broker before we read them ({} records lost "
+               "to retention; see inflow_records_lost_to_retention_total)",
+               options_.pipeline, partition, a.next_offset, a.next_offset + lost - 1, lost);
 }
 
 void source::apply_backpressure() {

@@ -34,8 +34,6 @@ struct partition_shared {
   int32_t partition = 0;
   std::atomic<int64_t> in_flight{0};    ///< dispatched, no final outcome yet
   std::atomic<int64_t> committable{-1}; ///< next offset to commit, -1: nothing finished
-  std::atomic<bool> offset_reset{false}; ///< the broker no longer had our position
-  int64_t expected_next = -1;           ///< committed offset at assignment, for loss accounting
 };
 
 /// The consumer thread's view of one partition actor.
@@ -78,6 +76,7 @@ private:
     std::unique_ptr<partition_handle> actor;
     bool paused = false;
     int64_t committed = -1;
+    int64_t next_offset = -1; ///< where the next record should be; -1 unknown
   };
 
   void run();
@@ -86,6 +85,7 @@ private:
   void assign(rd_kafka_topic_partition_list_t* parts);
   void revoke(rd_kafka_topic_partition_list_t* parts, bool lost);
   void dispatch(std::vector<rd_kafka_message_t*>& polled);
+  void count_lost_records(int32_t partition, assigned& a, int64_t first_offset);
   void apply_backpressure();
   void drain(const std::vector<int32_t>& partitions);
   void commit(const std::vector<int32_t>& partitions, bool sync);
