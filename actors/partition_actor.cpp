@@ -66,7 +66,6 @@ void finish(partition_actor* self, int64_t offset) {
   }
   if (st.tracker.mark_done(offset)) {
     st.shared->in_flight.fetch_sub(1);
-    st.ctx->probe.in_flight.add(-1);
     st.shared->committable.store(st.tracker.committable());
   }
 }
@@ -118,7 +117,6 @@ void on_batch(partition_actor* self, const record_batch& batch) {
     if (!st.tracker.add(offset)) {
       ctx.probe.duplicates_skipped.inc();
       st.shared->in_flight.fetch_sub(1);
-      ctx.probe.in_flight.add(-1);
       continue;
     }
     auto& rec = st.pending[offset];

@@ -99,12 +99,13 @@ void source::assign(rd_kafka_topic_partition_list_t* parts) {
   }
   spdlog::info("{}: assigned {} partition(s) of {}", options_.pipeline, parts->cnt, options_.topic);
   probe_.partitions_assigned.set(static_cast<int64_t>(assigned_.size()));
-  rd_kafka_error_t* error = strcmp(rd_kafka_rebalance_protocol(rk_.get()), "COOPERATIVE") == 0
-                              ? rd_kafka_incremental_assign(rk_.get(), parts)
-                              : (rd_kafka_assign(rk_.get(), parts) ? rd_kafka_error_new(RD_KAFKA_RESP_ERR__FAIL, "assign failed") : nullptr);
-  if (error) {
-    spdlog::error("{}: assign failed: {}", options_.pipeline, rd_kafka_error_string(error));
-    rd_kafka_error_destroy(error);
+  if (cooperative()) {
+    if (auto* error = rd_kafka_incremental_assign(rk_.get(), parts)) {
+      spdlog::error("{}: assign failed: {}", options_.pipeline, rd_kafka_error_string(error));
+      rd_kafka_error_destroy(error);
+    }
+  } else if (auto err = rd_kafka_assign(rk_.get(), parts)) {
+    spdlog::error("{}: assign failed: {}", options_.pipeline, rd_kafka_err2str(err));
   }
 }
 
@@ -124,7 +125,6 @@ void source::revoke(rd_kafka_topic_partition_list_t* parts, bool lost) {
   }
   for (int32_t p : revoked) {
     auto& a = assigned_[p];
-    probe_.in_flight.add(-a.shared->in_flight.load());
     if (a.paused)
       probe_.partitions_paused.add(-1);
     a.actor->stop();
@@ -133,7 +133,7 @@ void source::revoke(rd_kafka_topic_partition_list_t* parts, bool lost) {
     snapshot_.erase(p);
   }
   probe_.partitions_assigned.set(static_cast<int64_t>(assigned_.size()));
-  if (strcmp(rd_kafka_rebalance_protocol(rk_.get()), "COOPERATIVE") == 0) {
+  if (cooperative()) {
     if (auto* error = rd_kafka_incremental_unassign(rk_.get(), parts)) {
       spdlog::error("{}: unassign failed: {}", options_.pipeline, rd_kafka_error_string(error));
       rd_kafka_error_destroy(error);
@@ -141,6 +141,10 @@ void source::revoke(rd_kafka_topic_partition_list_t* parts, bool lost) {
   } else {
     rd_kafka_assign(rk_.get(), nullptr);
   }
+}
+
+bool source::cooperative() const {
+  return strcmp(rd_kafka_rebalance_protocol(rk_.get()), "COOPERATIVE") == 0;
 }
 
 void source::run() {
@@ -204,7 +208,6 @@ void source::dispatch(std::vector<rd_kafka_message_t*>& polled) {
     a.next_offset = batch->messages.back()->offset + 1;
     auto n = static_cast<int64_t>(batch->messages.size());
     a.shared->in_flight += n;
-    probe_.in_flight.add(n);
     probe_.consumed.inc(static_cast<uint64_t>(n));
     a.actor->deliver(std::move(batch));
   }
@@ -228,13 +231,16 @@ void source::count_lost_records(int32_t partition, assigned& a, int64_t first_of
 
 void source::apply_backpressure() {
   std::vector<int32_t> pause, resume;
+  int64_t total = 0;
   for (auto& [p, a] : assigned_) {
     int64_t n = a.shared->in_flight.load();
+    total += n;
     if (!a.paused && n >= options_.max_in_flight)
       pause.push_back(p);
     else if (a.paused && n <= options_.max_in_flight * 3 / 4) // resume while work remains: refetching takes a while
       resume.push_back(p);
   }
+  probe_.in_flight.set(total);
   if (!pause.empty()) {
     auto list = make_list(options_.topic, pause);
     rd_kafka_pause_partitions(rk_.get(), list.get());

@@ -90,6 +90,7 @@ private:
   void drain(const std::vector<int32_t>& partitions);
   void commit(const std::vector<int32_t>& partitions, bool sync);
   std::vector<int32_t> all_partitions() const;
+  bool cooperative() const; ///< incremental (cooperative-sticky) or eager rebalancing
   void update_lag();
 
   source_options options_;
