@@ -1,6 +1,8 @@
 #pragma once
 // The `inflow` subcommands. Each returns a sysexits exit code (app/common.hpp).
 
+#include "gateways/embedded_xgboost/trainer.hpp"
+
 #include <atomic>
 #include <cstdint>
 #include <functional>
@@ -34,14 +36,7 @@ gen_report generate(const gen_options& o, const std::atomic<bool>& stop,
                     const std::function<void(const gen_report&, double elapsed_s)>& progress);
 int run_gen(const gen_options& o);
 
-struct train_cli_options {
-  std::string out;
-  int64_t rows = 200'000;
-  uint64_t seed = 42;
-  double threshold = 0.9;
-  int rounds = 100;
-};
-int run_train(const train_cli_options& o);
+int run_train(gateways::xgboost::train_options o);
 
 struct node_options {
   std::string config_path;

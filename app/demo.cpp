@@ -42,7 +42,10 @@ int run_demo(const demo_options& o) {
     auto model_path = (std::filesystem::path(o.model_dir) / "model.json").string();
     if (!std::filesystem::exists(model_path)) {
       fmt::print("no model at {}: training one (inflow train --out {})\n", model_path, o.model_dir);
-      if (int rc = run_train({o.model_dir, 100'000, 42, 0.9, 100}); rc != ok)
+      gateways::xgboost::train_options train;
+      train.out_dir = o.model_dir;
+      train.rows = 100'000;
+      if (int rc = run_train(train); rc != ok)
         return rc;
     }
 

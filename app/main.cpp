@@ -38,9 +38,9 @@ int main(int argc, char** argv) {
   g->add_option("--format", gen.format, "json or msgpack")->capture_default_str()->check(CLI::IsMember({"json", "msgpack"}));
   g->callback([&] { code = run_gen(gen); });
 
-  train_cli_options train;
+  inflow::gateways::xgboost::train_options train;
   auto* t = app.add_subcommand("train", "Train the fraud model (XGBoost) on generated data and report its quality");
-  t->add_option("--out", train.out, "Directory for model.json and model.meta.json")->required();
+  t->add_option("--out", train.out_dir, "Directory for model.json and model.meta.json")->required();
   t->add_option("--rows", train.rows, "Generated rows (80% train, 20% held out)")->capture_default_str()->check(CLI::Range(1000, 100'000'000));
   t->add_option("--seed", train.seed, "Random seed")->capture_default_str();
   t->add_option("--threshold", train.threshold, "Alert threshold to report precision and recall at")->capture_default_str()

@@ -7,13 +7,7 @@
 
 namespace inflow::app {
 
-int run_train(const train_cli_options& o) {
-  gateways::xgboost::train_options opt;
-  opt.out_dir = o.out;
-  opt.rows = o.rows;
-  opt.seed = o.seed;
-  opt.threshold = o.threshold;
-  opt.rounds = o.rounds;
+int run_train(gateways::xgboost::train_options opt) {
   const bool tty = stderr_is_terminal();
   opt.progress = [&](int round, int rounds) {
     if (tty)
@@ -22,7 +16,7 @@ int run_train(const train_cli_options& o) {
       fmt::print(stderr, "training: round {}/{}\n", round, rounds);
   };
   try {
-    fmt::print(stderr, "training on {} generated transactions (seed {})\n", o.rows, o.seed);
+    fmt::print(stderr, "training on {} generated transactions (seed {})\n", opt.rows, opt.seed);
     auto r = gateways::xgboost::train_fraud_model(opt);
     if (tty)
       fmt::print(stderr, "\n");

@@ -118,7 +118,7 @@ TEST_CASE("a YAML syntax error names its line") {
   CHECK(r.errors[0].line >= 2);
 }
 
-TEST_CASE("--set overrides values and kafka properties keep their dots") {
+TEST_CASE("overrides from --set replace values and kafka properties keep their dots") {
   auto r = load_text(minimal, {"kafka.bootstrap.servers=10.0.0.1:9092", "kafka.security.protocol=SASL_SSL",
                                "models.fraud.batch.max_batch=64", "node.roles=[ingest]"});
   REQUIRE(r.errors.empty());

@@ -26,6 +26,15 @@ def dlq_sources(bootstrap, topic):
             for h in (headers(m) for m in read_all(bootstrap, topic, 1))]
 
 
+def reference_alerts(broker, model_path):
+    """The alerts of a clean run over the same records, in another group."""
+    reference = Node(broker.bootstrap, model_path, group="reference",
+                     sets=["pipelines.fraud.alert.topic=ref-alerts", "pipelines.fraud.dead_letter_topic=ref-dlq"])
+    wait_until_committed(broker.bootstrap, "reference", "transactions", PARTITIONS)
+    assert reference.stop() == 0
+    return alert_sources(broker.bootstrap, "ref-alerts")
+
+
 def test_sigkill_mid_stream_then_restart(broker, model_path):
     feeder = Feeder(broker.bootstrap)
     feeding = threading.Thread(target=feeder.feed, args=(40000,), kwargs=dict(rate=10000, seed=3, poison_every=200))
@@ -42,13 +51,7 @@ def test_sigkill_mid_stream_then_restart(broker, model_path):
     wait_until_committed(broker.bootstrap, "inflow-fraud", "transactions", PARTITIONS)
     assert restarted.stop() == 0, restarted.stderr()
 
-    # The same records through a clean run, in another group, are the reference.
-    reference = Node(broker.bootstrap, model_path, group="reference",
-                     sets=["pipelines.fraud.alert.topic=ref-alerts", "pipelines.fraud.dead_letter_topic=ref-dlq"])
-    wait_until_committed(broker.bootstrap, "reference", "transactions", PARTITIONS)
-    assert reference.stop() == 0
-
-    expected_alerts = alert_sources(broker.bootstrap, "ref-alerts")
+    expected_alerts = reference_alerts(broker, model_path)
     assert len(set(expected_alerts)) == len(expected_alerts) > 0
     alerts = alert_sources(broker.bootstrap, "fraud-alerts")
     assert set(alerts) == set(expected_alerts), "a record lost its alert"
@@ -88,12 +91,8 @@ def test_partitions_move_to_the_remaining_node_without_loss(broker, model_path):
     wait_until_committed(broker.bootstrap, "inflow-fraud", "transactions", PARTITIONS)
     assert first.stop() == 0, first.stderr()
 
-    reference = Node(broker.bootstrap, model_path, group="reference",
-                     sets=["pipelines.fraud.alert.topic=ref-alerts", "pipelines.fraud.dead_letter_topic=ref-dlq"])
-    wait_until_committed(broker.bootstrap, "reference", "transactions", PARTITIONS)
-    assert reference.stop() == 0
     alerts = alert_sources(broker.bootstrap, "fraud-alerts")
-    assert set(alerts) == set(alert_sources(broker.bootstrap, "ref-alerts"))
+    assert set(alerts) == set(reference_alerts(broker, model_path))
     dead = dlq_sources(broker.bootstrap, "transactions.dlq")
     assert set(dead) == {k for k, (kind, _) in feeder.landed.items() if kind in POISON}
     # Duplicates are possible here: when a member leaves, the development broker
