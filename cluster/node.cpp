@@ -73,6 +73,16 @@ void node::start() {
   for (auto& [name, model] : d.models)
     d.gateways[name] = model.spawn(*d.system);
   d.producer = std::make_unique<kafka::producer>(d.cfg.kafka, kafka::properties{{"client.id", "inflow-sink"}});
+  std::vector<std::string> outputs;
+  for (const auto& [name, p] : d.cfg.pipelines)
+    outputs.insert(outputs.end(), {p.alert.topic, p.dead_letter_topic});
+  // Writing to a topic that does not exist would stall the partitions for good.
+  if (auto missing = kafka::missing_topics(d.producer->raw(), outputs, 10'000); !missing.empty()) {
+    std::string names;
+    for (const auto& t : missing)
+      names += (names.empty() ? "" : ", ") + t;
+    throw std::runtime_error("output topic(s) missing: " + names + "; create them before starting the node");
+  }
   for (const auto& [name, pcfg] : d.cfg.pipelines) {
     auto& p = d.pipelines[name];
     p.probe = std::make_unique<actors::pipeline_probe>(d.registry, name);

@@ -56,13 +56,6 @@ std::string reference_markdown() {
   return out;
 }
 
-bool is_secret_key(const std::string& key) {
-  for (const char* word : {"password", "secret", "key", "token", "credential"})
-    if (key.find(word) != std::string::npos)
-      return true;
-  return false;
-}
-
 std::string format_error(const std::string& source, const config_error& e) {
   if (e.line > 0)
     return fmt::format("{}:{}: {}: {}", source, e.line, e.path, e.message);

@@ -107,8 +107,4 @@ const std::vector<option>& options();
 /// The markdown reference of every option, as docs/CONFIGURATION.md holds it.
 std::string reference_markdown();
 
-/// Secrets never leave the process: librdkafka properties whose names hold
-/// one of these words print as `***`.
-bool is_secret_key(const std::string& key);
-
 } // namespace inflow::config

@@ -133,14 +133,8 @@ TEST_CASE("overrides from --set replace values and kafka properties keep their d
   CHECK(has_error(bad, "no-equals-sign", 0, "key=value"));
 }
 
-TEST_CASE("secret-looking librdkafka properties are recognised") {
-  CHECK(is_secret_key("sasl.password"));
-  CHECK(is_secret_key("ssl.key.password"));
-  CHECK_FALSE(is_secret_key("bootstrap.servers"));
-}
-
 TEST_CASE("docs/CONFIGURATION.md carries the reference of every declared option") {
-  std::ifstream in("docs/CONFIGURATION.md");
+  std::ifstream in(INFLOW_SOURCE_DIR "/docs/CONFIGURATION.md");
   REQUIRE(in);
   std::stringstream doc;
   doc << in.rdbuf();
@@ -148,7 +142,7 @@ TEST_CASE("docs/CONFIGURATION.md carries the reference of every declared option"
 }
 
 TEST_CASE("the example configs are valid") {
-  for (const char* file : {"config/examples/fraud.yaml"}) {
+  for (std::string file : {INFLOW_SOURCE_DIR "/config/examples/fraud.yaml"}) {
     INFO(file);
     auto r = load_file(file);
     for (const auto& e : r.errors)

@@ -23,7 +23,8 @@ rd_kafka_conf_t* make_conf(const properties& defaults, const properties& user, c
     for (const auto& [key, value] : *list) {
       if (rd_kafka_conf_set(conf, key.c_str(), value.c_str(), err, sizeof(err)) != RD_KAFKA_CONF_OK) {
         rd_kafka_conf_destroy(conf);
-        throw std::runtime_error("kafka." + key + ": " + err);
+        // librdkafka's message quotes the value: keep secrets out of it.
+        throw std::runtime_error("kafka." + key + ": " + (is_secret(key) ? "invalid value (not shown)" : err));
       }
     }
   }
@@ -39,6 +40,31 @@ handle make_handle(rd_kafka_type_t type, rd_kafka_conf_t* conf) {
     throw std::runtime_error(std::string("cannot create Kafka client: ") + err);
   }
   return handle(rk);
+}
+
+bool is_secret(const std::string& key) {
+  for (const char* word : {"password", "secret", "key", "token", "credential", "jaas"})
+    if (key.find(word) != std::string::npos)
+      return true;
+  return false;
+}
+
+std::vector<std::string> missing_topics(rd_kafka_t* rk, const std::vector<std::string>& topics, int timeout_ms) {
+  const rd_kafka_metadata_t* md = nullptr;
+  // All topics: asking for one by name could make the broker auto-create it.
+  if (auto err = rd_kafka_metadata(rk, 1, nullptr, &md, timeout_ms))
+    throw std::runtime_error(std::string("cannot reach Kafka: ") + rd_kafka_err2str(err) +
+                             " (check kafka.bootstrap.servers and that the brokers are up)");
+  std::vector<std::string> missing;
+  for (const auto& t : topics) {
+    bool found = false;
+    for (int i = 0; i < md->topic_cnt && !found; ++i)
+      found = t == md->topics[i].topic && md->topics[i].err == RD_KAFKA_RESP_ERR_NO_ERROR;
+    if (!found)
+      missing.push_back(t);
+  }
+  rd_kafka_metadata_destroy(md);
+  return missing;
 }
 
 bool is_consumer_only(const std::string& key) {

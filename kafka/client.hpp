@@ -30,6 +30,13 @@ rd_kafka_conf_t* make_conf(const properties& defaults, const properties& user, c
 /// Creates a producer or consumer; throws std::runtime_error with librdkafka's reason.
 handle make_handle(rd_kafka_type_t type, rd_kafka_conf_t* conf);
 
+/// Properties whose values are secrets: never logged, printed or echoed in errors.
+bool is_secret(const std::string& key);
+
+/// Which of `topics` the cluster does not have. Throws std::runtime_error when
+/// the cluster cannot be reached within `timeout_ms`.
+std::vector<std::string> missing_topics(rd_kafka_t* rk, const std::vector<std::string>& topics, int timeout_ms);
+
 /// Properties that only a consumer understands, left out of producer configs
 /// so librdkafka does not warn about them.
 bool is_consumer_only(const std::string& key);
