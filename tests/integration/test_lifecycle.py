@@ -77,3 +77,15 @@ def test_sigterm_drains_commits_and_exits_0(broker, model_path):
     for m in read_all(broker.bootstrap, "fraud-alerts", 2):
         a = json.loads(m.value())
         assert a["source"]["offset"] < done[a["source"]["partition"]]
+
+
+def test_missing_output_topic_or_unreachable_kafka_exit_69(broker, model_path):
+    args = ["node", "-c", EXAMPLE, "--set", f"models.fraud.path={model_path}", "--set", "node.admin=127.0.0.1:0"]
+    r = subprocess.run([INFLOW, *args, "--set", "pipelines.fraud.alert.topic=no-such-topic"], capture_output=True,
+                       text=True, timeout=60, env={**os.environ, "INFLOW_BOOTSTRAP": broker.bootstrap})
+    assert r.returncode == 69
+    assert "output topic(s) missing: no-such-topic" in r.stderr
+    r = subprocess.run([INFLOW, *args], capture_output=True, text=True, timeout=60,
+                       env={**os.environ, "INFLOW_BOOTSTRAP": "127.0.0.1:1"})
+    assert r.returncode == 69
+    assert "cannot reach Kafka" in r.stderr
