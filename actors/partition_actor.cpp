@@ -16,6 +16,9 @@ int64_t now_ms() {
     .count();
 }
 
+/// Below Kafka's default message.max.bytes (1 MB) with room for headers.
+constexpr size_t max_dead_letter_bytes = 900 * 1024;
+
 struct pending_record {
   enum class stage : uint8_t { scoring, alerting, dead_lettering };
   stage at = stage::scoring;
@@ -91,7 +94,13 @@ void write_outcome(partition_actor* self, int64_t offset) {
       {"__connect.errors.exception.message", rec.error_message},
       {"inflow.pipeline", cfg.name},
     };
-    queued = st.ctx->producer.produce(cfg.dead_letter_topic, rec.key, rec.value, headers, st.delivery,
+    // A value Kafka would refuse must not stall the partition: keep its head and say so.
+    std::string_view value = rec.value;
+    if (value.size() > max_dead_letter_bytes) {
+      headers.push_back({"inflow.value.truncated_from_bytes", std::to_string(value.size())});
+      value = value.substr(0, max_dead_letter_bytes);
+    }
+    queued = st.ctx->producer.produce(cfg.dead_letter_topic, rec.key, value, headers, st.delivery,
                                       static_cast<uint64_t>(offset));
   }
   if (!queued)
@@ -120,19 +129,19 @@ void on_batch(partition_actor* self, const record_batch& batch) {
       continue;
     }
     auto& rec = st.pending[offset];
-    rec.timestamp_ms = rd_kafka_message_timestamp(m, nullptr);
+    int64_t ts = rd_kafka_message_timestamp(m, nullptr);
+    rec.timestamp_ms = ts > 0 ? ts : now_ms();
     std::string_view value(static_cast<const char*>(m->payload), m->len);
     auto failure = st.decoder->decode(value, st.values);
     if (!failure)
       failure = ctx.features.extract(st.values, row.data(), rec.identity);
-    if (failure) {
+    if (m->key)
       rec.key.assign(static_cast<const char*>(m->key), m->key_len);
-      rec.value.assign(value);
+    rec.value.assign(value);
+    if (failure) {
       dead_letter(self, offset, failure->code, std::move(failure->message));
       continue;
     }
-    rec.key.assign(static_cast<const char*>(m->key), m->key_len);
-    rec.value.assign(value);
     request.ids.push_back(static_cast<uint64_t>(offset));
     request.rows.insert(request.rows.end(), row.begin(), row.end());
   }

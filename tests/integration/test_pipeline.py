@@ -79,3 +79,19 @@ def test_msgpack_records_are_scored(broker, model_path):
     assert node.metric("inflow_records_dead_lettered_total") == 1
     assert node.metric("inflow_records_alerted_total") >= 40
     assert node.stop() == 0
+
+
+def test_a_record_too_big_for_the_dead_letter_topic_is_truncated_not_stuck(broker, model_path):
+    from confluent_kafka import Producer
+    p = Producer({"bootstrap.servers": broker.bootstrap, "message.max.bytes": 4_000_000})
+    huge = b'{"pad":"' + b"x" * 2_000_000 + b'"}'
+    p.produce("transactions", huge, key=b"big", partition=0)
+    p.flush(10)
+    node = Node(broker.bootstrap, model_path)
+    wait_until_committed(broker.bootstrap, "inflow-fraud", "transactions", 4)
+    assert node.stop() == 0
+    [dead] = read_all(broker.bootstrap, "transactions.dlq", 1)
+    h = headers(dead)
+    assert h["__connect.errors.exception.class.name"] == "inflow.errors.oversized"
+    assert h["inflow.value.truncated_from_bytes"] == str(len(huge))
+    assert huge.startswith(dead.value()) and len(dead.value()) < 1_000_000
