@@ -21,8 +21,9 @@ namespace {
 class json_sink : public spdlog::sinks::base_sink<std::mutex> {
 protected:
   void sink_it_(const spdlog::details::log_msg& msg) override {
-    std::string line = fmt::format(R"({{"ts":"{:%Y-%m-%dT%H:%M:%S}Z","level":")",
-                                   fmt::gmtime(std::chrono::system_clock::to_time_t(msg.time)));
+    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(msg.time.time_since_epoch()).count() % 1000;
+    std::string line = fmt::format(R"({{"ts":"{:%Y-%m-%dT%H:%M:%S}.{:03d}Z","level":")",
+                                   fmt::gmtime(std::chrono::system_clock::to_time_t(msg.time)), ms);
     auto level = spdlog::level::to_string_view(msg.level);
     line.append(level.data(), level.size());
     line += R"(","msg":)";
