@@ -1,0 +1,51 @@
+// Model-only ceiling: rows per second of the embedded XGBoost model at batch
+// sizes 1..1024 on one thread, on rows decoded from generated transactions.
+//
+//   build/bench_model_throughput models/fraud/model.json
+
+#include "events/features.hpp"
+#include "events/generator.hpp"
+#include "gateways/embedded_xgboost/booster.hpp"
+
+#include <fmt/format.h>
+
+#include <chrono>
+
+int main(int argc, char** argv) {
+  using namespace inflow;
+  if (argc != 2) {
+    fmt::print(stderr, "usage: {} MODEL.json\n", argv[0]);
+    return 64;
+  }
+  gateways::xgboost::booster model(argv[1], 1);
+  auto meta = gateways::xgboost::read_meta(argv[1]);
+  events::feature_map map(meta.features);
+  events::decoder decoder(events::wire_format::json, map.fields(), {});
+  events::generator gen(7);
+  const size_t rows = 65536, width = map.size();
+  std::vector<float> data(rows * width);
+  std::vector<events::field_value> values;
+  events::record_identity id;
+  std::vector<std::string> events;
+  for (size_t r = 0; r < rows; ++r)
+    events.push_back(events::to_json(gen.next(0).tx));
+  auto t0 = std::chrono::steady_clock::now();
+  for (size_t r = 0; r < rows; ++r) {
+    decoder.decode(events[r], values);
+    map.extract(values, data.data() + r * width, id);
+  }
+  double decode_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  fmt::print("| decode + features (JSON, simdjson) | 1 | {:.0f} rows/s | {:.2f} µs/row |\n", rows / decode_s,
+             decode_s / rows * 1e6);
+  for (size_t batch : {1, 16, 64, 256, 1024}) {
+    auto start = std::chrono::steady_clock::now();
+    size_t done = 0;
+    while (done + batch <= rows) {
+      model.predict(data.data() + done * width, batch);
+      done += batch;
+    }
+    double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    fmt::print("| XGBoost predict, 1 thread | {} | {:.0f} rows/s | {:.2f} µs/row |\n", batch, done / s,
+               s / done * 1e6);
+  }
+}
