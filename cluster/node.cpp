@@ -4,7 +4,7 @@
 #include "actors/partition_actor.hpp"
 #include "actors/probes.hpp"
 #include "actors/source.hpp"
-#include "admin/http_server.hpp"
+#include "http/server.hpp"
 #include "gateways/common/registry.hpp"
 #include "kafka/producer.hpp"
 
@@ -40,10 +40,10 @@ struct node::impl {
     std::unique_ptr<actors::source> source;
   };
   std::map<std::string, pipeline> pipelines;
-  std::unique_ptr<admin::http_server> admin;
+  std::unique_ptr<http::server> admin;
   bool stopped = false;
 
-  admin::response serve(const std::string& method, const std::string& target);
+  http::response serve(const http::request& r);
 };
 
 node::node(config::node_file cfg) : impl_(new impl) {
@@ -104,13 +104,12 @@ void node::start() {
     spdlog::info("pipeline {}: {} -> model {} ({}) -> alerts {} / dead letters {}", name, pcfg.source.topic,
                  pcfg.model, model.info.version, pcfg.alert.topic, pcfg.dead_letter_topic);
   }
-  d.admin = std::make_unique<admin::http_server>(
-    d.cfg.node.admin.host, d.cfg.node.admin.port,
-    [this](const std::string& method, const std::string& target) {
-      if (target == "/api/status")
-        return admin::response{200, "application/json", status_json()};
-      return impl_->serve(method, target);
-    });
+  d.admin = std::make_unique<http::server>(d.cfg.node.admin.host, d.cfg.node.admin.port,
+                                           [this](const http::request& r) {
+                                             if (r.target == "/api/status")
+                                               return http::response{200, "application/json", status_json()};
+                                             return impl_->serve(r);
+                                           });
   spdlog::info("admin API on http://{}:{}/ (metrics at /metrics)", d.cfg.node.admin.host, d.admin->port());
 }
 
@@ -181,18 +180,18 @@ std::string node::status_json() const {
   return j.dump();
 }
 
-admin::response node::impl::serve(const std::string& method, const std::string& target) {
-  if (method != "GET" && method != "HEAD")
+http::response node::impl::serve(const http::request& r) {
+  if (r.method != "GET" && r.method != "HEAD")
     return {405, "text/plain; charset=utf-8", "method not allowed\n"};
-  auto path = target.substr(0, target.find('?'));
+  auto path = r.target.substr(0, r.target.find('?'));
   if (path == "/livez")
     return {200, "text/plain; charset=utf-8", "ok\n"};
   if (path == "/readyz") {
     bool ok = true;
     for (const auto& [name, p] : pipelines)
       ok = ok && p.source->joined();
-    return ok ? admin::response{200, "text/plain; charset=utf-8", "ready\n"}
-              : admin::response{503, "text/plain; charset=utf-8", "waiting for the consumer group\n"};
+    return ok ? http::response{200, "text/plain; charset=utf-8", "ready\n"}
+              : http::response{503, "text/plain; charset=utf-8", "waiting for the consumer group\n"};
   }
   if (path == "/metrics")
     return {200, "text/plain; version=0.0.4; charset=utf-8", registry.render()};
