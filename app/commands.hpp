@@ -46,6 +46,15 @@ int run_node(const node_options& o);
 int run_validate(const node_options& o, bool print_reference);
 int run_gateways();
 
+struct serve_cli_options {
+  std::vector<std::string> models; ///< NAME=PATH
+  std::string listen = "127.0.0.1:8000";
+  size_t max_batch = 256;
+  int64_t max_linger_ms = 2;
+  int threads = 1;
+};
+int run_serve(const serve_cli_options& o);
+
 struct demo_options {
   double duration_s = 0; ///< 0: until Ctrl-C
   double rate = 20'000;

@@ -66,6 +66,17 @@ int main(int argc, char** argv) {
     code = run_validate(validate, reference);
   });
 
+  serve_cli_options serve;
+  auto* s = app.add_subcommand("serve", "Serve embedded models over KServe v2 REST (the model side on its own machines). "
+                                        "Prints its base URL as the first line of standard output.");
+  s->add_option("--model", serve.models, "NAME=PATH of a model trained by `inflow train` (repeatable)")->required();
+  s->add_option("--listen", serve.listen, "host:port; port 0 picks a free port")->capture_default_str()
+    ->check([](const std::string& v) { return v.rfind(':') == std::string::npos ? "expected host:port" : ""; });
+  s->add_option("--max-batch", serve.max_batch, "Most rows in one model call")->capture_default_str()->check(CLI::Range(1, 1'000'000));
+  s->add_option("--max-linger-ms", serve.max_linger_ms, "Longest wait for a batch to fill")->capture_default_str()->check(CLI::Range(0, 1000));
+  s->add_option("--threads", serve.threads, "Threads per model call")->capture_default_str()->check(CLI::Range(1, 256));
+  s->callback([&] { code = run_serve(serve); });
+
   app.add_subcommand("gateways", "List the model gateway providers")->callback([&] { code = run_gateways(); });
 
   demo_options demo;
