@@ -1,0 +1,179 @@
+#include "gateways/common/resilience.hpp"
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <ctime>
+
+namespace inflow::gateways {
+
+std::string_view to_string(call_error e) {
+  switch (e) {
+    case call_error::connect: return "connect";
+    case call_error::timeout: return "timeout";
+    case call_error::reset: return "reset";
+    case call_error::too_large: return "too_large";
+    case call_error::rate_limited: return "rate_limited";
+    case call_error::unavailable: return "unavailable";
+    case call_error::server_error: return "server_error";
+    case call_error::client_error: return "client_error";
+    case call_error::bad_response: return "bad_response";
+  }
+  return "unknown";
+}
+
+std::optional<call_error> classify_status(int status) {
+  if (status >= 200 && status < 300)
+    return std::nullopt;
+  if (status == 429)
+    return call_error::rate_limited;
+  if (status == 408)
+    return call_error::timeout;
+  if (status == 502 || status == 503 || status == 504)
+    return call_error::unavailable;
+  if (status >= 500)
+    return call_error::server_error;
+  if (status >= 400)
+    return call_error::client_error;
+  return call_error::bad_response; // 1xx, 3xx: nothing we can use
+}
+
+milliseconds backoff(int attempt, milliseconds initial, milliseconds max, std::mt19937_64& rng) {
+  double cap = std::min<double>(static_cast<double>(max.count()),
+                                static_cast<double>(initial.count()) * std::pow(2.0, std::min(attempt, 30)));
+  return milliseconds(static_cast<int64_t>(std::uniform_real_distribution<double>(0.0, cap)(rng)));
+}
+
+std::optional<milliseconds> parse_retry_after(std::string_view value, std::chrono::system_clock::time_point now) {
+  while (!value.empty() && value.front() == ' ')
+    value.remove_prefix(1);
+  if (value.empty())
+    return std::nullopt;
+  int64_t seconds = 0;
+  auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), seconds);
+  if (ec == std::errc{} && end == value.data() + value.size())
+    return seconds < 0 ? std::nullopt : std::optional<milliseconds>(milliseconds(seconds * 1000));
+  // IMF-fixdate, e.g. "Wed, 21 Oct 2015 07:28:00 GMT".
+  std::tm tm{};
+  std::string text(value);
+  if (!strptime(text.c_str(), "%a, %d %b %Y %H:%M:%S GMT", &tm))
+    return std::nullopt;
+  auto at = std::chrono::system_clock::from_time_t(timegm(&tm));
+  auto wait = std::chrono::duration_cast<milliseconds>(at - now);
+  return std::max(wait, milliseconds(0));
+}
+
+std::optional<milliseconds> parse_reset_duration(std::string_view value) {
+  double total_ms = 0;
+  bool any = false;
+  while (!value.empty()) {
+    double number = 0;
+    auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), number);
+    if (ec != std::errc{})
+      return std::nullopt;
+    value.remove_prefix(static_cast<size_t>(end - value.data()));
+    double unit;
+    if (value.rfind("ms", 0) == 0) {
+      unit = 1;
+      value.remove_prefix(2);
+    } else if (value.rfind("s", 0) == 0) {
+      unit = 1000;
+      value.remove_prefix(1);
+    } else if (value.rfind("m", 0) == 0) {
+      unit = 60'000;
+      value.remove_prefix(1);
+    } else if (value.rfind("h", 0) == 0) {
+      unit = 3'600'000;
+      value.remove_prefix(1);
+    } else if (value.empty() && !any) {
+      unit = 1000; // a bare number: seconds
+    } else {
+      return std::nullopt;
+    }
+    total_ms += number * unit;
+    any = true;
+  }
+  if (!any)
+    return std::nullopt;
+  return milliseconds(static_cast<int64_t>(total_ms + 0.5));
+}
+
+token_bucket::token_bucket(double rate, double burst) : rate_(rate), burst_(burst), tokens_(burst), last_(clock::now()) {}
+
+void token_bucket::set_rate(double rate, double burst) {
+  refill(clock::now());
+  rate_ = rate;
+  burst_ = burst;
+  tokens_ = std::min(tokens_, burst_);
+}
+
+void token_bucket::refill(clock::time_point now) {
+  if (now <= last_)
+    return;
+  tokens_ = std::min(burst_, tokens_ + rate_ * std::chrono::duration<double>(now - last_).count());
+  last_ = now;
+}
+
+bool token_bucket::try_take(clock::time_point now, double tokens) {
+  if (rate_ <= 0)
+    return true;
+  refill(now);
+  if (tokens_ < tokens)
+    return false;
+  tokens_ -= tokens;
+  return true;
+}
+
+milliseconds token_bucket::wait_for(clock::time_point now, double tokens) {
+  if (rate_ <= 0)
+    return milliseconds(0);
+  refill(now);
+  if (tokens_ >= tokens)
+    return milliseconds(0);
+  return milliseconds(static_cast<int64_t>(std::ceil((tokens - tokens_) / rate_ * 1000.0)));
+}
+
+bool circuit_breaker::allow(clock::time_point now) {
+  switch (state_) {
+    case state::closed:
+      return true;
+    case state::open:
+      if (now < reopens_at())
+        return false;
+      state_ = state::half_open;
+      probe_in_flight_ = false;
+      [[fallthrough]];
+    case state::half_open:
+      if (probe_in_flight_)
+        return false;
+      probe_in_flight_ = true;
+      return true;
+  }
+  return false;
+}
+
+void circuit_breaker::on_success() {
+  state_ = state::closed;
+  failures_ = 0;
+  probe_in_flight_ = false;
+}
+
+void circuit_breaker::on_failure(clock::time_point now) {
+  probe_in_flight_ = false;
+  if (state_ == state::half_open || ++failures_ >= threshold_) {
+    state_ = state::open;
+    opened_at_ = now;
+    failures_ = 0;
+  }
+}
+
+std::string_view to_string(circuit_breaker::state s) {
+  switch (s) {
+    case circuit_breaker::state::closed: return "closed";
+    case circuit_breaker::state::open: return "open";
+    case circuit_breaker::state::half_open: return "half_open";
+  }
+  return "unknown";
+}
+
+} // namespace inflow::gateways

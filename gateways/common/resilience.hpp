@@ -1,0 +1,105 @@
+#pragma once
+// The pieces that keep remote model calls within a provider's limits and
+// survive its failures. Plain classes, owned by one gateway actor each.
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <random>
+#include <string>
+#include <string_view>
+
+namespace inflow::gateways {
+
+using clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+/// Why a model call failed. Every value is decided in is_retriable().
+enum class call_error : uint8_t {
+  connect = 1,   ///< could not connect
+  timeout,       ///< no complete response within timeout_ms
+  reset,         ///< the connection broke mid-call
+  too_large,     ///< response over max_response_bytes (or headers over their cap)
+  rate_limited,  ///< HTTP 429
+  unavailable,   ///< HTTP 502, 503, 504
+  server_error,  ///< other HTTP 5xx
+  client_error,  ///< HTTP 4xx other than 408/429: our request is wrong
+  bad_response,  ///< 2xx but not the shape we expect (invalid JSON, wrong count, wrong type)
+};
+
+std::string_view to_string(call_error e);
+
+/// Exhaustive on purpose: a new error cannot become retriable by accident.
+constexpr bool is_retriable(call_error e) {
+  switch (e) {
+    case call_error::connect:
+    case call_error::timeout:
+    case call_error::reset:
+    case call_error::rate_limited:
+    case call_error::unavailable:
+    case call_error::server_error:
+      return true;
+    case call_error::too_large:
+    case call_error::client_error:
+    case call_error::bad_response:
+      return false;
+  }
+  return false;
+}
+
+/// The error an HTTP status means, if any (2xx: none).
+std::optional<call_error> classify_status(int status);
+
+/// Exponential backoff with full jitter: uniform in [0, min(max, initial * 2^attempt)].
+milliseconds backoff(int attempt, milliseconds initial, milliseconds max, std::mt19937_64& rng);
+
+/// `Retry-After`: delta seconds or an HTTP-date. nullopt when absent or unreadable.
+std::optional<milliseconds> parse_retry_after(std::string_view value, std::chrono::system_clock::time_point now);
+
+/// `x-ratelimit-reset-requests` / `-tokens` as OpenAI sends them: `1s`, `6m0s`, `20ms`, `1.5s`.
+std::optional<milliseconds> parse_reset_duration(std::string_view value);
+
+/// Requests per second as a token bucket; `rate` 0 means unlimited.
+class token_bucket {
+public:
+  token_bucket(double rate_per_second, double burst);
+  bool try_take(clock::time_point now, double tokens = 1);
+  /// How long until `tokens` are available (zero if they are now).
+  milliseconds wait_for(clock::time_point now, double tokens = 1);
+  void set_rate(double rate_per_second, double burst);
+
+private:
+  void refill(clock::time_point now);
+  double rate_;
+  double burst_;
+  double tokens_;
+  clock::time_point last_;
+};
+
+/// closed -> open after `threshold` consecutive failures; open -> half-open after
+/// `open_for`; half-open lets one call through: success closes, failure reopens.
+class circuit_breaker {
+public:
+  enum class state : uint8_t { closed, open, half_open };
+  circuit_breaker(int threshold, milliseconds open_for) : threshold_(threshold), open_for_(open_for) {}
+
+  /// May a call start now? In half-open, only one call at a time.
+  bool allow(clock::time_point now);
+  void on_success();
+  void on_failure(clock::time_point now);
+  state current() const { return state_; }
+  /// When an open breaker lets the next probe through.
+  clock::time_point reopens_at() const { return opened_at_ + open_for_; }
+
+private:
+  int threshold_;
+  milliseconds open_for_;
+  state state_ = state::closed;
+  int failures_ = 0;
+  bool probe_in_flight_ = false;
+  clock::time_point opened_at_{};
+};
+
+std::string_view to_string(circuit_breaker::state s);
+
+} // namespace inflow::gateways
