@@ -24,13 +24,23 @@ const std::vector<option>& options() {
      "(and replayed by the next owner)."},
     {"models.*", "task", "string", nullptr, "classification or regression."},
     {"models.*", "provider", "string", nullptr, "Gateway provider; `inflow gateways` lists them."},
-    {"models.*", "path", "string", nullptr, "Model file (embedded providers), relative to the working directory."},
+    {"models.*", "path", "string", "", "Model file (embedded providers), relative to the working directory."},
+    {"models.*", "endpoint", "string", "", "Model URL (remote providers), e.g. http://127.0.0.1:8000/v2/models/fraud/infer."},
+    {"models.*", "timeout_ms", "integer", "2000", "Deadline of one remote call, connect to last byte."},
+    {"models.*", "max_response_bytes", "integer", "16777216", "Larger responses fail the call (not retried)."},
     {"models.*", "version", "string", "", "Version reported in alerts; empty takes it from the model's metadata."},
     {"models.*", "input", "list", "[]",
      "Feature expressions (`field`, `field == value`, `a / b`); empty takes them from the model's metadata."},
     {"models.*", "threads", "integer", "1", "Threads the model may use for one batch."},
     {"models.*.batch", "max_batch", "integer", "256", "Most rows in one model call."},
     {"models.*.batch", "max_linger_ms", "integer", "5", "Longest a row waits for its batch to fill."},
+    {"models.*.limits", "requests_per_second", "integer", "0", "Most calls per second to the provider; 0: no limit."},
+    {"models.*.limits", "max_in_flight", "integer", "16", "Most remote calls at once (and connections kept open)."},
+    {"models.*.retry", "max_attempts", "integer", "5", "Calls per batch, first one included, on retriable errors."},
+    {"models.*.retry", "initial_backoff_ms", "integer", "50", "First retry waits up to this long (full jitter)."},
+    {"models.*.retry", "max_backoff_ms", "integer", "5000", "Cap of the exponential backoff."},
+    {"models.*.breaker", "failure_threshold", "integer", "5", "Consecutive failed calls that open the circuit."},
+    {"models.*.breaker", "open_ms", "integer", "1000", "How long an open circuit refuses calls before one probe."},
     {"pipelines.*", "model", "string", nullptr, "Name of the model under `models:` that scores the records."},
     {"pipelines.*", "dead_letter_topic", "string", nullptr,
      "Where records that cannot be scored go, unchanged, with `__connect.errors.*` headers."},
@@ -297,9 +307,22 @@ void read_model(section_reader r, const std::string& name, model_config& out) {
   out.version = r.get_string("version");
   out.input = r.get_list("input");
   out.threads = r.get_int("threads", 1, 256);
+  out.endpoint = r.get_string("endpoint");
+  out.timeout_ms = r.get_int("timeout_ms", 1, 3'600'000);
+  out.max_response_bytes = r.get_int("max_response_bytes", 1024, int64_t(1) << 32);
   section_reader batch(r.child("batch"), r.join("batch"), "models.*.batch", r.errors());
   out.batch.max_batch = batch.get_int("max_batch", 1, 1'000'000);
   out.batch.max_linger_ms = batch.get_int("max_linger_ms", 0, 60'000);
+  section_reader limits(r.child("limits"), r.join("limits"), "models.*.limits", r.errors());
+  out.limits.requests_per_second = static_cast<double>(limits.get_int("requests_per_second", 0, 10'000'000));
+  out.limits.max_in_flight = limits.get_int("max_in_flight", 1, 4096);
+  section_reader retry(r.child("retry"), r.join("retry"), "models.*.retry", r.errors());
+  out.retry.max_attempts = retry.get_int("max_attempts", 1, 100);
+  out.retry.initial_backoff_ms = retry.get_int("initial_backoff_ms", 1, 3'600'000);
+  out.retry.max_backoff_ms = retry.get_int("max_backoff_ms", 1, 3'600'000);
+  section_reader breaker(r.child("breaker"), r.join("breaker"), "models.*.breaker", r.errors());
+  out.breaker.failure_threshold = breaker.get_int("failure_threshold", 1, 1'000'000);
+  out.breaker.open_ms = breaker.get_int("open_ms", 1, 3'600'000);
 }
 
 void read_pipeline(section_reader r, const std::string& name, const std::map<std::string, model_config>& models,

@@ -33,11 +33,33 @@ struct batch_config {
   int64_t max_linger_ms = 0;
 };
 
+struct limits_config {
+  double requests_per_second = 0; ///< 0: unlimited
+  int64_t max_in_flight = 16;
+};
+
+struct retry_config {
+  int64_t max_attempts = 5;
+  int64_t initial_backoff_ms = 50;
+  int64_t max_backoff_ms = 5000;
+};
+
+struct breaker_config {
+  int64_t failure_threshold = 5;
+  int64_t open_ms = 1000;
+};
+
 struct model_config {
   std::string name;
   std::string task;
   std::string provider;
-  std::string path;
+  std::string path;     ///< embedded providers
+  std::string endpoint; ///< remote providers
+  int64_t timeout_ms = 2000;
+  int64_t max_response_bytes = 16 << 20;
+  limits_config limits;
+  retry_config retry;
+  breaker_config breaker;
   std::string version; ///< empty: taken from the model's metadata
   std::vector<std::string> input; ///< empty: taken from the model's metadata
   batch_config batch;

@@ -97,6 +97,8 @@ caf::behavior gateway(gateway_actor* self, std::shared_ptr<const booster> model,
 }
 
 prepared_model prepare(const config::model_config& cfg, metrics::registry& metrics) {
+  if (cfg.path.empty())
+    throw std::runtime_error("provider embedded-xgboost needs `path:` (a model trained by `inflow train`)");
   auto model = std::make_shared<const booster>(cfg.path, static_cast<int>(cfg.threads));
   model_info info{cfg.name, cfg.version, cfg.input};
   if (info.version.empty() || info.input.empty()) {

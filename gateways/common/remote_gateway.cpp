@@ -1,0 +1,273 @@
+#include "gateways/common/remote_gateway.hpp"
+
+#include "actors/messages.hpp"
+#include "actors/probes.hpp"
+#include "gateways/common/batcher.hpp"
+#include "gateways/common/resilience.hpp"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <deque>
+
+namespace inflow::gateways {
+
+namespace {
+
+using actors::flush_atom;
+using wake_atom = caf::atom_constant<caf::atom("wake")>;
+
+struct call_done {
+  uint64_t batch_id = 0;
+  http::result result;
+};
+
+} // namespace
+} // namespace inflow::gateways
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(inflow::gateways::call_done)
+
+namespace inflow::gateways {
+
+namespace {
+
+struct outgoing {
+  uint64_t id;
+  batcher<caf::strong_actor_ptr>::batch batch;
+  int attempts = 0;
+  clock::time_point not_before{}; ///< backoff: no call before this
+  clock::time_point started{};    ///< of the call in flight
+};
+
+struct remote_state {
+  config::model_config cfg;
+  std::shared_ptr<const codec> codec_;
+  std::shared_ptr<http::client> client;
+  std::shared_ptr<actors::gateway_probe> probe;
+  metrics::registry* metrics = nullptr;
+  std::optional<batcher<caf::strong_actor_ptr>> pending;
+  size_t width = 0;
+  std::deque<outgoing> ready;             ///< batches waiting for their call, oldest first
+  std::map<uint64_t, outgoing> in_flight; ///< calls the provider has not answered
+  uint64_t next_id = 1;
+  token_bucket rate{0, 0};
+  std::optional<circuit_breaker> breaker;
+  clock::time_point cooldown_until{};
+  clock::time_point wake_at = clock::time_point::max();
+  std::mt19937_64 rng{std::random_device{}()};
+  bool linger_armed = false;
+  uint64_t linger_generation = 0;
+  static inline const char* name = "inflow.gateway.remote";
+};
+
+using remote_actor = caf::stateful_actor<remote_state>;
+
+void dispatch(remote_actor* self);
+
+void answer(remote_actor* self, outgoing& b, const std::vector<float>* scores, const std::string& error) {
+  size_t next = 0;
+  for (auto& part : b.batch.parts) {
+    score_reply reply;
+    reply.error = error;
+    if (scores)
+      reply.scores.assign(scores->begin() + static_cast<std::ptrdiff_t>(next),
+                          scores->begin() + static_cast<std::ptrdiff_t>(next + part.ids.size()));
+    next += part.ids.size();
+    reply.ids = std::move(part.ids);
+    self->send(caf::actor_cast<caf::actor>(part.caller), std::move(reply));
+  }
+}
+
+void wake_in(remote_actor* self, clock::time_point at) {
+  auto& st = self->state;
+  if (at >= st.wake_at && st.wake_at > clock::now())
+    return; // an earlier wake-up is already on its way
+  st.wake_at = at;
+  auto delay = std::chrono::duration_cast<milliseconds>(at - clock::now()) + milliseconds(1);
+  self->delayed_send(self, std::max(delay, milliseconds(1)), wake_atom::value);
+}
+
+/// Cooldown from the provider's own hints, shared by every caller of this gateway.
+void apply_cooldown(remote_actor* self, const http::result& r) {
+  auto& st = self->state;
+  std::optional<milliseconds> wait = parse_retry_after(r.header("retry-after"), std::chrono::system_clock::now());
+  for (const char* h : {"x-ratelimit-reset-requests", "x-ratelimit-reset-tokens"})
+    if (r.status == 429)
+      if (auto reset = parse_reset_duration(r.header(h)))
+        wait = std::max(wait.value_or(milliseconds(0)), *reset);
+  if (wait && *wait > milliseconds(0)) {
+    auto until = clock::now() + *wait;
+    if (until > st.cooldown_until) {
+      st.cooldown_until = until;
+      spdlog::warn("model {}: provider asked to wait {} ms; no call leaves before then", st.cfg.name, wait->count());
+    }
+  }
+}
+
+void on_done(remote_actor* self, call_done& done) {
+  auto& st = self->state;
+  auto it = st.in_flight.find(done.batch_id);
+  if (it == st.in_flight.end())
+    return;
+  outgoing b = std::move(it->second);
+  st.in_flight.erase(it);
+  const auto& r = done.result;
+  auto now = clock::now();
+  st.probe->predict_latency.observe(std::chrono::duration<double>(now - b.started).count());
+
+  std::optional<call_error> error;
+  std::string message = r.message;
+  switch (r.error) {
+    case http::result::failure::none: error = classify_status(r.status); break;
+    case http::result::failure::connect: error = call_error::connect; break;
+    case http::result::failure::timeout: error = call_error::timeout; break;
+    case http::result::failure::reset: error = call_error::reset; break;
+    case http::result::failure::too_large: error = call_error::too_large; break;
+  }
+  std::optional<std::vector<float>> scores;
+  if (!error) {
+    scores = st.codec_->parse(r, b.batch.size(), message);
+    if (!scores)
+      error = call_error::bad_response;
+  } else if (r.error == http::result::failure::none) {
+    message = fmt::format("HTTP {}: {}", r.status, r.body.substr(0, 200));
+    apply_cooldown(self, r);
+  }
+
+  if (!error) {
+    st.breaker->on_success();
+    st.probe->rows.inc(b.batch.size());
+    answer(self, b, &*scores, {});
+  } else {
+    st.metrics->get_counter("inflow_gateway_call_errors_total", "Failed model calls by type.",
+                            metrics::label("model", st.cfg.name) + "," + metrics::label("type", std::string(to_string(*error))))
+      .inc();
+    if (*error != call_error::client_error && *error != call_error::bad_response && *error != call_error::rate_limited)
+      st.breaker->on_failure(now);
+    if (is_retriable(*error) && b.attempts < st.cfg.retry.max_attempts) {
+      st.probe->errors.inc();
+      b.not_before = now + backoff(b.attempts - 1, milliseconds(st.cfg.retry.initial_backoff_ms),
+                                   milliseconds(st.cfg.retry.max_backoff_ms), st.rng);
+      st.ready.push_front(std::move(b)); // keep its place in line
+    } else {
+      st.probe->errors.inc();
+      answer(self, b, nullptr,
+             fmt::format("model {} failed after {} attempt(s): {}: {}", st.cfg.name, b.attempts, to_string(*error),
+                         message));
+    }
+  }
+  dispatch(self);
+}
+
+void send_call(remote_actor* self, outgoing b, clock::time_point now) {
+  auto& st = self->state;
+  ++b.attempts;
+  b.started = now;
+  auto id = b.id;
+  auto call = st.codec_->build(b.batch.rows.data(), b.batch.size(), st.width, id);
+  st.probe->batches.inc();
+  st.probe->batch_size.observe(static_cast<double>(b.batch.size()));
+  st.in_flight.emplace(id, std::move(b));
+  st.client->submit(std::move(call), [target = caf::actor_cast<caf::actor>(self), id](http::result r) {
+    caf::anon_send(target, call_done{id, std::move(r)});
+  });
+}
+
+void dispatch(remote_actor* self) {
+  auto& st = self->state;
+  while (st.pending->full())
+    st.ready.push_back({st.next_id++, st.pending->take()});
+  while (!st.ready.empty() && st.in_flight.size() < static_cast<size_t>(st.cfg.limits.max_in_flight)) {
+    auto now = clock::now();
+    auto& b = st.ready.front();
+    auto at = std::max({b.not_before, st.cooldown_until, now + st.rate.wait_for(now)});
+    if (at > now) {
+      wake_in(self, at);
+      return;
+    }
+    if (!st.breaker->allow(now)) {
+      wake_in(self, std::max(st.breaker->reopens_at(), now + milliseconds(1)));
+      return;
+    }
+    st.rate.try_take(now);
+    auto next = std::move(st.ready.front());
+    st.ready.pop_front();
+    send_call(self, std::move(next), now);
+  }
+  st.probe->queued_rows.set(static_cast<int64_t>(st.pending->pending_rows()));
+}
+
+caf::behavior remote_gateway(remote_actor* self, config::model_config cfg, size_t width,
+                             std::shared_ptr<const codec> c, std::shared_ptr<actors::gateway_probe> probe,
+                             metrics::registry* metrics) {
+  auto& st = self->state;
+  st.width = width;
+  st.pending.emplace(static_cast<size_t>(cfg.batch.max_batch), width);
+  st.codec_ = std::move(c);
+  st.probe = std::move(probe);
+  st.metrics = metrics;
+  st.rate.set_rate(cfg.limits.requests_per_second, std::max(1.0, cfg.limits.requests_per_second / 10.0));
+  st.breaker.emplace(static_cast<int>(cfg.breaker.failure_threshold), milliseconds(cfg.breaker.open_ms));
+  http::client_options options;
+  options.connections = static_cast<int>(cfg.limits.max_in_flight);
+  options.timeout_ms = static_cast<int>(cfg.timeout_ms);
+  options.max_response_bytes = static_cast<size_t>(cfg.max_response_bytes);
+  st.client = std::make_shared<http::client>(http::parse_url(cfg.endpoint), options);
+  st.cfg = std::move(cfg);
+  return {
+    [=](score_request& request) {
+      auto& st = self->state;
+      auto sender = self->current_sender();
+      if (request.rows.size() != request.ids.size() * st.width) {
+        self->send(caf::actor_cast<caf::actor>(sender),
+                   score_reply{request.ids, {}, "request rows do not match the model's input width"});
+        return;
+      }
+      st.pending->add(std::move(sender), std::move(request));
+      if (!st.pending->full() && !st.linger_armed) {
+        st.linger_armed = true;
+        self->delayed_send(self, milliseconds(st.cfg.batch.max_linger_ms), flush_atom::value,
+                           ++st.linger_generation);
+      }
+      dispatch(self);
+    },
+    [=](flush_atom, uint64_t generation) {
+      auto& st = self->state;
+      if (generation != st.linger_generation)
+        return;
+      st.linger_armed = false;
+      while (!st.pending->empty())
+        st.ready.push_back({st.next_id++, st.pending->take()});
+      dispatch(self);
+    },
+    [=](wake_atom) {
+      self->state.wake_at = clock::time_point::max();
+      dispatch(self);
+    },
+    [=](call_done& done) { on_done(self, done); },
+  };
+}
+
+} // namespace
+
+prepared_model prepare_remote(const config::model_config& cfg, metrics::registry& metrics,
+                              std::shared_ptr<const codec> c) {
+  if (cfg.endpoint.empty())
+    throw std::runtime_error(fmt::format("provider {} needs `endpoint:` (the model's URL)", cfg.provider));
+  try {
+    http::parse_url(cfg.endpoint);
+  } catch (const std::invalid_argument& e) {
+    throw std::runtime_error(fmt::format("endpoint: {}", e.what()));
+  }
+  if (cfg.input.empty())
+    throw std::runtime_error(fmt::format("provider {} needs `input:` (the features the model takes, in order)",
+                                         cfg.provider));
+  model_info info{cfg.name, cfg.version.empty() ? cfg.provider : cfg.version, cfg.input};
+  auto probe = std::make_shared<actors::gateway_probe>(metrics, cfg.name);
+  size_t width = cfg.input.size();
+  return {info, [cfg, width, c, probe, &metrics](caf::actor_system& system) {
+            return system.spawn(remote_gateway, cfg, width, c, probe, &metrics);
+          }};
+}
+
+} // namespace inflow::gateways

@@ -1,0 +1,37 @@
+// The `kserve` provider: Open Inference Protocol v2 REST (KServe, Triton,
+// `inflow serve`). A whole batch travels as one tensor of shape [n, features].
+
+#include "gateways/common/remote_gateway.hpp"
+#include "gateways/kserve/protocol.hpp"
+
+namespace inflow::gateways::kserve {
+
+namespace {
+
+class v2_codec : public codec {
+public:
+  explicit v2_codec(std::string target) : target_(std::move(target)) {}
+
+  http::call build(const float* rows, size_t n, size_t width, uint64_t batch_id) const override {
+    return {"POST", target_, {{"Content-Type", "application/json"}},
+            encode_infer_request("b" + std::to_string(batch_id), rows, n, width)};
+  }
+
+  std::optional<std::vector<float>> parse(const http::result& r, size_t n, std::string& error) const override {
+    return decode_infer_response(r.body, n, error);
+  }
+
+private:
+  std::string target_;
+};
+
+prepared_model prepare(const config::model_config& cfg, metrics::registry& metrics) {
+  auto target = cfg.endpoint.empty() ? std::string() : http::parse_url(cfg.endpoint).target;
+  return prepare_remote(cfg, metrics, std::make_shared<v2_codec>(target));
+}
+
+} // namespace
+
+REGISTER_GATEWAY("kserve", factory{{"classification", "regression"}, prepare});
+
+} // namespace inflow::gateways::kserve
