@@ -222,3 +222,19 @@ def wait_until_committed(bootstrap, group, topic, partitions, timeout=90):
 
 def headers(msg):
     return {k: (v.decode() if v is not None else None) for k, v in (msg.headers() or [])}
+
+
+class ModelServer(Process):
+    """`inflow serve` over one model; its base URL is the first line it prints."""
+
+    def __init__(self, model_path, name="fraud"):
+        super().__init__([INFLOW, "serve", "--model", f"{name}={model_path}", "--listen", "127.0.0.1:0"])
+        self.url = self.proc.stdout.readline().strip()
+        assert self.url.startswith("http://127.0.0.1:"), self.stderr()
+
+
+def remote_sets(endpoint, model_path, extra=()):
+    """--set values that switch the fraud model to the kserve provider."""
+    meta = json.load(open(os.path.join(os.path.dirname(model_path), "model.meta.json")))
+    return ["models.fraud.provider=kserve", f"models.fraud.endpoint={endpoint}",
+            f"models.fraud.input={json.dumps(meta['features'])}", *extra]
