@@ -38,6 +38,8 @@ gateway_probe::gateway_probe(metrics::registry& r, const std::string& model)
     batches(r.get_counter("inflow_gateway_batches_total", "Model calls.", metrics::label("model", model))),
     errors(r.get_counter("inflow_gateway_errors_total", "Model calls that failed.", metrics::label("model", model))),
     queued_rows(r.get_gauge("inflow_gateway_queued_rows", "Rows waiting for a batch.", metrics::label("model", model))),
+    circuit(r.get_gauge("inflow_gateway_circuit_state", "Circuit breaker: 0 closed, 1 open, 2 half-open.",
+                        metrics::label("model", model))),
     batch_size(r.get_histogram("inflow_gateway_batch_size", "Rows per model call.", metrics::label("model", model),
                                metrics::size_buckets())),
     predict_latency(r.get_histogram("inflow_gateway_call_seconds", "Duration of one model call.",

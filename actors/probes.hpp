@@ -33,6 +33,7 @@ struct gateway_probe {
   metrics::counter& batches;
   metrics::counter& errors;
   metrics::gauge& queued_rows;
+  metrics::gauge& circuit; ///< 0 closed, 1 open, 2 half-open
   metrics::histogram& batch_size;
   metrics::histogram& predict_latency;
 };

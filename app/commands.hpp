@@ -62,6 +62,7 @@ struct demo_options {
   std::string model_dir = "models/fraud";
   std::string admin = "127.0.0.1:9464";
   double fraud_rate = 0.01;
+  bool remote = false; ///< score through `inflow serve` and the kserve gateway
 };
 int run_demo(const demo_options& o);
 

@@ -3,6 +3,7 @@
 #include "cluster/node.hpp"
 #include "embedded_examples.hpp"
 #include "gateways/embedded_xgboost/trainer.hpp"
+#include "gateways/kserve/model_server.hpp"
 #include "kafka/mock_broker.hpp"
 
 #include <fmt/format.h>
@@ -49,12 +50,22 @@ int run_demo(const demo_options& o) {
         return rc;
     }
 
-    auto loaded = config::load_text(config::fraud_example_yaml, {"kafka.bootstrap.servers=" + bootstrap,
-                                                                 "models.fraud.path=" + model_path,
-                                                                 "node.admin=" + o.admin,
-                                                                 // The development broker answers an empty fetch only
-                                                                 // after the full wait, never when data arrives.
-                                                                 "kafka.fetch.wait.max.ms=5"});
+    std::vector<std::string> overrides{"kafka.bootstrap.servers=" + bootstrap, "models.fraud.path=" + model_path,
+                                       "node.admin=" + o.admin,
+                                       // The development broker answers an empty fetch only
+                                       // after the full wait, never when data arrives.
+                                       "kafka.fetch.wait.max.ms=5"};
+    std::unique_ptr<gateways::kserve::model_server> model_server;
+    if (o.remote) {
+      model_server = std::make_unique<gateways::kserve::model_server>(
+        std::vector<gateways::kserve::served_model>{{"fraud", model_path}}, gateways::kserve::serve_options{"127.0.0.1", 0});
+      auto endpoint = fmt::format("http://127.0.0.1:{}/v2/models/fraud/infer", model_server->port());
+      fmt::print("model server (KServe v2) at {}\n", endpoint);
+      nlohmann::json features = gateways::xgboost::read_meta(model_path).features;
+      overrides.insert(overrides.end(), {"models.fraud.provider=kserve", "models.fraud.endpoint=" + endpoint,
+                                         "models.fraud.input=" + features.dump()});
+    }
+    auto loaded = config::load_text(config::fraud_example_yaml, overrides);
     if (!loaded.config) {
       for (const auto& e : loaded.errors)
         fmt::print(stderr, "{}\n", config::format_error("config/examples/fraud.yaml", e));

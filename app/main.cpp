@@ -87,6 +87,7 @@ int main(int argc, char** argv) {
   d->add_option("--model-dir", demo.model_dir, "Where the model is (trained there if missing)")->capture_default_str();
   d->add_option("--admin", demo.admin, "Admin API and metrics address (port 0: any free port)")->capture_default_str();
   d->add_option("--fraud-rate", demo.fraud_rate, "Share of fraudulent transactions")->capture_default_str()->check(CLI::Range(0.0, 1.0));
+  d->add_flag("--remote", demo.remote, "Score through a KServe v2 model server (inflow serve) instead of in-process");
   d->callback([&] { code = run_demo(demo); });
 
   app.parse_complete_callback([&] { setup_logging(log_format, log_level); });

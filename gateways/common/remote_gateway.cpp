@@ -63,6 +63,7 @@ struct remote_state {
 using remote_actor = caf::stateful_actor<remote_state>;
 
 void dispatch(remote_actor* self);
+void track_breaker(remote_actor* self);
 
 void answer(remote_actor* self, outgoing& b, const std::vector<float>* scores, const std::string& error) {
   size_t next = 0;
@@ -156,7 +157,22 @@ void on_done(remote_actor* self, call_done& done) {
                          message));
     }
   }
+  track_breaker(self);
   dispatch(self);
+}
+
+/// Logs and publishes breaker transitions (a degraded mode: warn once per change).
+void track_breaker(remote_actor* self) {
+  auto& st = self->state;
+  auto now_state = st.breaker->current();
+  if (static_cast<int64_t>(now_state) == st.probe->circuit.value())
+    return;
+  st.probe->circuit.set(static_cast<int64_t>(now_state));
+  if (now_state == circuit_breaker::state::open)
+    spdlog::warn("model {}: circuit open after repeated failures; calls pause for {} ms", st.cfg.name,
+                 st.cfg.breaker.open_ms);
+  else if (now_state == circuit_breaker::state::closed)
+    spdlog::info("model {}: circuit closed, the provider answers again", st.cfg.name);
 }
 
 void send_call(remote_actor* self, outgoing b, clock::time_point now) {
@@ -185,7 +201,9 @@ void dispatch(remote_actor* self) {
       wake_in(self, at);
       return;
     }
-    if (!st.breaker->allow(now)) {
+    bool allowed = st.breaker->allow(now);
+    track_breaker(self);
+    if (!allowed) {
       wake_in(self, std::max(st.breaker->reopens_at(), now + milliseconds(1)));
       return;
     }

@@ -1,0 +1,69 @@
+"""A KServe v2 model server on 127.0.0.1:0 that can be told to misbehave.
+Its model is simple on purpose: the score is min(1, amount / 1000), amount
+being the first feature, so tests know every expected decision."""
+
+import http.server
+import json
+import socket
+import threading
+import time
+
+
+class FaultServer:
+    def __init__(self):
+        self.script = []      # actions for the next requests, then normal answers
+        self.arrivals = []    # (time, rows) of every request
+        self.lock = threading.Lock()
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                req = json.loads(body)
+                shape = req["inputs"][0]["shape"]
+                data = req["inputs"][0]["data"]
+                with server.lock:
+                    server.arrivals.append((time.time(), shape[0]))
+                    action = server.script.pop(0) if server.script else ("ok",)
+                kind = action[0]
+                if kind == "status":
+                    return self.reply(action[1], b'{"error":"injected"}', action[2] if len(action) > 2 else {})
+                if kind == "hang":
+                    time.sleep(action[1])
+                if kind == "reset":  # drop the connection without an answer
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    self.close_connection = True
+                    return
+                if kind == "invalid_json":
+                    return self.reply(200, b'{"outputs":[{"data":[0.1,')
+                if kind == "oversized":
+                    return self.reply(200, b'{"pad":"' + b"x" * action[1] + b'"}')
+                width = shape[1]
+                scores = [min(1.0, data[i * width] / 1000.0) for i in range(shape[0])]
+                out = {"model_name": "fraud", "id": req.get("id", ""),
+                       "outputs": [{"name": "output-0", "shape": [shape[0]], "datatype": "FP32", "data": scores}]}
+                self.reply(200, json.dumps(out).encode())
+
+            def reply(self, status, body, headers=None):
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                for k, v in (headers or {}).items():
+                    self.send_header(k, v() if callable(v) else v)
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v2/models/fraud/infer"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()

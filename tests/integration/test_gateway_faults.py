@@ -1,0 +1,99 @@
+"""The remote gateway against a provider that fails: every record still ends
+in exactly one outcome, limits and cooldowns hold, unusable answers become
+dead letters with the reason."""
+
+import email.utils
+import json
+import time
+
+import pytest
+
+from fault_server import FaultServer
+from harness import Feeder, Node, headers, read_all, remote_sets, transaction, wait_until_committed
+
+RECORDS = 300
+
+
+@pytest.fixture
+def provider():
+    server = FaultServer()
+    yield server
+    server.stop()
+
+
+def run(broker, model_path, provider, extra=()):
+    """Feeds RECORDS transactions, runs a node against the provider until every
+    offset is committed, and returns (node metrics, alerts, dead letters, feeder)."""
+    feeder = Feeder(broker.bootstrap)
+    feeder.feed(RECORDS, seed=11, fraud_every=10, poison_every=0)
+    sets = remote_sets(provider.url, model_path, ["models.fraud.batch.max_batch=50",
+                                                  "models.fraud.retry.initial_backoff_ms=10", *extra])
+    node = Node(broker.bootstrap, model_path, sets=sets)
+    wait_until_committed(broker.bootstrap, "inflow-fraud", "transactions", 4, timeout=60)
+    metrics = node.metrics()
+    assert node.stop() == 0, node.stderr()
+    alerts = [json.loads(m.value()) for m in read_all(broker.bootstrap, "fraud-alerts", 2)]
+    dead = read_all(broker.bootstrap, "transactions.dlq", 1)
+    return metrics, alerts, dead, feeder, node
+
+
+def expected_alerts(feeder):
+    return {k for k, (kind, value) in feeder.landed.items() if json.loads(value)["amount"] >= 900}
+
+
+def test_retry_after_seconds_is_a_cooldown_for_every_call(broker, model_path, provider):
+    # One call at a time, so that no call was already on its way when the 429 came.
+    provider.script = [("status", 429, {"Retry-After": "2"})]
+    metrics, alerts, dead, feeder, _ = run(broker, model_path, provider, ["models.fraud.limits.max_in_flight=1"])
+    first, later = provider.arrivals[0][0], [t for t, _ in provider.arrivals[1:]]
+    assert later and min(later) >= first + 2.0 - 0.05, "a call left before Retry-After expired"
+    assert not dead
+    assert {(a["source"]["partition"], a["source"]["offset"]) for a in alerts} == expected_alerts(feeder)
+
+
+def test_retry_after_as_http_date(broker, model_path, provider):
+    # The date is written when the call arrives, three seconds ahead.
+    provider.script = [("status", 503, {"Retry-After": lambda: email.utils.formatdate(time.time() + 3, usegmt=True)})]
+    _, _, dead, _, _ = run(broker, model_path, provider, ["models.fraud.limits.max_in_flight=1"])
+    first, later = provider.arrivals[0][0], [t for t, _ in provider.arrivals[1:]]
+    assert min(later) >= first + 1.0, "the HTTP-date was not honoured"  # dates have 1 s resolution
+    assert not dead
+
+
+def test_5xx_burst_opens_the_circuit_then_it_closes(broker, model_path, provider):
+    provider.script = [("status", 500)] * 6
+    metrics, alerts, dead, feeder, node = run(broker, model_path, provider, [
+        "models.fraud.breaker.failure_threshold=3", "models.fraud.breaker.open_ms=300",
+        "models.fraud.retry.max_attempts=10"])
+    assert "circuit open" in node.stderr() and "circuit closed" in node.stderr()
+    assert metrics['inflow_gateway_circuit_state{model="fraud"}'] == 0
+    assert not dead
+    assert {(a["source"]["partition"], a["source"]["offset"]) for a in alerts} == expected_alerts(feeder)
+
+
+def test_a_hung_call_times_out_and_is_retried(broker, model_path, provider):
+    provider.script = [("hang", 3)]
+    metrics, alerts, dead, feeder, _ = run(broker, model_path, provider, ["models.fraud.timeout_ms=300"])
+    assert metrics['inflow_gateway_call_errors_total{model="fraud",type="timeout"}'] >= 1
+    assert not dead
+    assert len(alerts) == len(expected_alerts(feeder))
+
+
+def test_a_reset_connection_is_retried(broker, model_path, provider):
+    provider.script = [("reset",)]
+    metrics, _, dead, _, _ = run(broker, model_path, provider)
+    errors = {k: v for k, v in metrics.items() if "error" in k}
+    assert errors.get('inflow_gateway_call_errors_total{model="fraud",type="reset"}', 0) >= 1, errors
+    assert not dead
+
+
+def test_unusable_answers_become_dead_letters_with_the_reason(broker, model_path, provider):
+    provider.script = [("invalid_json",), ("oversized", 100000), ("status", 400)]
+    metrics, alerts, dead, feeder, _ = run(broker, model_path, provider, ["models.fraud.max_response_bytes=4096"])
+    failed_rows = sum(rows for _, rows in provider.arrivals[:3])
+    assert len(dead) == failed_rows
+    reasons = {headers(m)["__connect.errors.exception.message"].split(":")[1].strip() for m in dead}
+    assert reasons == {"bad_response", "too_large", "client_error"}
+    assert all(headers(m)["__connect.errors.exception.class.name"] == "inflow.errors.model_failed" for m in dead)
+    assert len(alerts) + len(dead) <= RECORDS
+    assert metrics['inflow_records_dead_lettered_total{pipeline="fraud"}'] == failed_rows
