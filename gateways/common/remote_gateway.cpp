@@ -224,7 +224,8 @@ caf::behavior remote_gateway(remote_actor* self, config::model_config cfg, size_
   st.codec_ = std::move(c);
   st.probe = std::move(probe);
   st.metrics = metrics;
-  st.rate.set_rate(cfg.limits.requests_per_second, std::max(1.0, cfg.limits.requests_per_second / 10.0));
+  // A burst of one call: even pacing, so that no one-second window holds more than the limit.
+  st.rate.set_rate(cfg.limits.requests_per_second, 1.0);
   st.breaker.emplace(static_cast<int>(cfg.breaker.failure_threshold), milliseconds(cfg.breaker.open_ms));
   http::client_options options;
   options.connections = static_cast<int>(cfg.limits.max_in_flight);

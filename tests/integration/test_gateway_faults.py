@@ -97,3 +97,22 @@ def test_unusable_answers_become_dead_letters_with_the_reason(broker, model_path
     assert all(headers(m)["__connect.errors.exception.class.name"] == "inflow.errors.model_failed" for m in dead)
     assert len(alerts) + len(dead) <= RECORDS
     assert metrics['inflow_records_dead_lettered_total{pipeline="fraud"}'] == failed_rows
+
+
+def test_the_request_rate_holds_in_every_one_second_window(broker, model_path, provider):
+    limit = 40
+    feeder = Feeder(broker.bootstrap)
+    feeder.feed(2400, seed=12, fraud_every=10, poison_every=0)
+    sets = remote_sets(provider.url, model_path, [f"models.fraud.limits.requests_per_second={limit}",
+                                                  "models.fraud.batch.max_batch=10", "models.fraud.limits.max_in_flight=8"])
+    node = Node(broker.bootstrap, model_path, sets=sets)
+    wait_until_committed(broker.bootstrap, "inflow-fraud", "transactions", 4, timeout=60)
+    assert node.stop() == 0
+    times = sorted(t for t, _ in provider.arrivals)
+    assert len(times) >= 240
+    busiest = max(sum(1 for u in times[i:] if u < t + 1.0) for i, t in enumerate(times))
+    assert busiest <= limit, f"{busiest} calls in one second, limit {limit}"
+    # Demand exceeded the limit throughout, so the rate should be close to it.
+    steady = times[10:-10]
+    rate = (len(steady) - 1) / (steady[-1] - steady[0])
+    assert rate >= 0.9 * limit, f"only {rate:.1f} calls/s against a limit of {limit}"
