@@ -28,6 +28,7 @@ const std::vector<option>& options() {
     {"models.*", "endpoint", "string", "", "Model URL (remote providers), e.g. http://127.0.0.1:8000/v2/models/fraud/infer."},
     {"models.*", "timeout_ms", "integer", "2000", "Deadline of one remote call, connect to last byte."},
     {"models.*", "max_response_bytes", "integer", "16777216", "Larger responses fail the call (not retried)."},
+    {"models.*", "ca_file", "string", "", "HTTPS: trust the CAs in this PEM file instead of the system's."},
     {"models.*", "version", "string", "", "Version reported in alerts; empty takes it from the model's metadata."},
     {"models.*", "input", "list", "[]",
      "Feature expressions (`field`, `field == value`, `a / b`); empty takes them from the model's metadata."},
@@ -309,6 +310,7 @@ void read_model(section_reader r, const std::string& name, model_config& out) {
   out.threads = r.get_int("threads", 1, 256);
   out.endpoint = r.get_string("endpoint");
   out.timeout_ms = r.get_int("timeout_ms", 1, 3'600'000);
+  out.ca_file = r.get_string("ca_file");
   out.max_response_bytes = r.get_int("max_response_bytes", 1024, int64_t(1) << 32);
   section_reader batch(r.child("batch"), r.join("batch"), "models.*.batch", r.errors());
   out.batch.max_batch = batch.get_int("max_batch", 1, 1'000'000);

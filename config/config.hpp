@@ -55,6 +55,7 @@ struct model_config {
   std::string provider;
   std::string path;     ///< embedded providers
   std::string endpoint; ///< remote providers
+  std::string ca_file;  ///< https: trusted CAs
   int64_t timeout_ms = 2000;
   int64_t max_response_bytes = 16 << 20;
   limits_config limits;

@@ -5,6 +5,7 @@
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 
 #include <algorithm>
 #include <charconv>
@@ -27,15 +28,15 @@ url parse_url(const std::string& text) {
   if (scheme_end == std::string::npos)
     throw std::invalid_argument("'" + text + "' is not a URL (expected http://host:port/path)");
   u.scheme = text.substr(0, scheme_end);
-  if (u.scheme != "http")
-    throw std::invalid_argument("scheme '" + u.scheme + "' is not supported yet (use http://)");
+  if (u.scheme != "http" && u.scheme != "https")
+    throw std::invalid_argument("scheme '" + u.scheme + "' is not supported (use http:// or https://)");
   auto rest = text.substr(scheme_end + 3);
   auto slash = rest.find('/');
   auto authority = rest.substr(0, slash);
   u.target = slash == std::string::npos ? "/" : rest.substr(slash);
   auto colon = authority.rfind(':');
   u.host = authority.substr(0, colon);
-  u.port = 80;
+  u.port = u.scheme == "https" ? 443 : 80;
   if (colon != std::string::npos) {
     int port = 0;
     auto p = authority.substr(colon + 1);
@@ -62,13 +63,25 @@ struct client::impl {
   std::deque<job> jobs;
   bool stopping = false;
   std::vector<std::thread> threads;
+  std::optional<asio::ssl::context> tls;
 
   /// One keep-alive connection, driven synchronously through its own io_context
   /// so that every step can have a deadline.
   struct connection {
     asio::io_context io;
-    std::optional<beast::tcp_stream> stream;
+    std::optional<beast::tcp_stream> stream;                         ///< http
+    std::optional<beast::ssl_stream<beast::tcp_stream>> tls_stream; ///< https
     beast::flat_buffer buffer;
+    beast::tcp_stream& tcp() { return tls_stream ? beast::get_lowest_layer(*tls_stream) : *stream; }
+    bool open() { return (stream || tls_stream) && tcp().socket().is_open(); }
+    void reset() {
+      if (stream || tls_stream) {
+        beast::error_code ec;
+        tcp().socket().close(ec);
+      }
+      stream.reset();
+      tls_stream.reset();
+    }
   };
 
   void worker() {
@@ -86,7 +99,7 @@ struct client::impl {
       auto r = perform(conn, j.c);
       // A failed or closed connection is not reused.
       if (r.error != result::failure::none || r.header("connection") == "close")
-        conn.stream.reset();
+        conn.reset();
       j.done(std::move(r));
     }
   }
@@ -108,32 +121,55 @@ struct client::impl {
     auto fail = [&](result::failure f, std::string message) {
       r.error = f;
       r.message = std::move(message);
-      if (conn.stream)
-        conn.stream->socket().close();
-      conn.stream.reset();
+      conn.reset();
       conn.io.restart();
       conn.io.poll(); // let the cancelled handlers run
       return r;
     };
     beast::error_code ec;
     bool done = false;
-    if (!conn.stream || !conn.stream->socket().is_open()) {
-      conn.stream.emplace(conn.io);
+    auto step = [&](auto&& start) {
+      done = false;
+      start([&](beast::error_code e, auto&&...) {
+        ec = e;
+        done = true;
+      });
+      return run_until(conn, done, deadline);
+    };
+    if (!conn.open()) {
+      conn.reset();
+      if (tls)
+        conn.tls_stream.emplace(conn.io, *tls);
+      else
+        conn.stream.emplace(conn.io);
       conn.buffer.clear();
       tcp::resolver resolver(conn.io);
       auto endpoints = resolver.resolve(origin.host, std::to_string(origin.port), ec);
       if (ec)
         return fail(result::failure::connect, "cannot resolve " + origin.host + ": " + ec.message());
-      conn.stream->async_connect(endpoints, [&](beast::error_code e, const tcp::endpoint&) {
-        ec = e;
-        done = true;
-      });
-      if (!run_until(conn, done, deadline))
+      if (!step([&](auto h) { conn.tcp().async_connect(endpoints, h); }))
         return fail(result::failure::timeout, "connect timed out");
       if (ec)
         return fail(result::failure::connect, "cannot connect to " + origin.host + ":" +
                                                 std::to_string(origin.port) + ": " + ec.message());
-      conn.stream->socket().set_option(tcp::no_delay(true), ec);
+      conn.tcp().socket().set_option(tcp::no_delay(true), ec);
+      if (tls) {
+        // The certificate must name the host we asked for (an IP address is
+        // checked against the certificate's IP entries, and gets no SNI).
+        SSL* ssl = conn.tls_stream->native_handle();
+        beast::error_code not_ip;
+        asio::ip::make_address(origin.host, not_ip);
+        if (not_ip) {
+          SSL_set_tlsext_host_name(ssl, origin.host.c_str());
+          SSL_set1_host(ssl, origin.host.c_str());
+        } else {
+          X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), origin.host.c_str());
+        }
+        if (!step([&](auto h) { conn.tls_stream->async_handshake(asio::ssl::stream_base::client, h); }))
+          return fail(result::failure::timeout, "TLS handshake timed out");
+        if (ec)
+          return fail(result::failure::connect, "TLS handshake with " + origin.host + " failed: " + ec.message());
+      }
     }
 
     bhttp::request<bhttp::string_body> req{c.method == "GET" ? bhttp::verb::get : bhttp::verb::post, c.target, 11};
@@ -145,43 +181,30 @@ struct client::impl {
     req.keep_alive(true);
     req.prepare_payload();
 
-    done = false;
-    bhttp::async_write(*conn.stream, req, [&](beast::error_code e, size_t) {
-      ec = e;
-      done = true;
-    });
-    if (!run_until(conn, done, deadline))
-      return fail(result::failure::timeout, "timed out sending the request");
-    if (ec)
-      return fail(result::failure::reset, "sending the request failed: " + ec.message());
-
     bhttp::response_parser<bhttp::string_body> parser;
     parser.body_limit(options.max_response_bytes);
     parser.header_limit(static_cast<uint32_t>(options.max_header_bytes));
-    auto read = [&](bool header_only) {
-      done = false;
-      auto handler = [&](beast::error_code e, size_t) {
-        ec = e;
-        done = true;
-      };
-      if (header_only)
-        bhttp::async_read_header(*conn.stream, conn.buffer, parser, handler);
-      else
-        bhttp::async_read(*conn.stream, conn.buffer, parser, handler);
-      return run_until(conn, done, deadline);
+    auto io = [&](auto& stream) -> std::optional<result> {
+      if (!step([&](auto h) { bhttp::async_write(stream, req, h); }))
+        return fail(result::failure::timeout, "timed out sending the request");
+      if (ec)
+        return fail(result::failure::reset, "sending the request failed: " + ec.message());
+      const auto timed_out = "no complete response within " + std::to_string(options.timeout_ms) + " ms";
+      if (!step([&](auto h) { bhttp::async_read_header(stream, conn.buffer, parser, h); }))
+        return fail(result::failure::timeout, timed_out);
+      // Beast 1.74 does not hold a Content-Length against body_limit: check it here.
+      if (!ec && parser.content_length() && *parser.content_length() > options.max_response_bytes)
+        ec = bhttp::error::body_limit;
+      if (!ec && !step([&](auto h) { bhttp::async_read(stream, conn.buffer, parser, h); }))
+        return fail(result::failure::timeout, timed_out);
+      if (ec == bhttp::error::body_limit || ec == bhttp::error::header_limit)
+        return fail(result::failure::too_large, "response over the size cap: " + ec.message());
+      if (ec)
+        return fail(result::failure::reset, "reading the response failed: " + ec.message());
+      return std::nullopt;
     };
-    const auto timed_out = "no complete response within " + std::to_string(options.timeout_ms) + " ms";
-    if (!read(true))
-      return fail(result::failure::timeout, timed_out);
-    // Beast 1.74 does not hold a Content-Length against body_limit: check it here.
-    if (!ec && parser.content_length() && *parser.content_length() > options.max_response_bytes)
-      ec = bhttp::error::body_limit;
-    if (!ec && !read(false))
-      return fail(result::failure::timeout, timed_out);
-    if (ec == bhttp::error::body_limit || ec == bhttp::error::header_limit)
-      return fail(result::failure::too_large, "response over the size cap: " + ec.message());
-    if (ec)
-      return fail(result::failure::reset, "reading the response failed: " + ec.message());
+    if (auto failed = conn.tls_stream ? io(*conn.tls_stream) : io(*conn.stream))
+      return *failed;
     auto& res = parser.get();
     r.status = static_cast<int>(res.result_int());
     for (const auto& field : res) {
@@ -199,6 +222,19 @@ struct client::impl {
 client::client(url origin, client_options options) : origin_(std::move(origin)), impl_(new impl) {
   impl_->origin = origin_;
   impl_->options = options;
+  if (origin_.scheme == "https") {
+    impl_->tls.emplace(asio::ssl::context::tls_client);
+    impl_->tls->set_verify_mode(asio::ssl::verify_peer);
+    beast::error_code ec;
+    if (options.ca_file.empty())
+      impl_->tls->set_default_verify_paths(ec);
+    else
+      impl_->tls->load_verify_file(options.ca_file, ec);
+    if (ec)
+      throw std::runtime_error("cannot load CA certificates" +
+                               (options.ca_file.empty() ? std::string() : " from " + options.ca_file) + ": " +
+                               ec.message());
+  }
   for (int i = 0; i < std::max(1, options.connections); ++i)
     impl_->threads.emplace_back([this] { impl_->worker(); });
 }

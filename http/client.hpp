@@ -17,7 +17,7 @@
 namespace inflow::http {
 
 struct url {
-  std::string scheme; ///< http (https: not yet)
+  std::string scheme; ///< http or https
   std::string host;
   uint16_t port = 0;
   std::string target; ///< path and query
@@ -50,6 +50,7 @@ struct client_options {
   int timeout_ms = 2000;
   size_t max_response_bytes = 16 * 1024 * 1024;
   size_t max_header_bytes = 64 * 1024;
+  std::string ca_file; ///< https: trust these CAs instead of the system's
 };
 
 class client {

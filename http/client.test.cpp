@@ -43,7 +43,7 @@ TEST_CASE("URLs are parsed or refused with a reason") {
 
 TEST_CASE("calls reach a real server over loopback and connections are reused") {
   auto srv = echo_server();
-  client c(parse_url("http://127.0.0.1:" + std::to_string(srv.port()) + "/"), {1, 2000});
+  client c(parse_url("http://127.0.0.1:" + std::to_string(srv.port()) + "/"), {.connections = 1, .timeout_ms = 2000});
   for (int i = 0; i < 3; ++i) {
     auto r = call_once(c, {"POST", "/x", {{"X-Test", "h"}}, "body" + std::to_string(i)});
     REQUIRE(r.error == result::failure::none);
@@ -58,13 +58,13 @@ TEST_CASE("calls reach a real server over loopback and connections are reused") 
 TEST_CASE("timeouts, oversized responses and refused connections are failures, not hangs") {
   auto srv = echo_server();
   auto origin = parse_url("http://127.0.0.1:" + std::to_string(srv.port()) + "/");
-  client fast(origin, {1, 100, 1024 * 1024});
+  client fast(origin, {.connections = 1, .timeout_ms = 100, .max_response_bytes = 1024 * 1024});
   CHECK(call_once(fast, {"POST", "/slow", {}, ""}).error == result::failure::timeout);
   auto big = call_once(fast, {"POST", "/big", {}, ""});
   INFO(big.status << " " << big.body.size() << " " << big.message);
   CHECK(big.error == result::failure::too_large);
   CHECK(call_once(fast, {"POST", "/ok", {}, "again"}).body == "echo:again:"); // reconnects
 
-  client nobody(parse_url("http://127.0.0.1:1/"), {1, 1000});
+  client nobody(parse_url("http://127.0.0.1:1/"), {.connections = 1, .timeout_ms = 1000});
   CHECK(call_once(nobody, {"POST", "/", {}, ""}).error == result::failure::connect);
 }

@@ -231,6 +231,7 @@ caf::behavior remote_gateway(remote_actor* self, config::model_config cfg, size_
   options.connections = static_cast<int>(cfg.limits.max_in_flight);
   options.timeout_ms = static_cast<int>(cfg.timeout_ms);
   options.max_response_bytes = static_cast<size_t>(cfg.max_response_bytes);
+  options.ca_file = cfg.ca_file;
   st.client = std::make_shared<http::client>(http::parse_url(cfg.endpoint), options);
   st.cfg = std::move(cfg);
   return {

@@ -116,3 +116,41 @@ def test_the_request_rate_holds_in_every_one_second_window(broker, model_path, p
     steady = times[10:-10]
     rate = (len(steady) - 1) / (steady[-1] - steady[0])
     assert rate >= 0.9 * limit, f"only {rate:.1f} calls/s against a limit of {limit}"
+
+
+def make_ca(directory, name):
+    """A private CA and a certificate for 127.0.0.1 signed by it (openssl CLI)."""
+    import subprocess
+    d = str(directory)
+    run_ssl = lambda *a: subprocess.run(["openssl", *a], cwd=d, check=True, capture_output=True)
+    run_ssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}-ca.key", "-out", f"{name}-ca.pem",
+            "-days", "1", "-subj", f"/CN={name} test CA")
+    run_ssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.csr",
+            "-subj", "/CN=127.0.0.1")
+    (directory / "san.cnf").write_text("subjectAltName=IP:127.0.0.1\n")
+    run_ssl("x509", "-req", "-in", f"{name}.csr", "-CA", f"{name}-ca.pem", "-CAkey", f"{name}-ca.key",
+            "-CAcreateserial", "-out", f"{name}.pem", "-days", "1", "-extfile", "san.cnf")
+    return f"{d}/{name}-ca.pem", (f"{d}/{name}.pem", f"{d}/{name}.key")
+
+
+def test_https_verifies_the_provider_certificate(broker, model_path, tmp_path):
+    ca, cert = make_ca(tmp_path, "good")
+    other_ca, _ = make_ca(tmp_path, "other")
+    server = FaultServer(tls=cert)
+    try:
+        _, alerts, dead, feeder, _ = run(broker, model_path, server, [f"models.fraud.ca_file={ca}"])
+        assert server.url.startswith("https://")
+        assert not dead and len(alerts) == len(expected_alerts(feeder))
+
+        # A certificate from a CA we do not trust: no call succeeds, every record
+        # becomes a dead letter that says why.
+        node = Node(broker.bootstrap, model_path, group="untrusting", sets=remote_sets(server.url, model_path, [
+            f"models.fraud.ca_file={other_ca}", "models.fraud.retry.max_attempts=2",
+            "models.fraud.retry.initial_backoff_ms=10", "pipelines.fraud.dead_letter_topic=ref-dlq"]))
+        wait_until_committed(broker.bootstrap, "untrusting", "transactions", 4, timeout=60)
+        assert node.stop() == 0
+        rejected = read_all(broker.bootstrap, "ref-dlq", 1)
+        assert len(rejected) == RECORDS
+        assert "certificate verify failed" in headers(rejected[0])["__connect.errors.exception.message"]
+    finally:
+        server.stop()
