@@ -29,6 +29,14 @@ const std::vector<option>& options() {
     {"models.*", "timeout_ms", "integer", "2000", "Deadline of one remote call, connect to last byte."},
     {"models.*", "max_response_bytes", "integer", "16777216", "Larger responses fail the call (not retried)."},
     {"models.*", "ca_file", "string", "", "HTTPS: trust the CAs in this PEM file instead of the system's."},
+    {"models.*", "api_key", "secret", "", "Credential sent to the provider; write `${ENV_VAR}`. Never printed."},
+    {"models.*", "api_key_file", "string", "", "File holding the credential (read at start; whitespace trimmed)."},
+    {"models.*", "deployment", "string", "", "azure-ml: the deployment to route to (azureml-model-deployment header)."},
+    {"models.*", "request_template", "string", "",
+     "http: the JSON body; `{{rows}}` becomes the rows (array of arrays), `{{features}}` their names, `{{id}}` the call id."},
+    {"models.*", "response_pointer", "string", "", "http: JSON pointer to the array of scores in the response, e.g. /predictions."},
+    {"models.*", "auth_header", "string", "Authorization", "http: header that carries the api key."},
+    {"models.*", "auth_scheme", "string", "Bearer", "http: prefix of the api key in that header; `\"\"` for none."},
     {"models.*", "version", "string", "", "Version reported in alerts; empty takes it from the model's metadata."},
     {"models.*", "input", "list", "[]",
      "Feature expressions (`field`, `field == value`, `a / b`); empty takes them from the model's metadata."},
@@ -311,6 +319,13 @@ void read_model(section_reader r, const std::string& name, model_config& out) {
   out.endpoint = r.get_string("endpoint");
   out.timeout_ms = r.get_int("timeout_ms", 1, 3'600'000);
   out.ca_file = r.get_string("ca_file");
+  out.api_key = r.get_string("api_key");
+  out.api_key_file = r.get_string("api_key_file");
+  out.deployment = r.get_string("deployment");
+  out.request_template = r.get_string("request_template");
+  out.response_pointer = r.get_string("response_pointer");
+  out.auth_header = r.get_string("auth_header");
+  out.auth_scheme = r.get_string("auth_scheme");
   out.max_response_bytes = r.get_int("max_response_bytes", 1024, int64_t(1) << 32);
   section_reader batch(r.child("batch"), r.join("batch"), "models.*.batch", r.errors());
   out.batch.max_batch = batch.get_int("max_batch", 1, 1'000'000);

@@ -56,6 +56,13 @@ struct model_config {
   std::string path;     ///< embedded providers
   std::string endpoint; ///< remote providers
   std::string ca_file;  ///< https: trusted CAs
+  std::string api_key;  ///< secret: never print
+  std::string api_key_file;
+  std::string deployment;       ///< azure-ml
+  std::string request_template; ///< http
+  std::string response_pointer; ///< http
+  std::string auth_header;      ///< http
+  std::string auth_scheme;      ///< http
   int64_t timeout_ms = 2000;
   int64_t max_response_bytes = 16 << 20;
   limits_config limits;

@@ -1,0 +1,67 @@
+// The `http` provider: any JSON endpoint. `request_template` is the body, in
+// which `{{rows}}` becomes the batch as an array of arrays, `{{features}}` the
+// feature names and `{{id}}` the call id; `response_pointer` says where the
+// scores are in the answer. The api key, if any, goes in `auth_header`.
+
+#include "events/json_text.hpp"
+#include "gateways/common/provider_support.hpp"
+#include "gateways/common/remote_gateway.hpp"
+
+namespace inflow::gateways::http_json {
+
+namespace {
+
+void replace_all(std::string& text, const std::string& from, const std::string& to) {
+  for (auto pos = text.find(from); pos != std::string::npos; pos = text.find(from, pos + to.size()))
+    text.replace(pos, from.size(), to);
+}
+
+class template_codec : public codec {
+public:
+  template_codec(const config::model_config& cfg, std::string target, std::string key)
+    : target_(std::move(target)), template_(cfg.request_template), pointer_(cfg.response_pointer) {
+    features_ = "[";
+    for (size_t i = 0; i < cfg.input.size(); ++i) {
+      if (i)
+        features_ += ',';
+      events::append_quoted(features_, cfg.input[i]);
+    }
+    features_ += ']';
+    headers_.emplace_back("Content-Type", "application/json");
+    if (!key.empty())
+      headers_.emplace_back(cfg.auth_header, cfg.auth_scheme.empty() ? key : cfg.auth_scheme + " " + key);
+  }
+
+  http::call build(const float* rows, size_t n, size_t width, uint64_t batch_id) const override {
+    std::string body = template_;
+    replace_all(body, "{{features}}", features_);
+    replace_all(body, "{{id}}", events::json_quoted("b" + std::to_string(batch_id)));
+    replace_all(body, "{{rows}}", rows_json(rows, n, width));
+    return {"POST", target_, headers_, std::move(body)};
+  }
+
+  std::optional<std::vector<float>> parse(const http::result& r, size_t n, std::string& error) const override {
+    return scores_at(r.body, pointer_, n, error);
+  }
+
+private:
+  std::string target_;
+  std::string template_;
+  std::string pointer_;
+  std::string features_;
+  std::vector<std::pair<std::string, std::string>> headers_;
+};
+
+prepared_model prepare(const config::model_config& cfg, metrics::registry& metrics) {
+  if (cfg.request_template.find("{{rows}}") == std::string::npos)
+    throw std::runtime_error("provider http needs `request_template:` with {{rows}} where the rows go, "
+                             "e.g. '{\"instances\": {{rows}}}'");
+  auto target = cfg.endpoint.empty() ? std::string() : http::parse_url(cfg.endpoint).target;
+  return prepare_remote(cfg, metrics, std::make_shared<template_codec>(cfg, target, read_api_key(cfg, false)));
+}
+
+} // namespace
+
+REGISTER_GATEWAY("http", factory{{"classification", "regression"}, prepare});
+
+} // namespace inflow::gateways::http_json
