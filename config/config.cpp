@@ -32,6 +32,11 @@ const std::vector<option>& options() {
     {"models.*", "api_key", "secret", "", "Credential sent to the provider; write `${ENV_VAR}`. Never printed."},
     {"models.*", "api_key_file", "string", "", "File holding the credential (read at start; whitespace trimmed)."},
     {"models.*", "deployment", "string", "", "azure-ml: the deployment to route to (azureml-model-deployment header)."},
+    {"models.*", "region", "string", "", "bedrock, sagemaker: AWS region; empty takes it from the endpoint's host name."},
+    {"models.*", "aws_access_key_id", "secret", "", "bedrock, sagemaker: empty uses AWS_ACCESS_KEY_ID."},
+    {"models.*", "aws_secret_access_key", "secret", "", "bedrock, sagemaker: empty uses AWS_SECRET_ACCESS_KEY."},
+    {"models.*", "aws_session_token", "secret", "", "bedrock, sagemaker: for temporary credentials; empty uses AWS_SESSION_TOKEN."},
+    {"models.*", "content_type", "string", "text/csv", "sagemaker: text/csv (rows as CSV lines) or application/json ({\"instances\": rows})."},
     {"models.*", "request_template", "string", "",
      "http: the JSON body; `{{rows}}` becomes the rows (array of arrays), `{{features}}` their names, `{{id}}` the call id."},
     {"models.*", "response_pointer", "string", "", "http: JSON pointer to the array of scores in the response, e.g. /predictions."},
@@ -323,6 +328,11 @@ void read_model(section_reader r, const std::string& name, model_config& out) {
   out.api_key_file = r.get_string("api_key_file");
   out.deployment = r.get_string("deployment");
   out.request_template = r.get_string("request_template");
+  out.region = r.get_string("region");
+  out.aws_access_key_id = r.get_string("aws_access_key_id");
+  out.aws_secret_access_key = r.get_string("aws_secret_access_key");
+  out.aws_session_token = r.get_string("aws_session_token");
+  out.content_type = r.get_string("content_type");
   out.response_pointer = r.get_string("response_pointer");
   out.auth_header = r.get_string("auth_header");
   out.auth_scheme = r.get_string("auth_scheme");

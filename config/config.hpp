@@ -59,6 +59,11 @@ struct model_config {
   std::string api_key;  ///< secret: never print
   std::string api_key_file;
   std::string deployment;       ///< azure-ml
+  std::string region;           ///< bedrock, sagemaker
+  std::string aws_access_key_id;
+  std::string aws_secret_access_key;
+  std::string aws_session_token;
+  std::string content_type;     ///< sagemaker
   std::string request_template; ///< http
   std::string response_pointer; ///< http
   std::string auth_header;      ///< http

@@ -50,6 +50,11 @@ url parse_url(const std::string& text) {
   return u;
 }
 
+std::string host_header(const url& u) {
+  bool default_port = (u.scheme == "https" && u.port == 443) || (u.scheme == "http" && u.port == 80);
+  return default_port ? u.host : u.host + ":" + std::to_string(u.port);
+}
+
 struct client::impl {
   struct job {
     call c;
@@ -173,7 +178,7 @@ struct client::impl {
     }
 
     bhttp::request<bhttp::string_body> req{c.method == "GET" ? bhttp::verb::get : bhttp::verb::post, c.target, 11};
-    req.set(bhttp::field::host, origin.host + ":" + std::to_string(origin.port));
+    req.set(bhttp::field::host, host_header(origin));
     req.set(bhttp::field::user_agent, "inflow/" INFLOW_VERSION);
     for (const auto& [name, value] : c.headers)
       req.set(name, value);

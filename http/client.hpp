@@ -24,6 +24,8 @@ struct url {
 };
 /// Throws std::invalid_argument with a message naming what is wrong.
 url parse_url(const std::string& text);
+/// The Host header for a URL: the port only when it is not the scheme's default.
+std::string host_header(const url& u);
 
 struct call {
   std::string method = "POST";

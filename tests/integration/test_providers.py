@@ -8,7 +8,7 @@ import os
 import pytest
 
 from harness import Feeder, Node, read_all, wait_until_committed
-from provider_server import ProviderServer, score
+from provider_server import ProviderServer, score, verify_sigv4
 
 RECORDS = 200
 SECRET = "sk-test-0123456789abcdef"
@@ -97,3 +97,23 @@ def test_a_provider_without_its_credential_is_a_config_error(model_path):
                        capture_output=True, text=True)
     assert r.returncode == 78
     assert "needs a credential" in r.stderr
+
+
+def test_sagemaker_invoke_endpoint_signed_with_sigv4(broker, model_path):
+    def respond(path, h, body):
+        rows = [[float(x) for x in line.split(",")] for line in body.strip().split("\n")]
+        return 200, "\n".join(str(score(r)) for r in rows)
+    server = ProviderServer(respond)
+    try:
+        os.environ.update(INFLOW_TEST_AKID="AKIDTEST", INFLOW_TEST_AWS_SECRET=SECRET)
+        path = "/endpoints/fraud-xgb/invocations"
+        run(broker, model_path, "sagemaker", server.base + path, [
+            "models.fraud.region=eu-west-1", "models.fraud.aws_access_key_id=${INFLOW_TEST_AKID}",
+            "models.fraud.aws_secret_access_key=${INFLOW_TEST_AWS_SECRET}"])
+        req = server.requests[0]
+        assert req["path"] == path
+        assert req["headers"]["content-type"] == "text/csv"
+        assert req["headers"]["authorization"].startswith("AWS4-HMAC-SHA256 Credential=AKIDTEST/")
+        assert all(verify_sigv4(r, SECRET, "eu-west-1", "sagemaker") for r in server.requests)
+    finally:
+        server.stop()
