@@ -163,7 +163,7 @@ void on_scores(partition_actor* self, gateways::score_reply& reply) {
     }
     ctx.probe.scored.inc();
     auto& rec = it->second;
-    rec.score = reply.scores[i];
+    rec.score = reply.values[i];
     if (ctx.config.alert.matches(rec.score)) {
       rec.at = pending_record::stage::alerting;
       write_outcome(self, offset);

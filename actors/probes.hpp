@@ -32,6 +32,8 @@ struct gateway_probe {
   metrics::counter& rows;
   metrics::counter& batches;
   metrics::counter& errors;
+  metrics::counter& tokens_in;
+  metrics::counter& tokens_out;
   metrics::gauge& queued_rows;
   metrics::gauge& circuit; ///< 0 closed, 1 open, 2 half-open
   metrics::histogram& batch_size;

@@ -11,7 +11,7 @@ namespace inflow::gateways::azure_ml {
 
 namespace {
 
-class score_codec : public codec {
+class score_codec : public row_codec {
 public:
   score_codec(std::string target, std::string key, std::string deployment, const std::vector<std::string>& features)
     : target_(std::move(target)), key_(std::move(key)), deployment_(std::move(deployment)) {
@@ -24,7 +24,7 @@ public:
     columns_ += ']';
   }
 
-  http::call build(const float* rows, size_t n, size_t width, uint64_t) const override {
+  http::call build_rows(const float* rows, size_t n, size_t width, uint64_t) const override {
     std::string index = "[";
     for (size_t i = 0; i < n; ++i)
       index += (i ? "," : "") + std::to_string(i);
@@ -39,7 +39,7 @@ public:
     return c;
   }
 
-  std::optional<std::vector<float>> parse(const http::result& r, size_t n, std::string& error) const override {
+  std::optional<std::vector<float>> parse_scores(const http::result& r, size_t n, std::string& error) const override {
     // Scoring scripts answer either a bare list or {"predictions": [...]}.
     if (auto scores = scores_at(r.body, "", n, error))
       return scores;

@@ -1,6 +1,6 @@
 #pragma once
 // Micro-batching across callers: requests from many partitions are packed
-// into batches of at most max_batch rows. Owned by one gateway actor.
+// into batches of at most max_batch inputs. Owned by one gateway actor.
 
 #include "gateways/common/gateway_api.hpp"
 
@@ -15,27 +15,32 @@ namespace inflow::gateways {
 template <class Caller>
 class batcher {
 public:
-  /// The rows of one caller inside a batch.
+  /// The inputs of one caller inside a batch.
   struct part {
     Caller caller;
     std::vector<uint64_t> ids;
   };
   struct batch {
-    std::vector<float> rows;
+    std::vector<float> rows;        ///< feature rows, or empty for text inputs
+    std::vector<std::string> texts; ///< text inputs, or empty for feature rows
     std::vector<part> parts;
-    size_t size() const { return rows.size() / width_; }
-    size_t width_ = 1;
+    size_t n = 0; ///< inputs in the batch
+    size_t size() const { return n; }
   };
 
+  /// `width` is the feature count of a row; 0 means the inputs are texts.
   batcher(size_t max_batch, size_t width) : max_batch_(max_batch), width_(width) {
-    if (max_batch_ == 0 || width_ == 0)
-      throw std::invalid_argument("batch size and row width must be positive");
+    if (max_batch_ == 0)
+      throw std::invalid_argument("batch size must be positive");
   }
 
-  /// Queues a request; throws std::invalid_argument if its rows do not match its ids.
+  /// Queues a request; throws std::invalid_argument if its inputs do not match its ids.
   void add(Caller caller, score_request&& request) {
-    if (request.rows.size() != request.ids.size() * width_)
-      throw std::invalid_argument("request rows do not match ids times model input width");
+    bool text = width_ == 0;
+    if (request.rows.size() != request.ids.size() * width_ ||
+        request.texts.size() != (text ? request.ids.size() : 0))
+      throw std::invalid_argument(text ? "request needs one text per id"
+                                       : "request rows do not match ids times model input width");
     pending_rows_ += request.ids.size();
     queue_.push_back({std::move(caller), std::move(request), 0});
   }
@@ -44,19 +49,25 @@ public:
   bool empty() const { return pending_rows_ == 0; }
   bool full() const { return pending_rows_ >= max_batch_; }
 
-  /// Takes up to max_batch rows, oldest first; a request may be split.
+  /// Takes up to max_batch inputs, oldest first; a request may be split.
   batch take() {
     batch out;
-    out.width_ = width_;
     size_t room = max_batch_;
     while (room > 0 && !queue_.empty()) {
       auto& front = queue_.front();
       size_t left = front.request.ids.size() - front.next;
       size_t n = std::min(left, room);
-      auto first = front.request.ids.begin() + static_cast<std::ptrdiff_t>(front.next);
-      out.parts.push_back({front.caller, std::vector<uint64_t>(first, first + static_cast<std::ptrdiff_t>(n))});
-      auto row0 = front.request.rows.begin() + static_cast<std::ptrdiff_t>(front.next * width_);
-      out.rows.insert(out.rows.end(), row0, row0 + static_cast<std::ptrdiff_t>(n * width_));
+      auto first = static_cast<std::ptrdiff_t>(front.next);
+      auto count = static_cast<std::ptrdiff_t>(n);
+      out.parts.push_back({front.caller, {front.request.ids.begin() + first, front.request.ids.begin() + first + count}});
+      if (width_ == 0) {
+        auto t0 = front.request.texts.begin() + first;
+        out.texts.insert(out.texts.end(), std::make_move_iterator(t0), std::make_move_iterator(t0 + count));
+      } else {
+        auto row0 = front.request.rows.begin() + first * static_cast<std::ptrdiff_t>(width_);
+        out.rows.insert(out.rows.end(), row0, row0 + count * static_cast<std::ptrdiff_t>(width_));
+      }
+      out.n += n;
       front.next += n;
       room -= n;
       pending_rows_ -= n;
@@ -77,5 +88,27 @@ private:
   size_t pending_rows_ = 0;
   std::deque<entry> queue_;
 };
+
+/// Cuts the results of a whole batch into one reply per part, in part order.
+template <class Part, class Send>
+void split_results(std::vector<Part>& parts, const std::vector<float>* values, size_t width,
+                   std::vector<std::string>* texts, const std::string& error, Send&& send) {
+  size_t next = 0;
+  for (auto& part : parts) {
+    score_reply reply;
+    reply.error = error;
+    reply.width = width;
+    const size_t k = part.ids.size();
+    if (error.empty() && values && !values->empty())
+      reply.values.assign(values->begin() + static_cast<std::ptrdiff_t>(next * width),
+                          values->begin() + static_cast<std::ptrdiff_t>((next + k) * width));
+    if (error.empty() && texts && !texts->empty())
+      reply.texts.assign(std::make_move_iterator(texts->begin() + static_cast<std::ptrdiff_t>(next)),
+                         std::make_move_iterator(texts->begin() + static_cast<std::ptrdiff_t>(next + k)));
+    next += k;
+    reply.ids = std::move(part.ids);
+    send(part.caller, std::move(reply));
+  }
+}
 
 } // namespace inflow::gateways

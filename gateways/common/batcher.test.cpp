@@ -6,7 +6,7 @@ using namespace inflow::gateways;
 
 namespace {
 score_request request(std::vector<uint64_t> ids, size_t width) {
-  score_request r{ids, {}};
+  score_request r{ids, {}, {}};
   for (auto id : ids)
     for (size_t k = 0; k < width; ++k)
       r.rows.push_back(static_cast<float>(id * 10 + k));
@@ -44,6 +44,28 @@ TEST_CASE("a request larger than the batch is split across batches") {
   CHECK(second.parts[1].ids == std::vector<uint64_t>{9});
   CHECK(second.rows == std::vector<float>{40, 50, 90});
   CHECK(b.empty());
+}
+
+TEST_CASE("text inputs are batched like rows") {
+  batcher<int> b(2, 0);
+  b.add(1, score_request{{1, 2, 3}, {}, {"a", "b", "c"}});
+  auto first = b.take();
+  CHECK(first.texts == std::vector<std::string>{"a", "b"});
+  CHECK(first.size() == 2);
+  CHECK(b.take().texts == std::vector<std::string>{"c"});
+  CHECK_THROWS(b.add(1, score_request{{1}, {}, {}}));
+}
+
+TEST_CASE("batch results are split back per caller") {
+  std::vector<batcher<int>::part> parts{{1, {10, 11}}, {2, {12}}};
+  std::vector<float> values{1, 2, 3, 4, 5, 6}; // width 2
+  std::vector<std::pair<int, score_reply>> sent;
+  split_results(parts, &values, 2, nullptr, "", [&](int caller, score_reply r) { sent.emplace_back(caller, r); });
+  REQUIRE(sent.size() == 2);
+  CHECK(sent[0].second.ids == std::vector<uint64_t>{10, 11});
+  CHECK(sent[0].second.values == std::vector<float>{1, 2, 3, 4});
+  CHECK(sent[1].second.values == std::vector<float>{5, 6});
+  CHECK(sent[1].second.width == 2);
 }
 
 TEST_CASE("a request whose rows do not match its ids is refused") {

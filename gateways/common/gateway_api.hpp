@@ -13,24 +13,35 @@
 
 namespace inflow::gateways {
 
-/// `rows` holds ids.size() rows of the model's input width, row-major.
+/// One model input per id: a row of features (classification, regression:
+/// `rows` holds ids.size() rows of the model's input width, row-major) or a
+/// text (embedding, text_generation: `texts` holds one per id).
 struct score_request {
   std::vector<uint64_t> ids;
   std::vector<float> rows;
+  std::vector<std::string> texts;
 };
 
-/// `scores[i]` belongs to `ids[i]`; when `error` is set, no id was scored.
+/// Results for `ids[i]`: `values[i*width, (i+1)*width)` (a score when width is
+/// 1, an embedding otherwise) or `texts[i]`. When `error` is set, no id was scored.
 struct score_reply {
   std::vector<uint64_t> ids;
-  std::vector<float> scores;
+  std::vector<float> values;
   std::string error;
+  size_t width = 1;
+  std::vector<std::string> texts;
 };
 
 /// What a prepared model tells its callers.
 struct model_info {
   std::string name;
   std::string version;
-  std::vector<std::string> input; ///< feature expressions, in row order
+  std::vector<std::string> input; ///< feature expressions in row order, or one text template
+  std::string task;               ///< classification, regression, embedding, text_generation
 };
+
+inline bool takes_text(const std::string& task) {
+  return task == "embedding" || task == "text_generation";
+}
 
 } // namespace inflow::gateways

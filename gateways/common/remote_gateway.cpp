@@ -65,18 +65,11 @@ using remote_actor = caf::stateful_actor<remote_state>;
 void dispatch(remote_actor* self);
 void track_breaker(remote_actor* self);
 
-void answer(remote_actor* self, outgoing& b, const std::vector<float>* scores, const std::string& error) {
-  size_t next = 0;
-  for (auto& part : b.batch.parts) {
-    score_reply reply;
-    reply.error = error;
-    if (scores)
-      reply.scores.assign(scores->begin() + static_cast<std::ptrdiff_t>(next),
-                          scores->begin() + static_cast<std::ptrdiff_t>(next + part.ids.size()));
-    next += part.ids.size();
-    reply.ids = std::move(part.ids);
-    self->send(caf::actor_cast<caf::actor>(part.caller), std::move(reply));
-  }
+void answer(remote_actor* self, outgoing& b, call_output* out, const std::string& error) {
+  split_results(b.batch.parts, out ? &out->values : nullptr, out ? out->width : 1, out ? &out->texts : nullptr,
+                error, [self](const caf::strong_actor_ptr& to, score_reply r) {
+                  self->send(caf::actor_cast<caf::actor>(to), std::move(r));
+                });
 }
 
 void wake_in(remote_actor* self, clock::time_point at) {
@@ -125,10 +118,10 @@ void on_done(remote_actor* self, call_done& done) {
     case http::result::failure::reset: error = call_error::reset; break;
     case http::result::failure::too_large: error = call_error::too_large; break;
   }
-  std::optional<std::vector<float>> scores;
+  std::optional<call_output> output;
   if (!error) {
-    scores = st.codec_->parse(r, b.batch.size(), message);
-    if (!scores)
+    output = st.codec_->parse(r, b.batch.size(), message);
+    if (!output)
       error = call_error::bad_response;
   } else if (r.error == http::result::failure::none) {
     message = fmt::format("HTTP {}: {}", r.status, r.body.substr(0, 200));
@@ -138,7 +131,9 @@ void on_done(remote_actor* self, call_done& done) {
   if (!error) {
     st.breaker->on_success();
     st.probe->rows.inc(b.batch.size());
-    answer(self, b, &*scores, {});
+    st.probe->tokens_in.inc(static_cast<uint64_t>(output->tokens_in));
+    st.probe->tokens_out.inc(static_cast<uint64_t>(output->tokens_out));
+    answer(self, b, &*output, {});
   } else {
     st.metrics->get_counter("inflow_gateway_call_errors_total", "Failed model calls by type.",
                             metrics::label("model", st.cfg.name) + "," + metrics::label("type", std::string(to_string(*error))))
@@ -180,7 +175,7 @@ void send_call(remote_actor* self, outgoing b, clock::time_point now) {
   ++b.attempts;
   b.started = now;
   auto id = b.id;
-  auto call = st.codec_->build(b.batch.rows.data(), b.batch.size(), st.width, id);
+  auto call = st.codec_->build({b.batch.rows.data(), b.batch.size(), st.width, b.batch.texts.data()}, id);
   st.probe->batches.inc();
   st.probe->batch_size.observe(static_cast<double>(b.batch.size()));
   st.in_flight.emplace(id, std::move(b));
@@ -220,7 +215,10 @@ caf::behavior remote_gateway(remote_actor* self, config::model_config cfg, size_
                              metrics::registry* metrics) {
   auto& st = self->state;
   st.width = width;
-  st.pending.emplace(static_cast<size_t>(cfg.batch.max_batch), width);
+  // APIs without batches get one input per call (concurrency still applies).
+  size_t per_call = c->max_inputs_per_call();
+  size_t max_batch = static_cast<size_t>(cfg.batch.max_batch);
+  st.pending.emplace(per_call ? std::min(per_call, max_batch) : max_batch, width);
   st.codec_ = std::move(c);
   st.probe = std::move(probe);
   st.metrics = metrics;
@@ -238,12 +236,12 @@ caf::behavior remote_gateway(remote_actor* self, config::model_config cfg, size_
     [=](score_request& request) {
       auto& st = self->state;
       auto sender = self->current_sender();
-      if (request.rows.size() != request.ids.size() * st.width) {
-        self->send(caf::actor_cast<caf::actor>(sender),
-                   score_reply{request.ids, {}, "request rows do not match the model's input width"});
+      try {
+        st.pending->add(sender, std::move(request));
+      } catch (const std::invalid_argument& e) {
+        self->send(caf::actor_cast<caf::actor>(sender), score_reply{request.ids, {}, e.what()});
         return;
       }
-      st.pending->add(std::move(sender), std::move(request));
       if (!st.pending->full() && !st.linger_armed) {
         st.linger_armed = true;
         self->delayed_send(self, milliseconds(st.cfg.batch.max_linger_ms), flush_atom::value,
@@ -282,9 +280,9 @@ prepared_model prepare_remote(const config::model_config& cfg, metrics::registry
   if (cfg.input.empty())
     throw std::runtime_error(fmt::format("provider {} needs `input:` (the features the model takes, in order)",
                                          cfg.provider));
-  model_info info{cfg.name, cfg.version.empty() ? cfg.provider : cfg.version, cfg.input};
+  model_info info{cfg.name, cfg.version.empty() ? cfg.provider : cfg.version, cfg.input, cfg.task};
   auto probe = std::make_shared<actors::gateway_probe>(metrics, cfg.name);
-  size_t width = cfg.input.size();
+  size_t width = takes_text(cfg.task) ? 0 : cfg.input.size();
   return {info, [cfg, width, c, probe, &metrics](caf::actor_system& system) {
             return system.spawn(remote_gateway, cfg, width, c, probe, &metrics);
           }};

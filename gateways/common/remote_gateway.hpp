@@ -16,14 +16,53 @@
 
 namespace inflow::gateways {
 
+/// The inputs of one call: `n` rows of `width` features, or `n` texts.
+struct call_input {
+  const float* rows = nullptr;
+  size_t n = 0;
+  size_t width = 0;
+  const std::string* texts = nullptr;
+};
+
+/// What a call produced: `n` scores (width 1) or embeddings (`width` each), or
+/// `n` texts; and the tokens the provider counted, when it says.
+struct call_output {
+  std::vector<float> values;
+  size_t width = 1;
+  std::vector<std::string> texts;
+  int64_t tokens_in = 0;
+  int64_t tokens_out = 0;
+};
+
 class codec {
 public:
   virtual ~codec() = default;
-  /// The call for `n` rows of `width` features; `batch_id` is unique per gateway.
-  virtual http::call build(const float* rows, size_t n, size_t width, uint64_t batch_id) const = 0;
-  /// `n` scores from a 2xx response, or nullopt with `error` set.
-  virtual std::optional<std::vector<float>> parse(const http::result& response, size_t n,
-                                                  std::string& error) const = 0;
+  /// The call for the inputs; `call_id` is unique per gateway.
+  virtual http::call build(const call_input& in, uint64_t call_id) const = 0;
+  /// The results of a 2xx response for `n` inputs, or nullopt with `error` set.
+  virtual std::optional<call_output> parse(const http::result& response, size_t n, std::string& error) const = 0;
+  /// Most inputs one call can carry (an API without batches says 1); 0: any.
+  virtual size_t max_inputs_per_call() const { return 0; }
+};
+
+/// A codec for APIs that score feature rows, one float per row.
+class row_codec : public codec {
+public:
+  virtual http::call build_rows(const float* rows, size_t n, size_t width, uint64_t call_id) const = 0;
+  virtual std::optional<std::vector<float>> parse_scores(const http::result& response, size_t n,
+                                                         std::string& error) const = 0;
+
+  http::call build(const call_input& in, uint64_t call_id) const final {
+    return build_rows(in.rows, in.n, in.width, call_id);
+  }
+  std::optional<call_output> parse(const http::result& r, size_t n, std::string& error) const final {
+    auto scores = parse_scores(r, n, error);
+    if (!scores)
+      return std::nullopt;
+    call_output out;
+    out.values = std::move(*scores);
+    return out;
+  }
 };
 
 /// Checks the remote settings of `cfg` (endpoint, input) and returns a model

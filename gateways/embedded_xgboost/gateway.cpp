@@ -46,17 +46,9 @@ void score(gateway_actor* self, gateways::batcher<caf::strong_actor_ptr>::batch 
   st.probe->batch_size.observe(static_cast<double>(rows));
   st.probe->batches.inc();
   st.probe->rows.inc(rows);
-  size_t next = 0;
-  for (auto& part : batch.parts) {
-    gateways::score_reply reply;
-    reply.error = error;
-    if (error.empty())
-      reply.scores.assign(scores.begin() + static_cast<std::ptrdiff_t>(next),
-                          scores.begin() + static_cast<std::ptrdiff_t>(next + part.ids.size()));
-    next += part.ids.size();
-    reply.ids = std::move(part.ids);
-    self->send(caf::actor_cast<caf::actor>(part.caller), std::move(reply));
-  }
+  split_results(batch.parts, &scores, 1, nullptr, error, [self](const caf::strong_actor_ptr& to, score_reply r) {
+    self->send(caf::actor_cast<caf::actor>(to), std::move(r));
+  });
 }
 
 caf::behavior gateway(gateway_actor* self, std::shared_ptr<const booster> model, config::model_config cfg,
@@ -100,7 +92,7 @@ prepared_model prepare(const config::model_config& cfg, metrics::registry& metri
   if (cfg.path.empty())
     throw std::runtime_error("provider embedded-xgboost needs `path:` (a model trained by `inflow train`)");
   auto model = std::make_shared<const booster>(cfg.path, static_cast<int>(cfg.threads));
-  model_info info{cfg.name, cfg.version, cfg.input};
+  model_info info{cfg.name, cfg.version, cfg.input, cfg.task};
   if (info.version.empty() || info.input.empty()) {
     auto meta = read_meta(cfg.path);
     if (info.version.empty())

@@ -16,7 +16,7 @@ void replace_all(std::string& text, const std::string& from, const std::string& 
     text.replace(pos, from.size(), to);
 }
 
-class template_codec : public codec {
+class template_codec : public row_codec {
 public:
   template_codec(const config::model_config& cfg, std::string target, std::string key)
     : target_(std::move(target)), template_(cfg.request_template), pointer_(cfg.response_pointer) {
@@ -32,7 +32,7 @@ public:
       headers_.emplace_back(cfg.auth_header, cfg.auth_scheme.empty() ? key : cfg.auth_scheme + " " + key);
   }
 
-  http::call build(const float* rows, size_t n, size_t width, uint64_t batch_id) const override {
+  http::call build_rows(const float* rows, size_t n, size_t width, uint64_t batch_id) const override {
     std::string body = template_;
     replace_all(body, "{{features}}", features_);
     replace_all(body, "{{id}}", events::json_quoted("b" + std::to_string(batch_id)));
@@ -40,7 +40,7 @@ public:
     return {"POST", target_, headers_, std::move(body)};
   }
 
-  std::optional<std::vector<float>> parse(const http::result& r, size_t n, std::string& error) const override {
+  std::optional<std::vector<float>> parse_scores(const http::result& r, size_t n, std::string& error) const override {
     return scores_at(r.body, pointer_, n, error);
   }
 

@@ -8,16 +8,16 @@ namespace inflow::gateways::kserve {
 
 namespace {
 
-class v2_codec : public codec {
+class v2_codec : public row_codec {
 public:
   explicit v2_codec(std::string target) : target_(std::move(target)) {}
 
-  http::call build(const float* rows, size_t n, size_t width, uint64_t batch_id) const override {
+  http::call build_rows(const float* rows, size_t n, size_t width, uint64_t batch_id) const override {
     return {"POST", target_, {{"Content-Type", "application/json"}},
             encode_infer_request("b" + std::to_string(batch_id), rows, n, width)};
   }
 
-  std::optional<std::vector<float>> parse(const http::result& r, size_t n, std::string& error) const override {
+  std::optional<std::vector<float>> parse_scores(const http::result& r, size_t n, std::string& error) const override {
     return decode_infer_response(r.body, n, error);
   }
 

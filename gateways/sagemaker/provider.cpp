@@ -15,13 +15,13 @@ namespace inflow::gateways::sagemaker {
 
 namespace {
 
-class invoke_codec : public codec {
+class invoke_codec : public row_codec {
 public:
   invoke_codec(http::url origin, sigv4::credentials creds, std::string region, std::string content_type)
     : origin_(std::move(origin)), creds_(std::move(creds)), region_(std::move(region)),
       content_type_(std::move(content_type)) {}
 
-  http::call build(const float* rows, size_t n, size_t width, uint64_t) const override {
+  http::call build_rows(const float* rows, size_t n, size_t width, uint64_t) const override {
     std::string body;
     if (content_type_ == "text/csv") {
       for (size_t r = 0; r < n; ++r) {
@@ -40,7 +40,7 @@ public:
     return c;
   }
 
-  std::optional<std::vector<float>> parse(const http::result& r, size_t n, std::string& error) const override {
+  std::optional<std::vector<float>> parse_scores(const http::result& r, size_t n, std::string& error) const override {
     auto body = std::string_view(r.body);
     if (body.find_first_of("[{") != std::string_view::npos) {
       if (auto scores = scores_at(body, "/predictions", n, error))

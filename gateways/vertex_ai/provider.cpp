@@ -9,18 +9,18 @@ namespace inflow::gateways::vertex_ai {
 
 namespace {
 
-class predict_codec : public codec {
+class predict_codec : public row_codec {
 public:
   predict_codec(std::string target, std::string token) : target_(std::move(target)), token_(std::move(token)) {}
 
-  http::call build(const float* rows, size_t n, size_t width, uint64_t) const override {
+  http::call build_rows(const float* rows, size_t n, size_t width, uint64_t) const override {
     return {"POST",
             target_,
             {{"Content-Type", "application/json"}, {"Authorization", "Bearer " + token_}},
             R"({"instances":)" + rows_json(rows, n, width) + "}"};
   }
 
-  std::optional<std::vector<float>> parse(const http::result& r, size_t n, std::string& error) const override {
+  std::optional<std::vector<float>> parse_scores(const http::result& r, size_t n, std::string& error) const override {
     return scores_at(r.body, "/predictions", n, error);
   }
 
