@@ -17,8 +17,46 @@ std::string make_alert_json(const pipeline_context& ctx, int32_t partition, int6
   out += fmt::format(R"(,"partition":{},"offset":{}}},"tx_id":)", partition, offset);
   events::append_quoted(out, identity.id);
   out += R"(,"card_id":)";
-  events::append_quoted(out, identity.card_id);
+  events::append_quoted(out, identity.key);
   out += fmt::format(R"(,"score":{:.6f},"model":)", score);
+  events::append_quoted(out, ctx.model.name);
+  out += R"(,"model_version":)";
+  events::append_quoted(out, ctx.model.version);
+  out += R"(,"pipeline":)";
+  events::append_quoted(out, ctx.config.name);
+  out += fmt::format(R"(,"ts":{}}})", now_ms);
+  return out;
+}
+
+std::string make_result_json(const pipeline_context& ctx, int32_t partition, int64_t offset,
+                             const events::record_identity& identity, const model_result& result, int64_t now_ms) {
+  const auto& topic = ctx.config.source.topic;
+  std::string out;
+  out.reserve(256 + result.text.size() + result.vector.size() * 12);
+  out += R"({"result_id":)";
+  events::append_quoted(out, fmt::format("{}/{}/{}", topic, partition, offset));
+  out += R"(,"source":{"topic":)";
+  events::append_quoted(out, topic);
+  out += fmt::format(R"(,"partition":{},"offset":{}}},"id":)", partition, offset);
+  events::append_quoted(out, identity.id);
+  out += R"(,"key":)";
+  events::append_quoted(out, identity.key);
+  const auto& task = ctx.model.task;
+  if (task == "embedding") {
+    out += R"(,"embedding":[)";
+    for (size_t i = 0; i < result.vector.size(); ++i) {
+      if (i)
+        out += ',';
+      fmt::format_to(std::back_inserter(out), "{}", result.vector[i]);
+    }
+    out += ']';
+  } else if (task == "text_generation") {
+    out += R"(,"text":)";
+    events::append_quoted(out, result.text);
+  } else {
+    out += fmt::format(R"(,"score":{:.6f})", result.score);
+  }
+  out += R"(,"model":)";
   events::append_quoted(out, ctx.model.name);
   out += R"(,"model_version":)";
   events::append_quoted(out, ctx.model.version);

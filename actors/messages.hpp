@@ -12,9 +12,9 @@ namespace inflow::actors {
 using flush_atom = caf::atom_constant<caf::atom("flush")>;
 using retry_atom = caf::atom_constant<caf::atom("retry")>;
 
-/// Kafka's verdict on an alert or dead letter written for `offset`.
+/// Kafka's verdict on one write of a record's outcome (see partition_actor.cpp).
 struct produce_ack {
-  int64_t offset = 0;
+  int64_t token = 0;
   rd_kafka_resp_err_t error = RD_KAFKA_RESP_ERR_NO_ERROR;
 };
 

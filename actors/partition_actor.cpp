@@ -19,14 +19,22 @@ int64_t now_ms() {
 /// Below Kafka's default message.max.bytes (1 MB) with room for headers.
 constexpr size_t max_dead_letter_bytes = 900 * 1024;
 
+/// The writes that make up a record's outcome. A produce token carries the
+/// offset and the kind: offset * 4 + kind.
+enum class write_kind : uint8_t { alert = 0, dead_letter = 1, result = 2 };
+
+uint64_t token_of(int64_t offset, write_kind k) {
+  return static_cast<uint64_t>(offset) * 4 + static_cast<uint64_t>(k);
+}
+
 struct pending_record {
-  enum class stage : uint8_t { scoring, alerting, dead_lettering };
-  stage at = stage::scoring;
+  bool scored = false;
+  int writes = 0; ///< alert, result or dead letter not yet acknowledged
   int64_t timestamp_ms = 0;
-  std::string key;   ///< original key and value, for the dead-letter topic
+  std::string key; ///< original key and value, for the dead-letter topic
   std::string value;
   events::record_identity identity;
-  float score = 0;
+  model_result result;
   events::record_error error{};
   std::string error_message;
   int attempts = 0;
@@ -73,46 +81,57 @@ void finish(partition_actor* self, int64_t offset) {
   }
 }
 
-/// Writes the record's outcome (alert or dead letter); Kafka's ack finishes it.
-void write_outcome(partition_actor* self, int64_t offset) {
+/// Queues one write of the record's outcome; Kafka's ack (on_ack) counts it done.
+void write(partition_actor* self, int64_t offset, write_kind kind) {
   auto& st = self->state;
   auto& rec = st.pending.at(offset);
-  const auto& cfg = st.ctx->config;
+  const auto& ctx = *st.ctx;
+  const auto& cfg = ctx.config;
   const auto partition = st.shared->partition;
-  bool queued;
-  if (rec.at == pending_record::stage::alerting) {
-    auto alert = make_alert_json(*st.ctx, partition, offset, rec.identity, rec.score, now_ms());
-    queued = st.ctx->producer.produce(cfg.alert.topic, rec.identity.card_id, alert, {}, st.delivery,
-                                      static_cast<uint64_t>(offset));
-  } else {
-    // Kafka Connect's dead-letter headers, so existing tools can read them.
-    std::vector<kafka::header> headers{
-      {"__connect.errors.topic", cfg.source.topic},
-      {"__connect.errors.partition", std::to_string(partition)},
-      {"__connect.errors.offset", std::to_string(offset)},
-      {"__connect.errors.exception.class.name", std::string(events::to_string(rec.error))},
-      {"__connect.errors.exception.message", rec.error_message},
-      {"inflow.pipeline", cfg.name},
-    };
-    // A value Kafka would refuse must not stall the partition: keep its head and say so.
-    std::string_view value = rec.value;
-    if (value.size() > max_dead_letter_bytes) {
-      headers.push_back({"inflow.value.truncated_from_bytes", std::to_string(value.size())});
-      value = value.substr(0, max_dead_letter_bytes);
+  const auto token = token_of(offset, kind);
+  bool queued = false;
+  switch (kind) {
+    case write_kind::alert:
+      queued = ctx.producer.produce(cfg.alert.topic, rec.identity.key,
+                                    make_alert_json(ctx, partition, offset, rec.identity, rec.result.score, now_ms()),
+                                    {}, st.delivery, token);
+      break;
+    case write_kind::result:
+      queued = ctx.producer.produce(cfg.output_topic, rec.identity.key,
+                                    make_result_json(ctx, partition, offset, rec.identity, rec.result, now_ms()), {},
+                                    st.delivery, token);
+      break;
+    case write_kind::dead_letter: {
+      // Kafka Connect's dead-letter headers, so existing tools can read them.
+      std::vector<kafka::header> headers{
+        {"__connect.errors.topic", cfg.source.topic},
+        {"__connect.errors.partition", std::to_string(partition)},
+        {"__connect.errors.offset", std::to_string(offset)},
+        {"__connect.errors.exception.class.name", std::string(events::to_string(rec.error))},
+        {"__connect.errors.exception.message", rec.error_message},
+        {"inflow.pipeline", cfg.name},
+      };
+      // A value Kafka would refuse must not stall the partition: keep its head and say so.
+      std::string_view value = rec.value;
+      if (value.size() > max_dead_letter_bytes) {
+        headers.push_back({"inflow.value.truncated_from_bytes", std::to_string(value.size())});
+        value = value.substr(0, max_dead_letter_bytes);
+      }
+      queued = ctx.producer.produce(cfg.dead_letter_topic, rec.key, value, headers, st.delivery, token);
+      break;
     }
-    queued = st.ctx->producer.produce(cfg.dead_letter_topic, rec.key, value, headers, st.delivery,
-                                      static_cast<uint64_t>(offset));
   }
   if (!queued)
-    self->delayed_send(self, std::chrono::seconds(1), retry_atom::value, offset);
+    self->delayed_send(self, std::chrono::seconds(1), retry_atom::value, static_cast<int64_t>(token));
 }
 
 void dead_letter(partition_actor* self, int64_t offset, events::record_error error, std::string message) {
   auto& rec = self->state.pending[offset];
-  rec.at = pending_record::stage::dead_lettering;
+  rec.scored = true;
   rec.error = error;
   rec.error_message = std::move(message);
-  write_outcome(self, offset);
+  rec.writes = 1;
+  write(self, offset, write_kind::dead_letter);
 }
 
 void on_batch(partition_actor* self, const record_batch& batch) {
@@ -121,6 +140,7 @@ void on_batch(partition_actor* self, const record_batch& batch) {
   gateways::score_request request;
   const size_t width = ctx.features.size();
   std::vector<float> row(width);
+  std::string text;
   for (auto* m : batch.messages) {
     int64_t offset = m->offset;
     if (!st.tracker.add(offset)) {
@@ -134,7 +154,8 @@ void on_batch(partition_actor* self, const record_batch& batch) {
     std::string_view value(static_cast<const char*>(m->payload), m->len);
     auto failure = st.decoder->decode(value, st.values);
     if (!failure)
-      failure = ctx.features.extract(st.values, row.data(), rec.identity);
+      failure = ctx.features.is_text() ? ctx.features.extract_text(st.values, text, rec.identity)
+                                       : ctx.features.extract(st.values, row.data(), rec.identity);
     if (m->key)
       rec.key.assign(static_cast<const char*>(m->key), m->key_len);
     rec.value.assign(value);
@@ -143,7 +164,10 @@ void on_batch(partition_actor* self, const record_batch& batch) {
       continue;
     }
     request.ids.push_back(static_cast<uint64_t>(offset));
-    request.rows.insert(request.rows.end(), row.begin(), row.end());
+    if (ctx.features.is_text())
+      request.texts.push_back(std::move(text));
+    else
+      request.rows.insert(request.rows.end(), row.begin(), row.end());
   }
   if (!request.ids.empty())
     self->send(st.gateway, std::move(request));
@@ -152,10 +176,11 @@ void on_batch(partition_actor* self, const record_batch& batch) {
 void on_scores(partition_actor* self, gateways::score_reply& reply) {
   auto& st = self->state;
   auto& ctx = *st.ctx;
+  const auto& cfg = ctx.config;
   for (size_t i = 0; i < reply.ids.size(); ++i) {
     auto offset = static_cast<int64_t>(reply.ids[i]);
     auto it = st.pending.find(offset);
-    if (it == st.pending.end() || it->second.at != pending_record::stage::scoring)
+    if (it == st.pending.end() || it->second.scored)
       continue;
     if (!reply.error.empty()) {
       dead_letter(self, offset, events::record_error::model_failed, reply.error);
@@ -163,21 +188,37 @@ void on_scores(partition_actor* self, gateways::score_reply& reply) {
     }
     ctx.probe.scored.inc();
     auto& rec = it->second;
-    rec.score = reply.values[i];
-    if (ctx.config.alert.matches(rec.score)) {
-      rec.at = pending_record::stage::alerting;
-      write_outcome(self, offset);
-    } else {
+    rec.scored = true;
+    auto& result = rec.result;
+    if (!reply.texts.empty())
+      result.text = std::move(reply.texts[i]);
+    else if (reply.width == 1)
+      result.score = reply.values[i];
+    else
+      result.vector.assign(reply.values.begin() + static_cast<std::ptrdiff_t>(i * reply.width),
+                           reply.values.begin() + static_cast<std::ptrdiff_t>((i + 1) * reply.width));
+    bool alert = !cfg.alert.topic.empty() && cfg.alert.matches(result.score);
+    bool output = !cfg.output_topic.empty();
+    rec.writes = alert + output;
+    if (!alert)
       ctx.probe.no_alert.inc();
+    if (rec.writes == 0) {
       finish(self, offset);
+      continue;
     }
+    if (alert)
+      write(self, offset, write_kind::alert);
+    if (output)
+      write(self, offset, write_kind::result);
   }
 }
 
 void on_ack(partition_actor* self, const produce_ack& ack) {
   auto& st = self->state;
   auto& ctx = *st.ctx;
-  auto it = st.pending.find(ack.offset);
+  const int64_t offset = ack.token / 4;
+  const auto kind = static_cast<write_kind>(ack.token % 4);
+  auto it = st.pending.find(offset);
   if (it == st.pending.end())
     return;
   auto& rec = it->second;
@@ -190,16 +231,19 @@ void on_ack(partition_actor* self, const produce_ack& ack) {
       st.warned_produce = true;
     }
     auto backoff = std::chrono::milliseconds(std::min(5000, 100 << std::min(rec.attempts++, 6)));
-    self->delayed_send(self, backoff, retry_atom::value, ack.offset);
+    self->delayed_send(self, backoff, retry_atom::value, ack.token);
     return;
   }
-  if (rec.at == pending_record::stage::alerting) {
-    ctx.probe.alerted.inc();
-    ctx.alerts.add(make_alert_json(ctx, st.shared->partition, ack.offset, rec.identity, rec.score, now_ms()));
-  } else {
-    ctx.probe.dead_lettered.inc();
+  switch (kind) {
+    case write_kind::alert:
+      ctx.probe.alerted.inc();
+      ctx.alerts.add(make_alert_json(ctx, st.shared->partition, offset, rec.identity, rec.result.score, now_ms()));
+      break;
+    case write_kind::result: ctx.probe.results.inc(); break;
+    case write_kind::dead_letter: ctx.probe.dead_lettered.inc(); break;
   }
-  finish(self, ack.offset);
+  if (--rec.writes == 0)
+    finish(self, offset);
 }
 
 caf::behavior partition(partition_actor* self, std::shared_ptr<const pipeline_context> ctx, caf::actor gateway,
@@ -214,9 +258,9 @@ caf::behavior partition(partition_actor* self, std::shared_ptr<const pipeline_co
     [=](std::shared_ptr<record_batch>& batch) { on_batch(self, *batch); },
     [=](gateways::score_reply& reply) { on_scores(self, reply); },
     [=](const produce_ack& ack) { on_ack(self, ack); },
-    [=](retry_atom, int64_t offset) {
-      if (self->state.pending.count(offset))
-        write_outcome(self, offset);
+    [=](retry_atom, int64_t token) {
+      if (self->state.pending.count(token / 4))
+        write(self, token / 4, static_cast<write_kind>(token % 4));
     },
   };
 }

@@ -6,8 +6,8 @@
 // Handles (see actors/messages.hpp):
 //   shared_ptr<record_batch>  records from the consumer thread, in offset order
 //   score_reply               scores (or an error) from the gateway
-//   produce_ack               Kafka acknowledged (or failed) an alert or dead letter
-//   retry_atom, offset        write the record's outcome again after a failure
+//   produce_ack               Kafka acknowledged (or failed) an alert, result or dead letter
+//   retry_atom, token         write that part of the outcome again after a failure
 
 #include "actors/offset_tracker.hpp"
 #include "actors/probes.hpp"
@@ -39,8 +39,19 @@ std::unique_ptr<partition_handle> spawn_partition_actor(caf::actor_system& syste
                                                         const caf::actor& gateway,
                                                         std::shared_ptr<partition_shared> shared);
 
+/// What the model said about one record.
+struct model_result {
+  float score = 0;           ///< classification, regression
+  std::vector<float> vector; ///< embedding
+  std::string text;          ///< text_generation
+};
+
 /// The alert's JSON; `alert_id` is `topic/partition/offset`, the same on every replay.
 std::string make_alert_json(const pipeline_context& ctx, int32_t partition, int64_t offset,
                             const events::record_identity& identity, float score, int64_t now_ms);
+
+/// The result's JSON for the output topic: score, embedding or text, by task.
+std::string make_result_json(const pipeline_context& ctx, int32_t partition, int64_t offset,
+                             const events::record_identity& identity, const model_result& result, int64_t now_ms);
 
 } // namespace inflow::actors

@@ -13,6 +13,8 @@ pipeline_probe::pipeline_probe(metrics::registry& r, const std::string& p)
     scored(r.get_counter("inflow_records_scored_total", "Records the model scored.", pl(p))),
     alerted(r.get_counter("inflow_records_alerted_total", "Records whose alert Kafka acknowledged.", pl(p))),
     no_alert(r.get_counter("inflow_records_no_alert_total", "Records scored below the alert rule.", pl(p))),
+    results(r.get_counter("inflow_records_results_total", "Results whose write to the output topic Kafka acknowledged.",
+                          pl(p))),
     dead_lettered(r.get_counter("inflow_records_dead_lettered_total",
                                 "Records whose dead letter Kafka acknowledged.", pl(p))),
     duplicates_skipped(r.get_counter("inflow_records_duplicate_total",

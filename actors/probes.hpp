@@ -12,6 +12,7 @@ struct pipeline_probe {
   metrics::counter& scored;
   metrics::counter& alerted;
   metrics::counter& no_alert;
+  metrics::counter& results;
   metrics::counter& dead_lettered;
   metrics::counter& duplicates_skipped;
   metrics::counter& lost_to_retention;

@@ -17,6 +17,17 @@ namespace inflow::cluster {
 
 namespace {
 
+/// The mapping from records to model inputs: feature rows, or one text template.
+events::feature_map make_features(const config::pipeline_config& p, const gateways::model_info& model) {
+  events::identity_fields ids{p.source.id_field, p.source.key_field};
+  if (!gateways::takes_text(model.task))
+    return events::feature_map(model.input, ids);
+  if (model.input.size() != 1)
+    throw std::invalid_argument("a " + model.task + " model takes one text template as `input:`, e.g. "
+                                "['{subject}: {body}']");
+  return events::feature_map::text(model.input.front(), ids);
+}
+
 caf::actor_system_config& actor_config(caf::actor_system_config& cfg) {
   // CAF's own config file is never read: unknown keys there are ignored silently.
   cfg.set("logger.verbosity", caf::atom("quiet"));
@@ -54,7 +65,7 @@ node::node(config::node_file cfg) : impl_(new impl) {
     if (it == impl_->models.end())
       continue;
     try {
-      events::feature_map check(it->second.info.input);
+      make_features(p, it->second.info);
     } catch (const std::invalid_argument& e) {
       errors.push_back({"models." + p.model + ".input", 0, e.what()});
     }
@@ -75,7 +86,9 @@ void node::start() {
   d.producer = std::make_unique<kafka::producer>(d.cfg.kafka, kafka::properties{{"client.id", "inflow-sink"}});
   std::vector<std::string> outputs;
   for (const auto& [name, p] : d.cfg.pipelines)
-    outputs.insert(outputs.end(), {p.alert.topic, p.dead_letter_topic});
+    for (const auto* topic : {&p.alert.topic, &p.output_topic, &p.dead_letter_topic})
+      if (!topic->empty())
+        outputs.push_back(*topic);
   // Writing to a topic that does not exist would stall the partitions for good.
   if (auto missing = kafka::missing_topics(d.producer->raw(), outputs, 10'000); !missing.empty()) {
     std::string names;
@@ -88,7 +101,7 @@ void node::start() {
     p.probe = std::make_unique<actors::pipeline_probe>(d.registry, name);
     const auto& model = d.models.at(pcfg.model);
     p.context = std::make_shared<const actors::pipeline_context>(actors::pipeline_context{
-      pcfg, events::feature_map(model.info.input), model.info, *d.producer, *p.probe, d.alerts});
+      pcfg, make_features(pcfg, model.info), model.info, *d.producer, *p.probe, d.alerts});
     actors::source_options options{name, pcfg.source.topic, d.cfg.kafka, pcfg.max_in_flight,
                                    pcfg.commit_interval_ms, d.cfg.node.drain_timeout_ms};
     auto gateway = d.gateways.at(pcfg.model);
@@ -101,8 +114,10 @@ void node::start() {
       },
       *p.probe);
     p.source->start();
-    spdlog::info("pipeline {}: {} -> model {} ({}) -> alerts {} / dead letters {}", name, pcfg.source.topic,
-                 pcfg.model, model.info.version, pcfg.alert.topic, pcfg.dead_letter_topic);
+    spdlog::info("pipeline {}: {} -> model {} ({}, {}) -> alerts {} / results {} / dead letters {}", name,
+                 pcfg.source.topic, pcfg.model, model.info.task, model.info.version,
+                 pcfg.alert.topic.empty() ? "-" : pcfg.alert.topic,
+                 pcfg.output_topic.empty() ? "-" : pcfg.output_topic, pcfg.dead_letter_topic);
   }
   d.admin = std::make_unique<http::server>(d.cfg.node.admin.host, d.cfg.node.admin.port,
                                            [this](const http::request& r) {
@@ -166,6 +181,7 @@ std::string node::status_json() const {
                             {"alerted", p.probe->alerted.value()},
                             {"dead_lettered", p.probe->dead_lettered.value()},
                             {"no_alert", p.probe->no_alert.value()},
+                            {"results", p.probe->results.value()},
                             {"in_flight", p.probe->in_flight.value()},
                             {"lag", p.probe->lag.value()},
                             {"partitions", parts}};

@@ -22,7 +22,7 @@ const std::vector<option>& options() {
     {"node", "drain_timeout_ms", "integer", "10000",
      "On shutdown or revoke, how long in-flight records may take to finish before they are abandoned "
      "(and replayed by the next owner)."},
-    {"models.*", "task", "string", nullptr, "classification or regression."},
+    {"models.*", "task", "string", nullptr, "classification, regression, embedding or text_generation."},
     {"models.*", "provider", "string", nullptr, "Gateway provider; `inflow gateways` lists them."},
     {"models.*", "path", "string", "", "Model file (embedded providers), relative to the working directory."},
     {"models.*", "endpoint", "string", "", "Model URL (remote providers), e.g. http://127.0.0.1:8000/v2/models/fraud/infer."},
@@ -65,8 +65,12 @@ const std::vector<option>& options() {
     {"pipelines.*.source", "format", "string", "json", "Record value format: json or msgpack."},
     {"pipelines.*.source", "max_record_bytes", "integer", "65536", "Larger records go to the dead-letter topic."},
     {"pipelines.*.source", "max_depth", "integer", "32", "Deeper nesting goes to the dead-letter topic."},
+    {"pipelines.*.source", "id_field", "string", "id", "Field that identifies a record; copied to alerts and results."},
+    {"pipelines.*.source", "key_field", "string", "card_id", "Field used as the key of alerts and results."},
     {"pipelines.*.alert", "when", "string", nullptr, "Alert rule on the model's score, e.g. `score >= 0.9`."},
-    {"pipelines.*.alert", "topic", "string", nullptr, "Topic the alerts are written to (JSON, key = card id)."},
+    {"pipelines.*.alert", "topic", "string", nullptr, "Topic the alerts are written to (JSON, key = the key field)."},
+    {"pipelines.*.output", "topic", "string", nullptr,
+     "Topic every result is written to (JSON: score, embedding or text), key = the key field."},
   };
   return table;
 }
@@ -313,9 +317,11 @@ void read_node(section_reader r, node_config& out) {
 void read_model(section_reader r, const std::string& name, model_config& out) {
   out.name = name;
   out.task = r.get_string("task");
-  if (!out.task.empty() && out.task != "classification" && out.task != "regression")
+  if (!out.task.empty() && out.task != "classification" && out.task != "regression" && out.task != "embedding" &&
+      out.task != "text_generation")
     r.error(r.child("task"), r.join("task"),
-            fmt::format("unknown task '{}' (expected classification or regression)", out.task));
+            fmt::format("unknown task '{}' (expected classification, regression, embedding or text_generation)",
+                        out.task));
   out.provider = r.get_string("provider");
   out.path = r.get_string("path");
   out.version = r.get_string("version");
@@ -377,17 +383,34 @@ void read_pipeline(section_reader r, const std::string& name, const std::map<std
     static_cast<size_t>(source.get_int("max_record_bytes", 16, 64 * 1024 * 1024));
   out.source.limits.max_depth = static_cast<size_t>(source.get_int("max_depth", 1, 1024));
 
-  section_reader alert(r.child("alert"), r.join("alert"), "pipelines.*.alert", errors);
-  if (!r.child("alert"))
-    r.error(r.node(), r.join("alert"), "required key is missing");
-  if (auto when = alert.scalar("when")) {
-    if (auto rule = parse_alert_rule(when->first))
-      out.alert = *rule;
-    else
-      alert.error(when->second, alert.join("when"),
-                  fmt::format("expected `score <op> <number>` with op one of >=, >, <=, <; got '{}'", when->first));
+  out.source.id_field = source.get_string("id_field");
+  out.source.key_field = source.get_string("key_field");
+
+  // An alert rule, a results topic, or both (`alert: ~` removes one given elsewhere).
+  auto present = [&](const char* key) { return r.child(key) && !r.child(key).IsNull(); };
+  if (present("alert")) {
+    section_reader alert(r.child("alert"), r.join("alert"), "pipelines.*.alert", errors);
+    if (auto when = alert.scalar("when")) {
+      if (auto rule = parse_alert_rule(when->first))
+        out.alert = *rule;
+      else
+        alert.error(when->second, alert.join("when"),
+                    fmt::format("expected `score <op> <number>` with op one of >=, >, <=, <; got '{}'", when->first));
+    }
+    out.alert.topic = alert.get_string("topic");
+    auto model = models.find(out.model);
+    if (model != models.end() && (model->second.task == "embedding" || model->second.task == "text_generation"))
+      r.error(r.child("alert"), r.join("alert"),
+              fmt::format("model '{}' does {}: there is no score to alert on; use `output:`", out.model,
+                          model->second.task));
   }
-  out.alert.topic = alert.get_string("topic");
+  if (present("output")) {
+    section_reader output(r.child("output"), r.join("output"), "pipelines.*.output", errors);
+    out.output_topic = output.get_string("topic");
+  }
+  if (!present("alert") && !present("output"))
+    r.error(r.node(), r.join("alert"), "a pipeline needs `alert:` (a rule on the score), `output:` (a results topic) "
+                                       "or both");
 }
 
 } // namespace

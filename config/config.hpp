@@ -85,7 +85,7 @@ struct alert_rule {
   enum class comparison { greater_equal, greater, less_equal, less };
   comparison op = comparison::greater_equal;
   double threshold = 0;
-  std::string topic;
+  std::string topic; ///< empty: the pipeline has no alert rule
   bool matches(double score) const;
 };
 
@@ -93,6 +93,8 @@ struct source_config {
   std::string topic;
   events::wire_format format = events::wire_format::json;
   events::decoder_limits limits;
+  std::string id_field = "id";
+  std::string key_field = "card_id";
 };
 
 struct pipeline_config {
@@ -100,6 +102,7 @@ struct pipeline_config {
   source_config source;
   std::string model;
   alert_rule alert;
+  std::string output_topic; ///< empty: no results topic
   std::string dead_letter_topic;
   int64_t max_in_flight = 0;
   int64_t commit_interval_ms = 0;

@@ -111,6 +111,23 @@ extra: 1
                                                     "name, roles, admin, drain_timeout_ms)");
 }
 
+TEST_CASE("a pipeline writes alerts, results or both, as its model allows") {
+  std::string yaml = minimal;
+  yaml.replace(yaml.find("    alert: { when: score >= 0.9, topic: alerts }\n"), 48,
+               "    output: { topic: scores }\n    source: { topic: t, id_field: tx, key_field: account }\n");
+  auto r = load_text(yaml);
+  REQUIRE(r.errors.empty());
+  const auto& p = r.config->pipelines.at("fraud");
+  CHECK(p.output_topic == "scores");
+  CHECK(p.alert.topic.empty());
+
+  auto none = load_text(minimal, {"pipelines.fraud.alert=~"});
+  CHECK(has_error(none, "pipelines.fraud.alert", 0, "needs `alert:`"));
+
+  auto embedding = load_text(minimal, {"models.fraud.task=embedding"});
+  CHECK(has_error(embedding, "pipelines.fraud.alert", 14, "no score to alert on"));
+}
+
 TEST_CASE("a YAML syntax error names its line") {
   auto r = load_text("node:\n  name: [unclosed\n");
   REQUIRE_FALSE(r.config);

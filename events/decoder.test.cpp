@@ -35,7 +35,7 @@ TEST_CASE("generated transactions decode from JSON and msgpack to the same row")
     REQUIRE_FALSE(run(wire_format::json, to_json(tx), from_json, a));
     REQUIRE_FALSE(run(wire_format::msgpack, to_msgpack(tx), from_msgpack, b));
     CHECK(a.id == tx.id);
-    CHECK(b.card_id == tx.card_id);
+    CHECK(b.key == tx.card_id);
     CHECK(from_json[2] == (tx.card_present ? 1.0f : 0.0f));
     CHECK(from_json[3] == (tx.channel == "online" ? 1.0f : 0.0f));
     CHECK(from_json[4] == (tx.mcc == 4829 ? 1.0f : 0.0f));
@@ -66,7 +66,7 @@ TEST_CASE("poison JSON records fail with the right error") {
   CHECK(code(R"({"id":"t1","card_id":"c1"})") == record_error::missing_field);
   CHECK(code(R"({"id":"t1","card_id":"c1","amount":"10","amount_avg_30d":5,"card_present":true,)"
              R"("channel":"online","mcc":1})") == record_error::wrong_type);
-  CHECK(code(R"({"id":7,"card_id":"c1"})") == record_error::wrong_type);
+  CHECK(code(R"({"id":[7],"card_id":"c1"})") == record_error::wrong_type);
   CHECK(code(R"({"id":"t1","card_id":"c1","amount":null,"amount_avg_30d":5,"card_present":true,)"
              R"("channel":"online","mcc":1})") == record_error::missing_field);
   CHECK(code(R"({"id":"t1","card_id":"c1","amount":{"v":1},"amount_avg_30d":5,"card_present":true,)"
@@ -92,6 +92,24 @@ TEST_CASE("poison msgpack records fail with the right error") {
   std::string deep(100, '\x91'); // arrays of one element, nested 100 deep
   deep += '\x01';
   CHECK(code(deep) == record_error::too_deep);
+}
+
+TEST_CASE("text templates render fields and need them") {
+  auto m = feature_map::text("Customer {customer}: {message} ({n})", {"message_id", "customer"});
+  CHECK(m.is_text());
+  CHECK(m.fields() == std::vector<std::string>{"message_id", "customer", "message", "n"});
+  decoder d(wire_format::json, m.fields(), {});
+  std::vector<field_value> values;
+  REQUIRE_FALSE(d.decode(R"({"message_id":42,"customer":"c-1","message":"Where is my card?","n":3})", values));
+  std::string text;
+  record_identity id;
+  REQUIRE_FALSE(m.extract_text(values, text, id));
+  CHECK(text == "Customer c-1: Where is my card? (3)");
+  CHECK(id.id == "42");
+  REQUIRE_FALSE(d.decode(R"({"message_id":"m","customer":"c"})", values));
+  CHECK(m.extract_text(values, text, id)->code == record_error::missing_field);
+  CHECK_THROWS_WITH(feature_map::text("no fields"), Catch::Contains("names no field"));
+  CHECK_THROWS_WITH(feature_map::text("{unclosed"), Catch::Contains("without"));
 }
 
 TEST_CASE("feature expressions are checked when the config is loaded") {

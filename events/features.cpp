@@ -12,7 +12,7 @@ namespace inflow::events {
 namespace {
 
 constexpr size_t id_field = 0;
-constexpr size_t card_id_field = 1;
+constexpr size_t key_field = 1;
 
 std::string trim(std::string_view s) {
   while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front())))
@@ -40,8 +40,37 @@ const char* kind_name(const field_value& v) {
 
 } // namespace
 
-feature_map::feature_map(const std::vector<std::string>& expressions) {
-  fields_ = {"id", "card_id"};
+feature_map feature_map::text(const std::string& text_template, identity_fields ids) {
+  feature_map m;
+  m.fields_ = {ids.id, ids.key};
+  size_t pos = 0;
+  std::string literal;
+  while (pos < text_template.size()) {
+    auto open = text_template.find('{', pos);
+    if (open == std::string::npos) {
+      literal += text_template.substr(pos);
+      break;
+    }
+    auto close = text_template.find('}', open);
+    if (close == std::string::npos)
+      throw std::invalid_argument(fmt::format("text template '{}': '{{' without '}}'", text_template));
+    literal += text_template.substr(pos, open - pos);
+    auto name = trim(std::string_view(text_template).substr(open + 1, close - open - 1));
+    if (!is_identifier(name))
+      throw std::invalid_argument(fmt::format("text template '{}': '{{{}}}' is not a field name", text_template, name));
+    m.pieces_.push_back({std::move(literal), m.field_index(name)});
+    literal.clear();
+    pos = close + 1;
+  }
+  if (m.pieces_.empty())
+    throw std::invalid_argument(
+      fmt::format("text template '{}' names no field; write e.g. '{{subject}}: {{body}}'", text_template));
+  m.pieces_.push_back({std::move(literal), std::string::npos});
+  return m;
+}
+
+feature_map::feature_map(const std::vector<std::string>& expressions, identity_fields ids) {
+  fields_ = {ids.id, ids.key};
   for (const auto& raw : expressions) {
     feature f{trim(raw), kind::field, 0};
     const auto& e = f.expression;
@@ -81,6 +110,57 @@ size_t feature_map::field_index(const std::string& name) {
   return fields_.size() - 1;
 }
 
+namespace {
+
+std::optional<std::string> as_text(const field_value& v) {
+  if (auto s = std::get_if<std::string>(&v))
+    return *s;
+  if (auto d = std::get_if<double>(&v))
+    return *d == static_cast<double>(static_cast<int64_t>(*d)) ? std::to_string(static_cast<int64_t>(*d))
+                                                              : fmt::format("{}", *d);
+  if (auto b = std::get_if<bool>(&v))
+    return std::string(*b ? "true" : "false");
+  return std::nullopt;
+}
+
+} // namespace
+
+std::optional<decode_failure> feature_map::read_identity(std::vector<field_value>& values,
+                                                         record_identity& identity) const {
+  for (size_t i : {id_field, key_field}) {
+    auto& v = values[i];
+    if (std::holds_alternative<std::monostate>(v))
+      return decode_failure{record_error::missing_field, fmt::format("missing field '{}'", fields_[i])};
+    if (!std::holds_alternative<std::string>(v) && !std::holds_alternative<double>(v))
+      return decode_failure{record_error::wrong_type, fmt::format("field '{}' must be a string or number, got {}",
+                                                                  fields_[i], kind_name(v))};
+  }
+  identity.id = *as_text(values[id_field]);
+  identity.key = *as_text(values[key_field]);
+  return std::nullopt;
+}
+
+std::optional<decode_failure> feature_map::extract_text(std::vector<field_value>& values, std::string& text,
+                                                        record_identity& identity) const {
+  if (auto err = read_identity(values, identity))
+    return err;
+  text.clear();
+  for (const auto& p : pieces_) {
+    text += p.literal;
+    if (p.field == std::string::npos)
+      continue;
+    const auto& v = values[p.field];
+    if (std::holds_alternative<std::monostate>(v))
+      return decode_failure{record_error::missing_field, fmt::format("missing field '{}'", fields_[p.field])};
+    auto rendered = as_text(v);
+    if (!rendered)
+      return decode_failure{record_error::wrong_type, fmt::format("field '{}' must be a string, number or boolean, "
+                                                                  "got {}", fields_[p.field], kind_name(v))};
+    text += *rendered;
+  }
+  return std::nullopt;
+}
+
 std::optional<decode_failure> feature_map::extract(std::vector<field_value>& values, float* row,
                                                    record_identity& identity) const {
   auto missing = [&](size_t i) {
@@ -90,15 +170,8 @@ std::optional<decode_failure> feature_map::extract(std::vector<field_value>& val
     return decode_failure{record_error::wrong_type, fmt::format("field '{}' must be {}, got {}", fields_[i],
                                                                 expected, kind_name(values[i]))};
   };
-  for (size_t i : {id_field, card_id_field}) {
-    auto& v = values[i];
-    if (std::holds_alternative<std::monostate>(v))
-      return missing(i);
-    if (!std::holds_alternative<std::string>(v))
-      return wrong(i, "a string");
-  }
-  identity.id = std::move(std::get<std::string>(values[id_field]));
-  identity.card_id = std::move(std::get<std::string>(values[card_id_field]));
+  if (auto err = read_identity(values, identity))
+    return err;
 
   auto number = [&](size_t i, double& out) -> std::optional<decode_failure> {
     const auto& v = values[i];
