@@ -31,7 +31,13 @@ const std::vector<option>& options() {
     {"models.*", "ca_file", "string", "", "HTTPS: trust the CAs in this PEM file instead of the system's."},
     {"models.*", "api_key", "secret", "", "Credential sent to the provider; write `${ENV_VAR}`. Never printed."},
     {"models.*", "api_key_file", "string", "", "File holding the credential (read at start; whitespace trimmed)."},
-    {"models.*", "deployment", "string", "", "azure-ml: the deployment to route to (azureml-model-deployment header)."},
+    {"models.*", "model", "string", "", "The provider's name for the model, e.g. text-embedding-3-small, gemini-1.5-flash, "
+                                         "amazon.titan-embed-text-v2:0."},
+    {"models.*", "system_prompt", "string", "", "text_generation: instructions sent before each record's text."},
+    {"models.*", "max_tokens", "integer", "256", "text_generation: most tokens to generate per record."},
+    {"models.*", "api_version", "string", "2024-02-01", "azure-openai: the api-version query parameter."},
+    {"models.*", "deployment", "string", "",
+     "azure-ml: the deployment to route to (azureml-model-deployment header); azure-openai: the deployment name."},
     {"models.*", "region", "string", "", "bedrock, sagemaker: AWS region; empty takes it from the endpoint's host name."},
     {"models.*", "aws_access_key_id", "secret", "", "bedrock, sagemaker: empty uses AWS_ACCESS_KEY_ID."},
     {"models.*", "aws_secret_access_key", "secret", "", "bedrock, sagemaker: empty uses AWS_SECRET_ACCESS_KEY."},
@@ -49,6 +55,8 @@ const std::vector<option>& options() {
     {"models.*.batch", "max_batch", "integer", "256", "Most rows in one model call."},
     {"models.*.batch", "max_linger_ms", "integer", "5", "Longest a row waits for its batch to fill."},
     {"models.*.limits", "requests_per_second", "integer", "0", "Most calls per second to the provider; 0: no limit."},
+    {"models.*.limits", "tokens_per_minute", "integer", "0",
+     "Most tokens per minute (estimated before a call, corrected from the reported usage); 0: no limit."},
     {"models.*.limits", "max_in_flight", "integer", "16", "Most remote calls at once (and connections kept open)."},
     {"models.*.retry", "max_attempts", "integer", "5", "Calls per batch, first one included, on retriable errors."},
     {"models.*.retry", "initial_backoff_ms", "integer", "50", "First retry waits up to this long (full jitter)."},
@@ -333,6 +341,10 @@ void read_model(section_reader r, const std::string& name, model_config& out) {
   out.api_key = r.get_string("api_key");
   out.api_key_file = r.get_string("api_key_file");
   out.deployment = r.get_string("deployment");
+  out.remote_model = r.get_string("model");
+  out.system_prompt = r.get_string("system_prompt");
+  out.max_tokens = r.get_int("max_tokens", 1, 1'000'000);
+  out.api_version = r.get_string("api_version");
   out.request_template = r.get_string("request_template");
   out.region = r.get_string("region");
   out.aws_access_key_id = r.get_string("aws_access_key_id");
@@ -349,6 +361,7 @@ void read_model(section_reader r, const std::string& name, model_config& out) {
   section_reader limits(r.child("limits"), r.join("limits"), "models.*.limits", r.errors());
   out.limits.requests_per_second = static_cast<double>(limits.get_int("requests_per_second", 0, 10'000'000));
   out.limits.max_in_flight = limits.get_int("max_in_flight", 1, 4096);
+  out.limits.tokens_per_minute = static_cast<double>(limits.get_int("tokens_per_minute", 0, 1'000'000'000));
   section_reader retry(r.child("retry"), r.join("retry"), "models.*.retry", r.errors());
   out.retry.max_attempts = retry.get_int("max_attempts", 1, 100);
   out.retry.initial_backoff_ms = retry.get_int("initial_backoff_ms", 1, 3'600'000);

@@ -35,6 +35,7 @@ struct batch_config {
 
 struct limits_config {
   double requests_per_second = 0; ///< 0: unlimited
+  double tokens_per_minute = 0;   ///< 0: unlimited
   int64_t max_in_flight = 16;
 };
 
@@ -58,7 +59,11 @@ struct model_config {
   std::string ca_file;  ///< https: trusted CAs
   std::string api_key;  ///< secret: never print
   std::string api_key_file;
-  std::string deployment;       ///< azure-ml
+  std::string deployment;       ///< azure-ml, azure-openai
+  std::string remote_model;     ///< `model:` the provider's name for it
+  std::string system_prompt;    ///< text_generation
+  int64_t max_tokens = 256;     ///< text_generation
+  std::string api_version;      ///< azure-openai
   std::string region;           ///< bedrock, sagemaker
   std::string aws_access_key_id;
   std::string aws_secret_access_key;

@@ -35,6 +35,7 @@ struct outgoing {
   uint64_t id;
   batcher<caf::strong_actor_ptr>::batch batch;
   int attempts = 0;
+  int64_t estimated_tokens = 0;   ///< taken from the token budget when the call left
   clock::time_point not_before{}; ///< backoff: no call before this
   clock::time_point started{};    ///< of the call in flight
 };
@@ -51,6 +52,7 @@ struct remote_state {
   std::map<uint64_t, outgoing> in_flight; ///< calls the provider has not answered
   uint64_t next_id = 1;
   token_bucket rate{0, 0};
+  token_bucket tokens{0, 0}; ///< tokens per minute, as a per-second rate
   std::optional<circuit_breaker> breaker;
   clock::time_point cooldown_until{};
   clock::time_point wake_at = clock::time_point::max();
@@ -133,6 +135,8 @@ void on_done(remote_actor* self, call_done& done) {
     st.probe->rows.inc(b.batch.size());
     st.probe->tokens_in.inc(static_cast<uint64_t>(output->tokens_in));
     st.probe->tokens_out.inc(static_cast<uint64_t>(output->tokens_out));
+    if (auto used = output->tokens_in + output->tokens_out; used > 0)
+      st.tokens.adjust(now, static_cast<double>(used - b.estimated_tokens)); // the estimate, corrected
     answer(self, b, &*output, {});
   } else {
     st.metrics->get_counter("inflow_gateway_call_errors_total", "Failed model calls by type.",
@@ -191,7 +195,12 @@ void dispatch(remote_actor* self) {
   while (!st.ready.empty() && st.in_flight.size() < static_cast<size_t>(st.cfg.limits.max_in_flight)) {
     auto now = clock::now();
     auto& b = st.ready.front();
-    auto at = std::max({b.not_before, st.cooldown_until, now + st.rate.wait_for(now)});
+    if (b.estimated_tokens == 0)
+      b.estimated_tokens =
+        st.codec_->estimate_tokens({b.batch.rows.data(), b.batch.size(), st.width, b.batch.texts.data()});
+    auto needed = static_cast<double>(b.estimated_tokens);
+    auto at = std::max({b.not_before, st.cooldown_until, now + st.rate.wait_for(now),
+                        now + st.tokens.wait_for(now, std::min(needed, st.cfg.limits.tokens_per_minute / 10.0))});
     if (at > now) {
       wake_in(self, at);
       return;
@@ -203,6 +212,7 @@ void dispatch(remote_actor* self) {
       return;
     }
     st.rate.try_take(now);
+    st.tokens.adjust(now, needed);
     auto next = std::move(st.ready.front());
     st.ready.pop_front();
     send_call(self, std::move(next), now);
@@ -224,6 +234,8 @@ caf::behavior remote_gateway(remote_actor* self, config::model_config cfg, size_
   st.metrics = metrics;
   // A burst of one call: even pacing, so that no one-second window holds more than the limit.
   st.rate.set_rate(cfg.limits.requests_per_second, 1.0);
+  // Tokens: a minute's budget refills evenly; one call may use up to a tenth of it at once.
+  st.tokens.set_rate(cfg.limits.tokens_per_minute / 60.0, cfg.limits.tokens_per_minute / 10.0);
   st.breaker.emplace(static_cast<int>(cfg.breaker.failure_threshold), milliseconds(cfg.breaker.open_ms));
   http::client_options options;
   options.connections = static_cast<int>(cfg.limits.max_in_flight);

@@ -43,6 +43,8 @@ public:
   virtual std::optional<call_output> parse(const http::result& response, size_t n, std::string& error) const = 0;
   /// Most inputs one call can carry (an API without batches says 1); 0: any.
   virtual size_t max_inputs_per_call() const { return 0; }
+  /// Tokens a call will likely use, for the tokens-per-minute budget (0: untracked).
+  virtual int64_t estimate_tokens(const call_input&) const { return 0; }
 };
 
 /// A codec for APIs that score feature rows, one float per row.

@@ -124,6 +124,13 @@ bool token_bucket::try_take(clock::time_point now, double tokens) {
   return true;
 }
 
+void token_bucket::adjust(clock::time_point now, double tokens) {
+  if (rate_ <= 0)
+    return;
+  refill(now);
+  tokens_ = std::min(burst_, tokens_ - tokens);
+}
+
 milliseconds token_bucket::wait_for(clock::time_point now, double tokens) {
   if (rate_ <= 0)
     return milliseconds(0);

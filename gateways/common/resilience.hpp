@@ -67,6 +67,8 @@ public:
   /// How long until `tokens` are available (zero if they are now).
   milliseconds wait_for(clock::time_point now, double tokens = 1);
   void set_rate(double rate_per_second, double burst);
+  /// Takes (or gives back, when negative) tokens after the fact: the balance may go below zero.
+  void adjust(clock::time_point now, double tokens);
 
 private:
   void refill(clock::time_point now);

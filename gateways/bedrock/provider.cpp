@@ -1,0 +1,96 @@
+// The `bedrock` provider: InvokeModel on the Bedrock runtime, signed with AWS
+// SigV4, one record per call. Bodies by model family: Amazon Titan text
+// embeddings (`amazon.titan-embed-*`) and Anthropic messages (`anthropic.*`).
+// `endpoint` is the runtime URL, e.g. https://bedrock-runtime.us-east-1.amazonaws.com.
+
+#include "gateways/common/aws.hpp"
+#include "gateways/common/text_support.hpp"
+
+#include <fmt/format.h>
+
+namespace inflow::gateways::bedrock {
+
+namespace {
+
+class invoke_codec : public codec {
+public:
+  invoke_codec(const config::model_config& cfg, sigv4::credentials creds, std::string region)
+    : cfg_(cfg), origin_(http::parse_url(cfg.endpoint)), creds_(std::move(creds)), region_(std::move(region)) {
+    auto base = origin_.target;
+    while (!base.empty() && base.back() == '/')
+      base.pop_back();
+    // The model id goes in the path encoded (`:` as %3A), as the AWS SDKs send it.
+    target_ = fmt::format("{}/model/{}/invoke", base, sigv4::uri_encode(cfg.remote_model, false));
+  }
+
+  bool titan() const { return cfg_.remote_model.rfind("amazon.titan-embed", 0) == 0; }
+  size_t max_inputs_per_call() const override { return 1; }
+  int64_t estimate_tokens(const call_input& in) const override {
+    return estimate_text_tokens(in, titan() ? 0 : cfg_.max_tokens);
+  }
+
+  http::call build(const call_input& in, uint64_t) const override {
+    nlohmann::json body;
+    if (titan()) {
+      body["inputText"] = in.texts[0];
+    } else {
+      body["anthropic_version"] = "bedrock-2023-05-31";
+      body["max_tokens"] = cfg_.max_tokens;
+      if (!cfg_.system_prompt.empty())
+        body["system"] = cfg_.system_prompt;
+      body["messages"] = {{{"role", "user"}, {"content", in.texts[0]}}};
+    }
+    http::call c{"POST", target_, {{"content-type", "application/json"}, {"accept", "application/json"}}, body.dump()};
+    aws::sign(c, origin_, creds_, region_, "bedrock");
+    return c;
+  }
+
+  std::optional<call_output> parse(const http::result& r, size_t n, std::string& error) const override {
+    return read_json(r.body, error, [&](const nlohmann::json& j) -> std::optional<call_output> {
+      call_output out;
+      if (titan()) {
+        if (!flatten_embeddings({j.at("embedding").get<std::vector<float>>()}, n, out, error))
+          return std::nullopt;
+        out.tokens_in = j.value("inputTextTokenCount", 0);
+      } else {
+        std::string text;
+        for (const auto& part : j.at("content"))
+          if (part.value("type", "") == "text")
+            text += part.at("text").get<std::string>();
+        out.texts.push_back(std::move(text));
+        const auto& usage = j.value("usage", nlohmann::json::object());
+        out.tokens_in = usage.value("input_tokens", 0);
+        out.tokens_out = usage.value("output_tokens", 0);
+      }
+      return out;
+    });
+  }
+
+private:
+  config::model_config cfg_;
+  http::url origin_;
+  sigv4::credentials creds_;
+  std::string region_;
+  std::string target_;
+};
+
+prepared_model prepare(const config::model_config& cfg, metrics::registry& metrics) {
+  if (cfg.endpoint.empty())
+    return prepare_remote(cfg, metrics, nullptr); // reports the missing endpoint
+  bool titan = cfg.remote_model.rfind("amazon.titan-embed", 0) == 0;
+  bool anthropic = cfg.remote_model.rfind("anthropic.", 0) == 0;
+  if (!titan && !anthropic)
+    throw std::runtime_error("bedrock `model:` must be an Amazon Titan embeddings model (amazon.titan-embed-…) or an "
+                             "Anthropic model (anthropic.…)");
+  if ((titan && cfg.task != "embedding") || (anthropic && cfg.task != "text_generation"))
+    throw std::runtime_error(fmt::format("bedrock model {} does not do {}", cfg.remote_model, cfg.task));
+  auto creds = sigv4::from_environment(cfg.aws_access_key_id, cfg.aws_secret_access_key, cfg.aws_session_token);
+  return prepare_remote(cfg, metrics,
+                        std::make_shared<invoke_codec>(cfg, creds, aws::region_of(cfg, "bedrock-runtime")));
+}
+
+} // namespace
+
+REGISTER_GATEWAY("bedrock", factory{{"embedding", "text_generation"}, prepare});
+
+} // namespace inflow::gateways::bedrock

@@ -1,0 +1,61 @@
+#pragma once
+// What the text providers share: rough token estimates and JSON helpers.
+
+#include "gateways/common/remote_gateway.hpp"
+
+#include <nlohmann/json.hpp>
+
+namespace inflow::gateways {
+
+/// About four characters per token for English text (OpenAI's rule of thumb),
+/// plus what the call may generate.
+inline int64_t estimate_text_tokens(const call_input& in, int64_t max_output_tokens) {
+  int64_t chars = 0;
+  for (size_t i = 0; i < in.n; ++i)
+    chars += static_cast<int64_t>(in.texts[i].size());
+  return chars / 4 + 1 + max_output_tokens * static_cast<int64_t>(in.n);
+}
+
+/// Parses a JSON body; nullopt with `error` set when it is not JSON.
+inline std::optional<nlohmann::json> parse_json(const std::string& body, std::string& error) {
+  auto j = nlohmann::json::parse(body, nullptr, false);
+  if (j.is_discarded()) {
+    error = "response is not valid JSON";
+    return std::nullopt;
+  }
+  return j;
+}
+
+/// Runs `read` on the parsed body, turning a JSON shape mismatch into `error`.
+template <class Read>
+std::optional<call_output> read_json(const std::string& body, std::string& error, Read&& read) {
+  auto j = parse_json(body, error);
+  if (!j)
+    return std::nullopt;
+  try {
+    return read(*j);
+  } catch (const nlohmann::json::exception& e) {
+    error = std::string("unexpected response: ") + e.what();
+    return std::nullopt;
+  }
+}
+
+/// `n` embeddings of equal length, flattened, or an error.
+inline bool flatten_embeddings(const std::vector<std::vector<float>>& vectors, size_t n, call_output& out,
+                               std::string& error) {
+  if (vectors.size() != n || vectors.empty() || vectors.front().empty()) {
+    error = "response has " + std::to_string(vectors.size()) + " embeddings for " + std::to_string(n) + " inputs";
+    return false;
+  }
+  out.width = vectors.front().size();
+  for (const auto& v : vectors) {
+    if (v.size() != out.width) {
+      error = "embeddings of different lengths";
+      return false;
+    }
+    out.values.insert(out.values.end(), v.begin(), v.end());
+  }
+  return true;
+}
+
+} // namespace inflow::gateways

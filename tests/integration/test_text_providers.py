@@ -1,0 +1,174 @@
+"""Embedding and text-generation providers against local servers speaking
+their protocols: customer messages in, vectors or replies out on a results
+topic, tokens counted, requests checked (paths, auth, SigV4, bodies)."""
+
+import json
+import os
+import random
+
+from harness import Feeder, Node, read_all, wait_until_committed
+from provider_server import ProviderServer, verify_sigv4
+
+MESSAGES = 60
+SECRET = "sk-text-0123456789"
+TEMPLATE = "Customer {customer} asks: {text}"
+
+
+def feed_messages(bootstrap):
+    feeder = Feeder(bootstrap)
+    for i in range(MESSAGES):
+        msg = {"id": f"m-{i}", "customer": f"c-{i % 7}", "text": f"Where is my card number {i}?"}
+        feeder.send(json.dumps(msg).encode(), "message", f"c-{i % 7}".encode())
+    feeder.producer.flush(10)
+    return feeder
+
+
+def prompt(i):
+    return f"Customer c-{i % 7} asks: Where is my card number {i}?"
+
+
+def run(broker, model_path, task, provider, endpoint, extra):
+    feed_messages(broker.bootstrap)
+    os.environ.update(INFLOW_TEXT_KEY=SECRET, INFLOW_TEST_AKID="AKIDTEXT", INFLOW_TEST_AWS_SECRET=SECRET)
+    sets = [f"models.fraud.task={task}", f"models.fraud.provider={provider}", f"models.fraud.endpoint={endpoint}",
+            f"models.fraud.input={json.dumps([TEMPLATE])}", "models.fraud.batch.max_batch=16",
+            "pipelines.fraud.source.key_field=customer", "pipelines.fraud.alert=~",
+            "pipelines.fraud.output.topic=ref-alerts", *extra]
+    node = Node(broker.bootstrap, model_path, sets=sets)
+    wait_until_committed(broker.bootstrap, "inflow-fraud", "transactions", 4, timeout=60)
+    metrics = node.metrics()
+    assert node.stop() == 0, node.stderr()
+    assert SECRET not in node.stderr()
+    results = [json.loads(m.value()) for m in read_all(broker.bootstrap, "ref-alerts", 2)]
+    assert len(results) == MESSAGES
+    assert not read_all(broker.bootstrap, "transactions.dlq", 1)
+    for r in results:
+        i = int(r["id"].split("-")[1])
+        assert r["key"] == f"c-{i % 7}"
+        assert r["result_id"] == f"transactions/{r['source']['partition']}/{r['source']['offset']}"
+    return results, metrics
+
+
+def embedding_of(text):
+    return [float(len(text)), float(sum(map(ord, text)) % 97)]
+
+
+def check_embeddings(results):
+    for r in results:
+        assert r["embedding"] == embedding_of(prompt(int(r["id"].split("-")[1])))
+
+
+def check_replies(results):
+    for r in results:
+        assert r["text"] == "Reply to: " + prompt(int(r["id"].split("-")[1]))
+
+
+def test_openai_embeddings_in_batches(broker, model_path):
+    def respond(path, h, body):
+        data = [{"object": "embedding", "index": i, "embedding": embedding_of(t)} for i, t in enumerate(body["input"])]
+        random.shuffle(data)  # the API says order by index, not by position
+        return 200, {"data": data, "usage": {"prompt_tokens": 10 * len(data), "total_tokens": 10 * len(data)}}
+    server = ProviderServer(respond)
+    try:
+        results, metrics = run(broker, model_path, "embedding", "openai", server.base + "/v1",
+                               ["models.fraud.model=text-embedding-3-small", "models.fraud.api_key=${INFLOW_TEXT_KEY}"])
+        check_embeddings(results)
+        assert all(r["path"] == "/v1/embeddings" for r in server.requests)
+        assert server.requests[0]["headers"]["authorization"] == f"Bearer {SECRET}"
+        assert server.requests[0]["body"]["model"] == "text-embedding-3-small"
+        assert len(server.requests) < MESSAGES, "embeddings were not batched"
+        assert metrics['inflow_gateway_tokens_in_total{model="fraud"}'] == 10 * MESSAGES
+    finally:
+        server.stop()
+
+
+def test_openai_chat_completions_one_message_per_call(broker, model_path):
+    def respond(path, h, body):
+        user = body["messages"][-1]["content"]
+        return 200, {"choices": [{"index": 0, "message": {"role": "assistant", "content": "Reply to: " + user}}],
+                     "usage": {"prompt_tokens": 20, "completion_tokens": 5}}
+    server = ProviderServer(respond)
+    try:
+        results, metrics = run(broker, model_path, "text_generation", "openai", server.base + "/v1", [
+            "models.fraud.model=gpt-4o-mini", "models.fraud.api_key=${INFLOW_TEXT_KEY}",
+            "models.fraud.system_prompt=You answer card questions.", "models.fraud.max_tokens=64"])
+        check_replies(results)
+        assert len(server.requests) == MESSAGES
+        body = server.requests[0]["body"]
+        assert body["messages"][0] == {"role": "system", "content": "You answer card questions."}
+        assert body["max_tokens"] == 64 and body["model"] == "gpt-4o-mini"
+        assert metrics['inflow_gateway_tokens_out_total{model="fraud"}'] == 5 * MESSAGES
+    finally:
+        server.stop()
+
+
+def test_azure_openai_deployment_and_api_key(broker, model_path):
+    server = ProviderServer(lambda path, h, body: (200, {"data": [{"index": i, "embedding": embedding_of(t)}
+                                                                  for i, t in enumerate(body["input"])]}))
+    try:
+        results, _ = run(broker, model_path, "embedding", "azure-openai", server.base, [
+            "models.fraud.deployment=embed-small", "models.fraud.api_key=${INFLOW_TEXT_KEY}"])
+        check_embeddings(results)
+        req = server.requests[0]
+        assert req["path"] == "/openai/deployments/embed-small/embeddings?api-version=2024-02-01"
+        assert req["headers"]["api-key"] == SECRET and "authorization" not in req["headers"]
+        assert "model" not in req["body"]
+    finally:
+        server.stop()
+
+
+def test_google_ai_gemini(broker, model_path):
+    def respond(path, h, body):
+        if path.endswith(":batchEmbedContents"):
+            return 200, {"embeddings": [{"values": embedding_of(r["content"]["parts"][0]["text"])}
+                                        for r in body["requests"]]}
+        text = body["contents"][0]["parts"][0]["text"]
+        return 200, {"candidates": [{"content": {"parts": [{"text": "Reply to: "}, {"text": text}], "role": "model"}}],
+                     "usageMetadata": {"promptTokenCount": 12, "candidatesTokenCount": 4}}
+    server = ProviderServer(respond)
+    try:
+        results, _ = run(broker, model_path, "embedding", "google-ai", server.base + "/v1beta", [
+            "models.fraud.model=text-embedding-004", "models.fraud.api_key=${INFLOW_TEXT_KEY}"])
+        check_embeddings(results)
+        assert server.requests[0]["path"] == "/v1beta/models/text-embedding-004:batchEmbedContents"
+        assert server.requests[0]["headers"]["x-goog-api-key"] == SECRET
+    finally:
+        server.stop()
+
+
+def test_bedrock_titan_embeddings_and_anthropic_messages_signed(broker, model_path):
+    def respond(path, h, body):
+        if "titan" in path:
+            return 200, {"embedding": embedding_of(body["inputText"]), "inputTextTokenCount": 9}
+        assert body["anthropic_version"] == "bedrock-2023-05-31"
+        text = body["messages"][0]["content"]
+        return 200, {"content": [{"type": "text", "text": "Reply to: " + text}],
+                     "usage": {"input_tokens": 11, "output_tokens": 3}}
+    server = ProviderServer(respond)
+    try:
+        aws = ["models.fraud.region=us-east-1", "models.fraud.aws_access_key_id=${INFLOW_TEST_AKID}",
+               "models.fraud.aws_secret_access_key=${INFLOW_TEST_AWS_SECRET}"]
+        results, _ = run(broker, model_path, "embedding", "bedrock", server.base,
+                         ["models.fraud.model=amazon.titan-embed-text-v2:0", *aws])
+        check_embeddings(results)
+        assert server.requests[0]["path"] == "/model/amazon.titan-embed-text-v2%3A0/invoke"
+        assert all(verify_sigv4(r, SECRET, "us-east-1", "bedrock") for r in server.requests)
+    finally:
+        server.stop()
+
+
+def test_bedrock_anthropic_replies(broker, model_path):
+    def respond(path, h, body):
+        return 200, {"content": [{"type": "text", "text": "Reply to: " + body["messages"][0]["content"]}],
+                     "usage": {"input_tokens": 11, "output_tokens": 3}}
+    server = ProviderServer(respond)
+    try:
+        results, metrics = run(broker, model_path, "text_generation", "bedrock", server.base, [
+            "models.fraud.model=anthropic.claude-3-haiku-20240307-v1:0", "models.fraud.region=us-east-1",
+            "models.fraud.aws_access_key_id=${INFLOW_TEST_AKID}",
+            "models.fraud.aws_secret_access_key=${INFLOW_TEST_AWS_SECRET}"])
+        check_replies(results)
+        assert all(verify_sigv4(r, SECRET, "us-east-1", "bedrock") for r in server.requests)
+        assert metrics['inflow_gateway_tokens_in_total{model="fraud"}'] == 11 * MESSAGES
+    finally:
+        server.stop()
