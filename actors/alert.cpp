@@ -5,8 +5,19 @@
 
 namespace inflow::actors {
 
+namespace {
+
+void append_model(std::string& out, const pipeline_context& ctx, const model_result& result) {
+  out += R"(,"model":)";
+  events::append_quoted(out, result.model.empty() ? ctx.model.name : result.model);
+  out += R"(,"model_version":)";
+  events::append_quoted(out, result.model.empty() ? ctx.model.version : result.model_version);
+}
+
+} // namespace
+
 std::string make_alert_json(const pipeline_context& ctx, int32_t partition, int64_t offset,
-                            const events::record_identity& identity, float score, int64_t now_ms) {
+                            const events::record_identity& identity, const model_result& result, int64_t now_ms) {
   const auto& topic = ctx.config.source.topic;
   std::string out;
   out.reserve(320);
@@ -18,10 +29,8 @@ std::string make_alert_json(const pipeline_context& ctx, int32_t partition, int6
   events::append_quoted(out, identity.id);
   out += R"(,"card_id":)";
   events::append_quoted(out, identity.key);
-  out += fmt::format(R"(,"score":{:.6f},"model":)", score);
-  events::append_quoted(out, ctx.model.name);
-  out += R"(,"model_version":)";
-  events::append_quoted(out, ctx.model.version);
+  out += fmt::format(R"(,"score":{:.6f})", result.score);
+  append_model(out, ctx, result);
   out += R"(,"pipeline":)";
   events::append_quoted(out, ctx.config.name);
   out += fmt::format(R"(,"ts":{}}})", now_ms);
@@ -56,10 +65,7 @@ std::string make_result_json(const pipeline_context& ctx, int32_t partition, int
   } else {
     out += fmt::format(R"(,"score":{:.6f})", result.score);
   }
-  out += R"(,"model":)";
-  events::append_quoted(out, ctx.model.name);
-  out += R"(,"model_version":)";
-  events::append_quoted(out, ctx.model.version);
+  append_model(out, ctx, result);
   out += R"(,"pipeline":)";
   events::append_quoted(out, ctx.config.name);
   out += fmt::format(R"(,"ts":{}}})", now_ms);

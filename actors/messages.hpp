@@ -11,6 +11,8 @@ namespace inflow::actors {
 
 using flush_atom = caf::atom_constant<caf::atom("flush")>;
 using retry_atom = caf::atom_constant<caf::atom("retry")>;
+/// (fallback_atom, actor): where a gateway sends what its own model cannot score.
+using fallback_atom = caf::atom_constant<caf::atom("fallback")>;
 
 /// Kafka's verdict on one write of a record's outcome (see partition_actor.cpp).
 struct produce_ack {

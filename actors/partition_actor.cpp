@@ -93,7 +93,7 @@ void write(partition_actor* self, int64_t offset, write_kind kind) {
   switch (kind) {
     case write_kind::alert:
       queued = ctx.producer.produce(cfg.alert.topic, rec.identity.key,
-                                    make_alert_json(ctx, partition, offset, rec.identity, rec.result.score, now_ms()),
+                                    make_alert_json(ctx, partition, offset, rec.identity, rec.result, now_ms()),
                                     {}, st.delivery, token);
       break;
     case write_kind::result:
@@ -190,6 +190,10 @@ void on_scores(partition_actor* self, gateways::score_reply& reply) {
     auto& rec = it->second;
     rec.scored = true;
     auto& result = rec.result;
+    if (reply.model != ctx.model.name) { // a fallback answered
+      result.model = reply.model;
+      result.model_version = reply.model_version;
+    }
     if (!reply.texts.empty())
       result.text = std::move(reply.texts[i]);
     else if (reply.width == 1)
@@ -237,7 +241,7 @@ void on_ack(partition_actor* self, const produce_ack& ack) {
   switch (kind) {
     case write_kind::alert:
       ctx.probe.alerted.inc();
-      ctx.alerts.add(make_alert_json(ctx, st.shared->partition, offset, rec.identity, rec.result.score, now_ms()));
+      ctx.alerts.add(make_alert_json(ctx, st.shared->partition, offset, rec.identity, rec.result, now_ms()));
       break;
     case write_kind::result: ctx.probe.results.inc(); break;
     case write_kind::dead_letter: ctx.probe.dead_lettered.inc(); break;

@@ -41,6 +41,8 @@ std::unique_ptr<partition_handle> spawn_partition_actor(caf::actor_system& syste
 
 /// What the model said about one record.
 struct model_result {
+  std::string model; ///< the model that answered (empty: the pipeline's own)
+  std::string model_version;
   float score = 0;           ///< classification, regression
   std::vector<float> vector; ///< embedding
   std::string text;          ///< text_generation
@@ -48,7 +50,7 @@ struct model_result {
 
 /// The alert's JSON; `alert_id` is `topic/partition/offset`, the same on every replay.
 std::string make_alert_json(const pipeline_context& ctx, int32_t partition, int64_t offset,
-                            const events::record_identity& identity, float score, int64_t now_ms);
+                            const events::record_identity& identity, const model_result& result, int64_t now_ms);
 
 /// The result's JSON for the output topic: score, embedding or text, by task.
 std::string make_result_json(const pipeline_context& ctx, int32_t partition, int64_t offset,

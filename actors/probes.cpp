@@ -39,6 +39,8 @@ gateway_probe::gateway_probe(metrics::registry& r, const std::string& model)
   : rows(r.get_counter("inflow_gateway_rows_total", "Rows scored by the gateway.", metrics::label("model", model))),
     batches(r.get_counter("inflow_gateway_batches_total", "Model calls.", metrics::label("model", model))),
     errors(r.get_counter("inflow_gateway_errors_total", "Model calls that failed.", metrics::label("model", model))),
+    fallback_rows(r.get_counter("inflow_gateway_fallback_rows_total", "Inputs handed to the fallback model.",
+                                metrics::label("model", model))),
     tokens_in(r.get_counter("inflow_gateway_tokens_in_total", "Input tokens the provider counted.",
                             metrics::label("model", model))),
     tokens_out(r.get_counter("inflow_gateway_tokens_out_total", "Output tokens the provider counted.",

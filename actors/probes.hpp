@@ -33,6 +33,7 @@ struct gateway_probe {
   metrics::counter& rows;
   metrics::counter& batches;
   metrics::counter& errors;
+  metrics::counter& fallback_rows;
   metrics::counter& tokens_in;
   metrics::counter& tokens_out;
   metrics::gauge& queued_rows;

@@ -83,6 +83,9 @@ void node::start() {
   d.system = std::make_unique<caf::actor_system>(actor_config(d.caf_cfg));
   for (auto& [name, model] : d.models)
     d.gateways[name] = model.spawn(*d.system);
+  for (const auto& [name, model] : d.cfg.models)
+    if (!model.fallback.empty())
+      caf::anon_send(d.gateways.at(name), actors::fallback_atom::value, d.gateways.at(model.fallback));
   d.producer = std::make_unique<kafka::producer>(d.cfg.kafka, kafka::properties{{"client.id", "inflow-sink"}});
   std::vector<std::string> outputs;
   for (const auto& [name, p] : d.cfg.pipelines)

@@ -52,6 +52,8 @@ const std::vector<option>& options() {
     {"models.*", "input", "list", "[]",
      "Feature expressions (`field`, `field == value`, `a / b`); empty takes them from the model's metadata."},
     {"models.*", "threads", "integer", "1", "Threads the model may use for one batch."},
+    {"models.*", "fallback", "string", "",
+     "Another model (same task and input) that scores what this one cannot: retries exhausted, circuit open."},
     {"models.*.batch", "max_batch", "integer", "256", "Most rows in one model call."},
     {"models.*.batch", "max_linger_ms", "integer", "5", "Longest a row waits for its batch to fill."},
     {"models.*.limits", "requests_per_second", "integer", "0", "Most calls per second to the provider; 0: no limit."},
@@ -335,6 +337,7 @@ void read_model(section_reader r, const std::string& name, model_config& out) {
   out.version = r.get_string("version");
   out.input = r.get_list("input");
   out.threads = r.get_int("threads", 1, 256);
+  out.fallback = r.get_string("fallback");
   out.endpoint = r.get_string("endpoint");
   out.timeout_ms = r.get_int("timeout_ms", 1, 3'600'000);
   out.ca_file = r.get_string("ca_file");

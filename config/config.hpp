@@ -82,6 +82,7 @@ struct model_config {
   std::vector<std::string> input; ///< empty: taken from the model's metadata
   batch_config batch;
   int64_t threads = 1;
+  std::string fallback; ///< name of another model, or empty
   int64_t max_queue = 0;
 };
 

@@ -92,12 +92,14 @@ private:
 /// Cuts the results of a whole batch into one reply per part, in part order.
 template <class Part, class Send>
 void split_results(std::vector<Part>& parts, const std::vector<float>* values, size_t width,
-                   std::vector<std::string>* texts, const std::string& error, Send&& send) {
+                   std::vector<std::string>* texts, const std::string& error, const model_info& model, Send&& send) {
   size_t next = 0;
   for (auto& part : parts) {
     score_reply reply;
     reply.error = error;
     reply.width = width;
+    reply.model = model.name;
+    reply.model_version = model.version;
     const size_t k = part.ids.size();
     if (error.empty() && values && !values->empty())
       reply.values.assign(values->begin() + static_cast<std::ptrdiff_t>(next * width),

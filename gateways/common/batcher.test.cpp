@@ -60,12 +60,14 @@ TEST_CASE("batch results are split back per caller") {
   std::vector<batcher<int>::part> parts{{1, {10, 11}}, {2, {12}}};
   std::vector<float> values{1, 2, 3, 4, 5, 6}; // width 2
   std::vector<std::pair<int, score_reply>> sent;
-  split_results(parts, &values, 2, nullptr, "", [&](int caller, score_reply r) { sent.emplace_back(caller, r); });
+  model_info model{"m", "v1", {}, "embedding"};
+  split_results(parts, &values, 2, nullptr, "", model, [&](int caller, score_reply r) { sent.emplace_back(caller, r); });
   REQUIRE(sent.size() == 2);
   CHECK(sent[0].second.ids == std::vector<uint64_t>{10, 11});
   CHECK(sent[0].second.values == std::vector<float>{1, 2, 3, 4});
   CHECK(sent[1].second.values == std::vector<float>{5, 6});
   CHECK(sent[1].second.width == 2);
+  CHECK(sent[1].second.model_version == "v1");
 }
 
 TEST_CASE("a request whose rows do not match its ids is refused") {

@@ -30,6 +30,8 @@ struct score_reply {
   std::string error;
   size_t width = 1;
   std::vector<std::string> texts;
+  std::string model;         ///< the model that answered (a fallback says its own name)
+  std::string model_version;
 };
 
 /// What a prepared model tells its callers.

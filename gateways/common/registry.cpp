@@ -45,6 +45,22 @@ std::vector<config::config_error> prepare_models(const config::node_file& cfg, m
       errors.push_back({path, 0, e.what()});
     }
   }
+  for (const auto& [name, model] : cfg.models) {
+    if (model.fallback.empty())
+      continue;
+    auto path = "models." + name + ".fallback";
+    auto fb = out.find(model.fallback);
+    auto primary = out.find(name);
+    if (!cfg.models.count(model.fallback) || model.fallback == name)
+      errors.push_back({path, 0, fmt::format("'{}' is not another model under models:", model.fallback)});
+    else if (fb != out.end() && primary != out.end() &&
+             (fb->second.info.task != primary->second.info.task || fb->second.info.input != primary->second.info.input))
+      errors.push_back({path, 0, fmt::format("fallback '{}' must have the same task and input as '{}'", model.fallback,
+                                             name)});
+    else if (!cfg.models.at(model.fallback).fallback.empty())
+      errors.push_back({path, 0, fmt::format("fallback '{}' has a fallback of its own; chains are not supported",
+                                             model.fallback)});
+  }
   return errors;
 }
 

@@ -42,6 +42,9 @@ struct outgoing {
 
 struct remote_state {
   config::model_config cfg;
+  model_info info;
+  caf::actor fallback; ///< takes what this model cannot score; may be unset
+  bool warned_fallback = false;
   std::shared_ptr<const codec> codec_;
   std::shared_ptr<http::client> client;
   std::shared_ptr<actors::gateway_probe> probe;
@@ -69,9 +72,32 @@ void track_breaker(remote_actor* self);
 
 void answer(remote_actor* self, outgoing& b, call_output* out, const std::string& error) {
   split_results(b.batch.parts, out ? &out->values : nullptr, out ? out->width : 1, out ? &out->texts : nullptr,
-                error, [self](const caf::strong_actor_ptr& to, score_reply r) {
+                error, self->state.info, [self](const caf::strong_actor_ptr& to, score_reply r) {
                   self->send(caf::actor_cast<caf::actor>(to), std::move(r));
                 });
+}
+
+/// Hands a batch this model cannot score to the fallback model, in the name of
+/// each original caller, so that the fallback answers them directly.
+void to_fallback(remote_actor* self, outgoing& b, const std::string& why) {
+  auto& st = self->state;
+  if (!st.warned_fallback) {
+    spdlog::warn("model {}: {}; scoring with the fallback model", st.cfg.name, why);
+    st.warned_fallback = true;
+  }
+  st.probe->fallback_rows.inc(b.batch.size());
+  size_t next = 0;
+  for (auto& part : b.batch.parts) {
+    const auto first = static_cast<std::ptrdiff_t>(next), k = static_cast<std::ptrdiff_t>(part.ids.size());
+    score_request request{std::move(part.ids), {}, {}};
+    if (st.width == 0)
+      request.texts.assign(b.batch.texts.begin() + first, b.batch.texts.begin() + first + k);
+    else
+      request.rows.assign(b.batch.rows.begin() + first * static_cast<std::ptrdiff_t>(st.width),
+                          b.batch.rows.begin() + (first + k) * static_cast<std::ptrdiff_t>(st.width));
+    next += static_cast<size_t>(k);
+    caf::send_as(caf::actor_cast<caf::actor>(part.caller), st.fallback, std::move(request));
+  }
 }
 
 void wake_in(remote_actor* self, clock::time_point at) {
@@ -151,9 +177,12 @@ void on_done(remote_actor* self, call_done& done) {
       st.ready.push_front(std::move(b)); // keep its place in line
     } else {
       st.probe->errors.inc();
-      answer(self, b, nullptr,
-             fmt::format("model {} failed after {} attempt(s): {}: {}", st.cfg.name, b.attempts, to_string(*error),
-                         message));
+      auto why = fmt::format("model {} failed after {} attempt(s): {}: {}", st.cfg.name, b.attempts,
+                             to_string(*error), message);
+      if (st.fallback)
+        to_fallback(self, b, why);
+      else
+        answer(self, b, nullptr, why);
     }
   }
   track_breaker(self);
@@ -207,6 +236,12 @@ void dispatch(remote_actor* self) {
     }
     bool allowed = st.breaker->allow(now);
     track_breaker(self);
+    if (!allowed && st.fallback) { // degraded mode: the fallback takes the traffic
+      auto next = std::move(st.ready.front());
+      st.ready.pop_front();
+      to_fallback(self, next, "circuit open");
+      continue;
+    }
     if (!allowed) {
       wake_in(self, std::max(st.breaker->reopens_at(), now + milliseconds(1)));
       return;
@@ -220,10 +255,11 @@ void dispatch(remote_actor* self) {
   st.probe->queued_rows.set(static_cast<int64_t>(st.pending->pending_rows()));
 }
 
-caf::behavior remote_gateway(remote_actor* self, config::model_config cfg, size_t width,
+caf::behavior remote_gateway(remote_actor* self, config::model_config cfg, model_info info, size_t width,
                              std::shared_ptr<const codec> c, std::shared_ptr<actors::gateway_probe> probe,
                              metrics::registry* metrics) {
   auto& st = self->state;
+  st.info = std::move(info);
   st.width = width;
   // APIs without batches get one input per call (concurrency still applies).
   size_t per_call = c->max_inputs_per_call();
@@ -275,6 +311,7 @@ caf::behavior remote_gateway(remote_actor* self, config::model_config cfg, size_
       dispatch(self);
     },
     [=](call_done& done) { on_done(self, done); },
+    [=](actors::fallback_atom, caf::actor fallback) { self->state.fallback = std::move(fallback); },
   };
 }
 
@@ -295,8 +332,8 @@ prepared_model prepare_remote(const config::model_config& cfg, metrics::registry
   model_info info{cfg.name, cfg.version.empty() ? cfg.provider : cfg.version, cfg.input, cfg.task};
   auto probe = std::make_shared<actors::gateway_probe>(metrics, cfg.name);
   size_t width = takes_text(cfg.task) ? 0 : cfg.input.size();
-  return {info, [cfg, width, c, probe, &metrics](caf::actor_system& system) {
-            return system.spawn(remote_gateway, cfg, width, c, probe, &metrics);
+  return {info, [cfg, info, width, c, probe, &metrics](caf::actor_system& system) {
+            return system.spawn(remote_gateway, cfg, info, width, c, probe, &metrics);
           }};
 }
 

@@ -19,6 +19,7 @@ namespace {
 using actors::flush_atom;
 
 struct gateway_state {
+  model_info info;
   std::shared_ptr<const booster> model;
   std::shared_ptr<actors::gateway_probe> probe;
   std::optional<gateways::batcher<caf::strong_actor_ptr>> pending;
@@ -46,14 +47,15 @@ void score(gateway_actor* self, gateways::batcher<caf::strong_actor_ptr>::batch 
   st.probe->batch_size.observe(static_cast<double>(rows));
   st.probe->batches.inc();
   st.probe->rows.inc(rows);
-  split_results(batch.parts, &scores, 1, nullptr, error, [self](const caf::strong_actor_ptr& to, score_reply r) {
+  split_results(batch.parts, &scores, 1, nullptr, error, st.info, [self](const caf::strong_actor_ptr& to, score_reply r) {
     self->send(caf::actor_cast<caf::actor>(to), std::move(r));
   });
 }
 
 caf::behavior gateway(gateway_actor* self, std::shared_ptr<const booster> model, config::model_config cfg,
-                      std::shared_ptr<actors::gateway_probe> probe) {
+                      std::shared_ptr<actors::gateway_probe> probe, model_info info) {
   auto& st = self->state;
+  st.info = std::move(info);
   st.pending.emplace(static_cast<size_t>(cfg.batch.max_batch), model->num_features());
   st.model = std::move(model);
   st.probe = std::move(probe);
@@ -104,7 +106,9 @@ prepared_model prepare(const config::model_config& cfg, metrics::registry& metri
     throw std::runtime_error(fmt::format("{} expects {} input features but {} are declared", cfg.path,
                                          model->num_features(), info.input.size()));
   auto probe = std::make_shared<actors::gateway_probe>(metrics, cfg.name);
-  return {info, [model, cfg, probe](caf::actor_system& system) { return system.spawn(gateway, model, cfg, probe); }};
+  return {info, [model, cfg, probe, info](caf::actor_system& system) {
+            return system.spawn(gateway, model, cfg, probe, info);
+          }};
 }
 
 } // namespace

@@ -154,3 +154,15 @@ def test_https_verifies_the_provider_certificate(broker, model_path, tmp_path):
         assert "certificate verify failed" in headers(rejected[0])["__connect.errors.exception.message"]
     finally:
         server.stop()
+
+
+def test_a_failing_provider_falls_back_to_another_model(broker, model_path, provider):
+    provider.script = [("status", 503)] * 10000  # the provider is down for good
+    meta = json.load(open(model_path.replace("model.json", "model.meta.json")))
+    metrics, alerts, dead, feeder, node = run(broker, model_path, provider, [
+        "models.fraud.fallback=local", "models.fraud.retry.max_attempts=2", "models.fraud.breaker.failure_threshold=2",
+        "models.local.task=classification", "models.local.provider=embedded-xgboost", f"models.local.path={model_path}"])
+    assert not dead, "records were dead-lettered although a fallback was there"
+    assert alerts and all(a["model"] == "local" and a["model_version"] == meta["version"] for a in alerts)
+    assert metrics['inflow_gateway_fallback_rows_total{model="fraud"}'] == RECORDS
+    assert "scoring with the fallback model" in node.stderr()
