@@ -36,6 +36,8 @@ struct gateway_probe {
   metrics::counter& fallback_rows;
   metrics::counter& tokens_in;
   metrics::counter& tokens_out;
+  metrics::counter& cost_micro_usd;
+  metrics::histogram& wait; ///< from a batch being ready to its call leaving
   metrics::gauge& queued_rows;
   metrics::gauge& circuit; ///< 0 closed, 1 open, 2 half-open
   metrics::histogram& batch_size;

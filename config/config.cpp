@@ -52,6 +52,8 @@ const std::vector<option>& options() {
     {"models.*", "input", "list", "[]",
      "Feature expressions (`field`, `field == value`, `a / b`); empty takes them from the model's metadata."},
     {"models.*", "threads", "integer", "1", "Threads the model may use for one batch."},
+    {"models.*", "price_per_million_input_tokens", "number", "0", "For the cost metric: USD per million input tokens."},
+    {"models.*", "price_per_million_output_tokens", "number", "0", "For the cost metric: USD per million output tokens."},
     {"models.*", "fallback", "string", "",
      "Another model (same task and input) that scores what this one cannot: retries exhausted, circuit open."},
     {"models.*.batch", "max_batch", "integer", "256", "Most rows in one model call."},
@@ -185,6 +187,20 @@ public:
     }
     if (out < min || out > max) {
       error(v->second, join(key), fmt::format("must be between {} and {}, got {}", min, max, out));
+      return min;
+    }
+    return out;
+  }
+
+  double get_number(const std::string& key, double min, double max) {
+    auto v = scalar(key);
+    if (!v)
+      return min;
+    double out = 0;
+    const auto& s = v->first;
+    auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+    if (ec != std::errc{} || end != s.data() + s.size() || out < min || out > max) {
+      error(v->second, join(key), fmt::format("expected a number between {} and {}, got '{}'", min, max, s));
       return min;
     }
     return out;
@@ -338,6 +354,8 @@ void read_model(section_reader r, const std::string& name, model_config& out) {
   out.input = r.get_list("input");
   out.threads = r.get_int("threads", 1, 256);
   out.fallback = r.get_string("fallback");
+  out.price_per_million_input_tokens = r.get_number("price_per_million_input_tokens", 0, 1e6);
+  out.price_per_million_output_tokens = r.get_number("price_per_million_output_tokens", 0, 1e6);
   out.endpoint = r.get_string("endpoint");
   out.timeout_ms = r.get_int("timeout_ms", 1, 3'600'000);
   out.ca_file = r.get_string("ca_file");

@@ -83,6 +83,8 @@ struct model_config {
   batch_config batch;
   int64_t threads = 1;
   std::string fallback; ///< name of another model, or empty
+  double price_per_million_input_tokens = 0;
+  double price_per_million_output_tokens = 0;
   int64_t max_queue = 0;
 };
 

@@ -38,6 +38,7 @@ struct outgoing {
   int64_t estimated_tokens = 0;   ///< taken from the token budget when the call left
   clock::time_point not_before{}; ///< backoff: no call before this
   clock::time_point started{};    ///< of the call in flight
+  clock::time_point ready_at = clock::now(); ///< when the batch was ready to go
 };
 
 struct remote_state {
@@ -55,7 +56,8 @@ struct remote_state {
   std::map<uint64_t, outgoing> in_flight; ///< calls the provider has not answered
   uint64_t next_id = 1;
   token_bucket rate{0, 0};
-  token_bucket tokens{0, 0}; ///< tokens per minute, as a per-second rate
+  std::optional<sliding_window> tokens; ///< tokens per minute, held in every one-second window
+  double estimate_scale = 1.0;          ///< reported usage / our estimate, learnt from responses
   std::optional<circuit_breaker> breaker;
   clock::time_point cooldown_until{};
   clock::time_point wake_at = clock::time_point::max();
@@ -147,7 +149,10 @@ void on_done(remote_actor* self, call_done& done) {
     case http::result::failure::too_large: error = call_error::too_large; break;
   }
   std::optional<call_output> output;
-  if (!error) {
+  if (!error && !st.codec_->accepts(r.header("content-type"))) {
+    error = call_error::bad_response;
+    message = fmt::format("unexpected content type '{}'", r.header("content-type"));
+  } else if (!error) {
     output = st.codec_->parse(r, b.batch.size(), message);
     if (!output)
       error = call_error::bad_response;
@@ -161,8 +166,15 @@ void on_done(remote_actor* self, call_done& done) {
     st.probe->rows.inc(b.batch.size());
     st.probe->tokens_in.inc(static_cast<uint64_t>(output->tokens_in));
     st.probe->tokens_out.inc(static_cast<uint64_t>(output->tokens_out));
-    if (auto used = output->tokens_in + output->tokens_out; used > 0)
-      st.tokens.adjust(now, static_cast<double>(used - b.estimated_tokens)); // the estimate, corrected
+    st.probe->cost_micro_usd.inc(static_cast<uint64_t>(
+      static_cast<double>(output->tokens_in) * st.cfg.price_per_million_input_tokens +
+      static_cast<double>(output->tokens_out) * st.cfg.price_per_million_output_tokens));
+    if (auto used = output->tokens_in + output->tokens_out; used > 0 && b.estimated_tokens > 0) {
+      st.tokens->correct(b.started, static_cast<double>(b.estimated_tokens), static_cast<double>(used));
+      // Learn how far off the estimates are, so that the budget is neither overrun nor wasted.
+      auto raw = static_cast<double>(b.estimated_tokens) / st.estimate_scale;
+      st.estimate_scale = 0.5 * st.estimate_scale + 0.5 * (static_cast<double>(used) / raw);
+    }
     answer(self, b, &*output, {});
   } else {
     st.metrics->get_counter("inflow_gateway_call_errors_total", "Failed model calls by type.",
@@ -174,6 +186,7 @@ void on_done(remote_actor* self, call_done& done) {
       st.probe->errors.inc();
       b.not_before = now + backoff(b.attempts - 1, milliseconds(st.cfg.retry.initial_backoff_ms),
                                    milliseconds(st.cfg.retry.max_backoff_ms), st.rng);
+      b.ready_at = now;
       st.ready.push_front(std::move(b)); // keep its place in line
     } else {
       st.probe->errors.inc();
@@ -207,6 +220,7 @@ void send_call(remote_actor* self, outgoing b, clock::time_point now) {
   auto& st = self->state;
   ++b.attempts;
   b.started = now;
+  st.probe->wait.observe(std::chrono::duration<double>(now - b.ready_at).count());
   auto id = b.id;
   auto call = st.codec_->build({b.batch.rows.data(), b.batch.size(), st.width, b.batch.texts.data()}, id);
   st.probe->batches.inc();
@@ -224,12 +238,11 @@ void dispatch(remote_actor* self) {
   while (!st.ready.empty() && st.in_flight.size() < static_cast<size_t>(st.cfg.limits.max_in_flight)) {
     auto now = clock::now();
     auto& b = st.ready.front();
-    if (b.estimated_tokens == 0)
-      b.estimated_tokens =
-        st.codec_->estimate_tokens({b.batch.rows.data(), b.batch.size(), st.width, b.batch.texts.data()});
+    b.estimated_tokens = static_cast<int64_t>(std::llround(
+      st.estimate_scale *
+      static_cast<double>(st.codec_->estimate_tokens({b.batch.rows.data(), b.batch.size(), st.width, b.batch.texts.data()}))));
     auto needed = static_cast<double>(b.estimated_tokens);
-    auto at = std::max({b.not_before, st.cooldown_until, now + st.rate.wait_for(now),
-                        now + st.tokens.wait_for(now, std::min(needed, st.cfg.limits.tokens_per_minute / 10.0))});
+    auto at = std::max({b.not_before, st.cooldown_until, now + st.rate.wait_for(now), now + st.tokens->wait_for(now, needed)});
     if (at > now) {
       wake_in(self, at);
       return;
@@ -247,7 +260,7 @@ void dispatch(remote_actor* self) {
       return;
     }
     st.rate.try_take(now);
-    st.tokens.adjust(now, needed);
+    st.tokens->take(now, needed);
     auto next = std::move(st.ready.front());
     st.ready.pop_front();
     send_call(self, std::move(next), now);
@@ -270,8 +283,8 @@ caf::behavior remote_gateway(remote_actor* self, config::model_config cfg, model
   st.metrics = metrics;
   // A burst of one call: even pacing, so that no one-second window holds more than the limit.
   st.rate.set_rate(cfg.limits.requests_per_second, 1.0);
-  // Tokens: a minute's budget refills evenly; one call may use up to a tenth of it at once.
-  st.tokens.set_rate(cfg.limits.tokens_per_minute / 60.0, cfg.limits.tokens_per_minute / 10.0);
+  // Tokens: a sixtieth of the minute's budget in any one second.
+  st.tokens.emplace(cfg.limits.tokens_per_minute / 60.0, milliseconds(1000));
   st.breaker.emplace(static_cast<int>(cfg.breaker.failure_threshold), milliseconds(cfg.breaker.open_ms));
   http::client_options options;
   options.connections = static_cast<int>(cfg.limits.max_in_flight);

@@ -43,6 +43,10 @@ public:
   virtual std::optional<call_output> parse(const http::result& response, size_t n, std::string& error) const = 0;
   /// Most inputs one call can carry (an API without batches says 1); 0: any.
   virtual size_t max_inputs_per_call() const { return 0; }
+  /// Whether a 2xx response of this media type can be read (JSON unless a codec says otherwise).
+  virtual bool accepts(const std::string& content_type) const {
+    return content_type.empty() || content_type.find("json") != std::string::npos;
+  }
   /// Tokens a call will likely use, for the tokens-per-minute budget (0: untracked).
   virtual int64_t estimate_tokens(const call_input&) const { return 0; }
 };

@@ -140,6 +140,49 @@ milliseconds token_bucket::wait_for(clock::time_point now, double tokens) {
   return milliseconds(static_cast<int64_t>(std::ceil((tokens - tokens_) / rate_ * 1000.0)));
 }
 
+void sliding_window::expire(clock::time_point now) {
+  while (!uses_.empty() && uses_.front().first + window_ <= now)
+    uses_.pop_front();
+}
+
+double sliding_window::used(clock::time_point now) {
+  expire(now);
+  double sum = 0;
+  for (const auto& u : uses_)
+    sum += u.second;
+  return sum;
+}
+
+milliseconds sliding_window::wait_for(clock::time_point now, double amount) {
+  if (capacity_ <= 0)
+    return milliseconds(0);
+  double sum = used(now);
+  if (uses_.empty() || sum + amount <= capacity_)
+    return milliseconds(0);
+  // Walk the uses from the oldest until enough of them have left the window.
+  for (const auto& [at, n] : uses_) {
+    sum -= n;
+    if (sum + amount <= capacity_ || sum <= 0)
+      return std::chrono::ceil<milliseconds>(at + window_ - now);
+  }
+  return std::chrono::ceil<milliseconds>(uses_.back().first + window_ - now);
+}
+
+void sliding_window::take(clock::time_point at, double amount) {
+  if (capacity_ <= 0)
+    return;
+  auto pos = std::upper_bound(uses_.begin(), uses_.end(), at, [](auto t, const auto& u) { return t < u.first; });
+  uses_.insert(pos, {at, amount});
+}
+
+void sliding_window::correct(clock::time_point at, double estimated, double actual) {
+  for (auto& u : uses_)
+    if (u.first == at && u.second == estimated) {
+      u.second = actual;
+      return;
+    }
+}
+
 bool circuit_breaker::allow(clock::time_point now) {
   switch (state_) {
     case state::closed:

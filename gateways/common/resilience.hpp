@@ -3,6 +3,7 @@
 // survive its failures. Plain classes, owned by one gateway actor each.
 
 #include <chrono>
+#include <deque>
 #include <cstdint>
 #include <optional>
 #include <random>
@@ -76,6 +77,27 @@ private:
   double burst_;
   double tokens_;
   clock::time_point last_;
+};
+
+/// At most `capacity` units in any window of `window` length: every use is
+/// remembered until it is older than the window. Uses can be corrected after
+/// the fact (an estimate replaced by what was really used). A single use
+/// larger than the capacity may go when the window is empty.
+class sliding_window {
+public:
+  sliding_window(double capacity, milliseconds window) : capacity_(capacity), window_(window) {}
+  /// How long until `amount` fits (zero if it does now). Unlimited when capacity is 0.
+  milliseconds wait_for(clock::time_point now, double amount);
+  void take(clock::time_point at, double amount);
+  /// Replaces a use of `estimated` taken at `at` by `actual`.
+  void correct(clock::time_point at, double estimated, double actual);
+  double used(clock::time_point now);
+
+private:
+  void expire(clock::time_point now);
+  double capacity_;
+  milliseconds window_;
+  std::deque<std::pair<clock::time_point, double>> uses_; ///< in time order
 };
 
 /// closed -> open after `threshold` consecutive failures; open -> half-open after

@@ -86,3 +86,19 @@ TEST_CASE("the circuit breaker opens, probes once and closes") {
   CHECK(breaker.current() == circuit_breaker::state::closed);
   CHECK(breaker.allow(t + 221ms));
 }
+
+TEST_CASE("the sliding window holds its capacity in every window") {
+  sliding_window w(100, 1000ms);
+  auto t = clock::now();
+  CHECK(w.wait_for(t, 60) == 0ms);
+  w.take(t, 60);
+  CHECK(w.wait_for(t + 100ms, 60) == 900ms); // until the first use leaves the window
+  CHECK(w.wait_for(t + 100ms, 40) == 0ms);
+  w.correct(t, 60, 30); // it used less than estimated
+  CHECK(w.wait_for(t + 100ms, 60) == 0ms);
+  CHECK(w.used(t + 1000ms) == 0);
+  sliding_window unlimited(0, 1000ms);
+  CHECK(unlimited.wait_for(t, 1e9) == 0ms);
+  sliding_window small(10, 1000ms);
+  CHECK(small.wait_for(t, 50) == 0ms); // a single large use may go into an empty window
+}

@@ -40,6 +40,11 @@ public:
     return c;
   }
 
+  bool accepts(const std::string& type) const override {
+    return type.empty() || type.find("json") != std::string::npos || type.find("csv") != std::string::npos ||
+           type.find("text/plain") != std::string::npos;
+  }
+
   std::optional<std::vector<float>> parse_scores(const http::result& r, size_t n, std::string& error) const override {
     auto body = std::string_view(r.body);
     if (body.find_first_of("[{") != std::string_view::npos) {

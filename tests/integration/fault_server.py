@@ -42,6 +42,8 @@ class FaultServer:
                     return
                 if kind == "invalid_json":
                     return self.reply(200, b'{"outputs":[{"data":[0.1,')
+                if kind == "html":  # well-formed JSON, announced as something else
+                    return self.reply(200, b'{"outputs":[]}', {"Content-Type": "text/html"})
                 if kind == "oversized":
                     return self.reply(200, b'{"pad":"' + b"x" * action[1] + b'"}')
                 width = shape[1]
@@ -52,7 +54,8 @@ class FaultServer:
 
             def reply(self, status, body, headers=None):
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json")
+                if "Content-Type" not in (headers or {}):
+                    self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
                 for k, v in (headers or {}).items():
                     self.send_header(k, v() if callable(v) else v)

@@ -53,7 +53,7 @@ def test_retry_after_seconds_is_a_cooldown_for_every_call(broker, model_path, pr
 
 def test_retry_after_as_http_date(broker, model_path, provider):
     # The date is written when the call arrives, three seconds ahead.
-    provider.script = [("status", 503, {"Retry-After": lambda: email.utils.formatdate(time.time() + 3, usegmt=True)})]
+    provider.script = [("status", 429, {"Retry-After": lambda: email.utils.formatdate(time.time() + 3, usegmt=True)})]
     _, _, dead, _, _ = run(broker, model_path, provider, ["models.fraud.limits.max_in_flight=1"])
     first, later = provider.arrivals[0][0], [t for t, _ in provider.arrivals[1:]]
     assert min(later) >= first + 1.0, "the HTTP-date was not honoured"  # dates have 1 s resolution
@@ -88,12 +88,13 @@ def test_a_reset_connection_is_retried(broker, model_path, provider):
 
 
 def test_unusable_answers_become_dead_letters_with_the_reason(broker, model_path, provider):
-    provider.script = [("invalid_json",), ("oversized", 100000), ("status", 400)]
+    provider.script = [("invalid_json",), ("oversized", 100000), ("status", 400), ("html",)]
     metrics, alerts, dead, feeder, _ = run(broker, model_path, provider, ["models.fraud.max_response_bytes=4096"])
-    failed_rows = sum(rows for _, rows in provider.arrivals[:3])
+    failed_rows = sum(rows for _, rows in provider.arrivals[:4])
     assert len(dead) == failed_rows
     reasons = {headers(m)["__connect.errors.exception.message"].split(":")[1].strip() for m in dead}
     assert reasons == {"bad_response", "too_large", "client_error"}
+    assert any("unexpected content type 'text/html'" in headers(m)["__connect.errors.exception.message"] for m in dead)
     assert all(headers(m)["__connect.errors.exception.class.name"] == "inflow.errors.model_failed" for m in dead)
     assert len(alerts) + len(dead) <= RECORDS
     assert metrics['inflow_records_dead_lettered_total{pipeline="fraud"}'] == failed_rows
