@@ -57,6 +57,7 @@ struct remote_state {
   uint64_t next_id = 1;
   token_bucket rate{0, 0};
   std::optional<sliding_window> tokens; ///< tokens per minute, held in every one-second window
+  token_bucket token_pace{0, 0};        ///< spreads those tokens evenly over the second
   double estimate_scale = 1.0;          ///< reported usage / our estimate, learnt from responses
   std::optional<circuit_breaker> breaker;
   clock::time_point cooldown_until{};
@@ -171,6 +172,7 @@ void on_done(remote_actor* self, call_done& done) {
       static_cast<double>(output->tokens_out) * st.cfg.price_per_million_output_tokens));
     if (auto used = output->tokens_in + output->tokens_out; used > 0 && b.estimated_tokens > 0) {
       st.tokens->correct(b.started, static_cast<double>(b.estimated_tokens), static_cast<double>(used));
+      st.token_pace.adjust(now, static_cast<double>(used - b.estimated_tokens));
       // Learn how far off the estimates are, so that the budget is neither overrun nor wasted.
       auto raw = static_cast<double>(b.estimated_tokens) / st.estimate_scale;
       st.estimate_scale = 0.5 * st.estimate_scale + 0.5 * (static_cast<double>(used) / raw);
@@ -242,7 +244,10 @@ void dispatch(remote_actor* self) {
       st.estimate_scale *
       static_cast<double>(st.codec_->estimate_tokens({b.batch.rows.data(), b.batch.size(), st.width, b.batch.texts.data()}))));
     auto needed = static_cast<double>(b.estimated_tokens);
-    auto at = std::max({b.not_before, st.cooldown_until, now + st.rate.wait_for(now), now + st.tokens->wait_for(now, needed)});
+    const double pace_burst = st.cfg.limits.tokens_per_minute / 600.0;
+    auto at = std::max({b.not_before, st.cooldown_until, now + st.rate.wait_for(now),
+                        now + st.tokens->wait_for(now, needed),
+                        now + st.token_pace.wait_for(now, std::min(needed, pace_burst))});
     if (at > now) {
       wake_in(self, at);
       return;
@@ -261,6 +266,7 @@ void dispatch(remote_actor* self) {
     }
     st.rate.try_take(now);
     st.tokens->take(now, needed);
+    st.token_pace.adjust(now, needed);
     auto next = std::move(st.ready.front());
     st.ready.pop_front();
     send_call(self, std::move(next), now);
@@ -283,8 +289,11 @@ caf::behavior remote_gateway(remote_actor* self, config::model_config cfg, model
   st.metrics = metrics;
   // A burst of one call: even pacing, so that no one-second window holds more than the limit.
   st.rate.set_rate(cfg.limits.requests_per_second, 1.0);
-  // Tokens: a sixtieth of the minute's budget in any one second.
-  st.tokens.emplace(cfg.limits.tokens_per_minute / 60.0, milliseconds(1000));
+  // Tokens: a sixtieth of the minute's budget in any one second, spread evenly
+  // (bursts at the window's edge would meet the provider a few ms apart and
+  // fall into one of its windows), with 5 % kept back for that jitter.
+  st.tokens.emplace(0.95 * cfg.limits.tokens_per_minute / 60.0, milliseconds(1000));
+  st.token_pace.set_rate(cfg.limits.tokens_per_minute / 60.0, cfg.limits.tokens_per_minute / 600.0);
   st.breaker.emplace(static_cast<int>(cfg.breaker.failure_threshold), milliseconds(cfg.breaker.open_ms));
   http::client_options options;
   options.connections = static_cast<int>(cfg.limits.max_in_flight);
