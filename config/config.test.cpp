@@ -159,7 +159,10 @@ TEST_CASE("docs/CONFIGURATION.md carries the reference of every declared option"
 }
 
 TEST_CASE("the example configs are valid") {
-  for (std::string file : {INFLOW_SOURCE_DIR "/config/examples/fraud.yaml"}) {
+  setenv("OPENAI_API_KEY", "sk-example", 1);
+  setenv("GOOGLE_API_KEY", "example", 1);
+  for (std::string file : {INFLOW_SOURCE_DIR "/config/examples/fraud.yaml", INFLOW_SOURCE_DIR "/config/examples/embeddings.yaml",
+                           INFLOW_SOURCE_DIR "/config/examples/support.yaml"}) {
     INFO(file);
     auto r = load_file(file);
     for (const auto& e : r.errors)
