@@ -19,13 +19,6 @@ kafka::partition_list make_list(const std::string& topic, const std::vector<int3
   return list;
 }
 
-void on_commit(rd_kafka_t*, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t*, void* opaque) {
-  if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET) {
-    static_cast<pipeline_probe*>(opaque)->commit_failures.inc();
-    spdlog::warn("offset commit failed: {} (the next commit retries it)", rd_kafka_err2str(err));
-  }
-}
-
 } // namespace
 
 source::source(source_options options, spawn_fn spawn, pipeline_probe& probe)
@@ -42,7 +35,7 @@ source::source(source_options options, spawn_fn spawn, pipeline_probe& probe)
                            {"enable.partition.eof", "false"}};
   rd_kafka_conf_t* conf = kafka::make_conf(defaults, options_.kafka, forced);
   rd_kafka_conf_set_rebalance_cb(conf, &source::on_rebalance);
-  rd_kafka_conf_set_offset_commit_cb(conf, on_commit);
+  rd_kafka_conf_set_offset_commit_cb(conf, &source::on_commit);
   rd_kafka_conf_set_opaque(conf, this);
   rk_ = kafka::make_handle(RD_KAFKA_CONSUMER, conf);
   rd_kafka_poll_set_consumer(rk_.get());
@@ -71,6 +64,20 @@ std::map<int32_t, int64_t> source::partitions() const {
   for (const auto& [p, shared] : snapshot_)
     out[p] = shared->in_flight.load();
   return out;
+}
+
+void source::on_commit(rd_kafka_t*, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts, void* opaque) {
+  if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET) {
+    auto* self = static_cast<source*>(opaque); // the conf's opaque, as for every callback
+    self->probe_.commit_failures.inc();
+    // Served on the consumer thread (by poll): forget these offsets so that the
+    // next commit, or the one on shutdown, sends them again.
+    for (int i = 0; parts && i < parts->cnt; ++i)
+      if (auto it = self->assigned_.find(parts->elems[i].partition); it != self->assigned_.end())
+        it->second.committed = -1;
+    spdlog::warn("{}: offset commit failed: {} (the next commit retries it)", self->options_.pipeline,
+                 rd_kafka_err2str(err));
+  }
 }
 
 void source::on_rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts,

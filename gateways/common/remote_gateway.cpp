@@ -60,7 +60,7 @@ struct remote_state {
   token_bucket token_pace{0, 0};        ///< spreads those tokens evenly over the second
   double estimate_scale = 1.0;          ///< reported usage / our estimate, learnt from responses
   std::optional<circuit_breaker> breaker;
-  clock::time_point cooldown_until{};
+  std::shared_ptr<shared_cooldown> cooldown; ///< shared with every gateway on the same origin
   clock::time_point wake_at = clock::time_point::max();
   std::mt19937_64 rng{std::random_device{}()};
   bool linger_armed = false;
@@ -122,9 +122,10 @@ void apply_cooldown(remote_actor* self, const http::result& r) {
         wait = std::max(wait.value_or(milliseconds(0)), *reset);
   if (wait && *wait > milliseconds(0)) {
     auto until = clock::now() + *wait;
-    if (until > st.cooldown_until) {
-      st.cooldown_until = until;
-      spdlog::warn("model {}: provider asked to wait {} ms; no call leaves before then", st.cfg.name, wait->count());
+    if (until > st.cooldown->until()) {
+      st.cooldown->extend_to(until);
+      spdlog::warn("model {}: provider asked to wait {} ms; no call to it leaves before then", st.cfg.name,
+                   wait->count());
     }
   }
 }
@@ -245,7 +246,7 @@ void dispatch(remote_actor* self) {
       static_cast<double>(st.codec_->estimate_tokens({b.batch.rows.data(), b.batch.size(), st.width, b.batch.texts.data()}))));
     auto needed = static_cast<double>(b.estimated_tokens);
     const double pace_burst = st.cfg.limits.tokens_per_minute / 600.0;
-    auto at = std::max({b.not_before, st.cooldown_until, now + st.rate.wait_for(now),
+    auto at = std::max({b.not_before, st.cooldown->until(), now + st.rate.wait_for(now),
                         now + st.tokens->wait_for(now, needed),
                         now + st.token_pace.wait_for(now, std::min(needed, pace_burst))});
     if (at > now) {
@@ -300,7 +301,9 @@ caf::behavior remote_gateway(remote_actor* self, config::model_config cfg, model
   options.timeout_ms = static_cast<int>(cfg.timeout_ms);
   options.max_response_bytes = static_cast<size_t>(cfg.max_response_bytes);
   options.ca_file = cfg.ca_file;
-  st.client = std::make_shared<http::client>(http::parse_url(cfg.endpoint), options);
+  auto origin = http::parse_url(cfg.endpoint);
+  st.client = std::make_shared<http::client>(origin, options);
+  st.cooldown = shared_cooldown::of(origin.scheme + "://" + http::host_header(origin));
   st.cfg = std::move(cfg);
   return {
     [=](score_request& request) {

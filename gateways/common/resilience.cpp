@@ -1,6 +1,8 @@
 #include "gateways/common/resilience.hpp"
 
 #include <algorithm>
+#include <map>
+#include <mutex>
 #include <charconv>
 #include <cmath>
 #include <ctime>
@@ -181,6 +183,27 @@ void sliding_window::correct(clock::time_point at, double estimated, double actu
       u.second = actual;
       return;
     }
+}
+
+std::shared_ptr<shared_cooldown> shared_cooldown::of(const std::string& origin) {
+  static std::mutex mutex;
+  static std::map<std::string, std::shared_ptr<shared_cooldown>> all;
+  std::lock_guard<std::mutex> guard(mutex);
+  auto& c = all[origin];
+  if (!c)
+    c = std::make_shared<shared_cooldown>();
+  return c;
+}
+
+void shared_cooldown::extend_to(clock::time_point until) {
+  int64_t ns = until.time_since_epoch().count();
+  int64_t old = until_ns_.load();
+  while (ns > old && !until_ns_.compare_exchange_weak(old, ns)) {
+  }
+}
+
+clock::time_point shared_cooldown::until() const {
+  return clock::time_point(clock::duration(until_ns_.load()));
 }
 
 bool circuit_breaker::allow(clock::time_point now) {

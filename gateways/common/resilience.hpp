@@ -2,8 +2,10 @@
 // The pieces that keep remote model calls within a provider's limits and
 // survive its failures. Plain classes, owned by one gateway actor each.
 
+#include <atomic>
 #include <chrono>
 #include <deque>
+#include <memory>
 #include <cstdint>
 #include <optional>
 #include <random>
@@ -98,6 +100,19 @@ private:
   double capacity_;
   milliseconds window_;
   std::deque<std::pair<clock::time_point, double>> uses_; ///< in time order
+};
+
+/// A cooldown shared by every gateway of the process that calls the same
+/// origin: a provider's "wait" applies to all our models on it.
+class shared_cooldown {
+public:
+  /// The cooldown of `origin` (scheme://host:port), created on first use. Thread-safe.
+  static std::shared_ptr<shared_cooldown> of(const std::string& origin);
+  void extend_to(clock::time_point until);
+  clock::time_point until() const;
+
+private:
+  std::atomic<int64_t> until_ns_{0};
 };
 
 /// closed -> open after `threshold` consecutive failures; open -> half-open after

@@ -102,3 +102,15 @@ TEST_CASE("the sliding window holds its capacity in every window") {
   sliding_window small(10, 1000ms);
   CHECK(small.wait_for(t, 50) == 0ms); // a single large use may go into an empty window
 }
+
+TEST_CASE("a cooldown is shared by every caller of the same origin") {
+  auto a = shared_cooldown::of("https://api.example:443");
+  auto b = shared_cooldown::of("https://api.example:443");
+  auto other = shared_cooldown::of("https://elsewhere:443");
+  auto t = clock::now() + 5s;
+  a->extend_to(t);
+  CHECK(b->until() == t);
+  a->extend_to(t - 1s); // never shortened
+  CHECK(b->until() == t);
+  CHECK(other->until() < t);
+}
