@@ -1,3 +1,6 @@
+// The JSON of alerts and results. Both carry a deterministic id derived from
+// the source position, so that a record replayed after a crash yields the same id.
+
 #include "actors/partition_actor.hpp"
 #include "events/json_text.hpp"
 
@@ -7,49 +10,49 @@ namespace inflow::actors {
 
 namespace {
 
-void append_model(std::string& out, const pipeline_context& ctx, const model_result& result) {
+/// `{"<id_name>":"topic/partition/offset","source":{...}` and the record's own id and key.
+void open_with_source(std::string& out, const pipeline_context& ctx, const char* id_name, int32_t partition,
+                      int64_t offset, const events::record_identity& identity, const char* record_id_name,
+                      const char* key_name) {
+  const auto& topic = ctx.config.source.topic;
+  out += fmt::format(R"({{"{}":)", id_name);
+  events::append_quoted(out, fmt::format("{}/{}/{}", topic, partition, offset));
+  out += R"(,"source":{"topic":)";
+  events::append_quoted(out, topic);
+  out += fmt::format(R"(,"partition":{},"offset":{}}},"{}":)", partition, offset, record_id_name);
+  events::append_quoted(out, identity.id);
+  out += fmt::format(R"(,"{}":)", key_name);
+  events::append_quoted(out, identity.key);
+}
+
+/// The answering model (a fallback names itself), the pipeline and the time; closes the object.
+void close_with_model(std::string& out, const pipeline_context& ctx, const model_result& result, int64_t now_ms) {
   out += R"(,"model":)";
   events::append_quoted(out, result.model.empty() ? ctx.model.name : result.model);
   out += R"(,"model_version":)";
   events::append_quoted(out, result.model.empty() ? ctx.model.version : result.model_version);
+  out += R"(,"pipeline":)";
+  events::append_quoted(out, ctx.config.name);
+  out += fmt::format(R"(,"ts":{}}})", now_ms);
 }
 
 } // namespace
 
 std::string make_alert_json(const pipeline_context& ctx, int32_t partition, int64_t offset,
                             const events::record_identity& identity, const model_result& result, int64_t now_ms) {
-  const auto& topic = ctx.config.source.topic;
   std::string out;
   out.reserve(320);
-  out += R"({"alert_id":)";
-  events::append_quoted(out, fmt::format("{}/{}/{}", topic, partition, offset));
-  out += R"(,"source":{"topic":)";
-  events::append_quoted(out, topic);
-  out += fmt::format(R"(,"partition":{},"offset":{}}},"tx_id":)", partition, offset);
-  events::append_quoted(out, identity.id);
-  out += R"(,"card_id":)";
-  events::append_quoted(out, identity.key);
+  open_with_source(out, ctx, "alert_id", partition, offset, identity, "tx_id", "card_id");
   out += fmt::format(R"(,"score":{:.6f})", result.score);
-  append_model(out, ctx, result);
-  out += R"(,"pipeline":)";
-  events::append_quoted(out, ctx.config.name);
-  out += fmt::format(R"(,"ts":{}}})", now_ms);
+  close_with_model(out, ctx, result, now_ms);
   return out;
 }
 
 std::string make_result_json(const pipeline_context& ctx, int32_t partition, int64_t offset,
                              const events::record_identity& identity, const model_result& result, int64_t now_ms) {
-  const auto& topic = ctx.config.source.topic;
   std::string out;
   out.reserve(256 + result.text.size() + result.vector.size() * 12);
-  out += R"({"result_id":)";
-  events::append_quoted(out, fmt::format("{}/{}/{}", topic, partition, offset));
-  out += R"(,"source":{"topic":)";
-  events::append_quoted(out, topic);
-  out += fmt::format(R"(,"partition":{},"offset":{}}},"id":)", partition, offset);
-  events::append_quoted(out, identity.id);
-  out += R"(,"key":)";
-  events::append_quoted(out, identity.key);
+  open_with_source(out, ctx, "result_id", partition, offset, identity, "id", "key");
   const auto& task = ctx.model.task;
   if (task == "embedding") {
     out += R"(,"embedding":[)";
@@ -65,10 +68,7 @@ std::string make_result_json(const pipeline_context& ctx, int32_t partition, int
   } else {
     out += fmt::format(R"(,"score":{:.6f})", result.score);
   }
-  append_model(out, ctx, result);
-  out += R"(,"pipeline":)";
-  events::append_quoted(out, ctx.config.name);
-  out += fmt::format(R"(,"ts":{}}})", now_ms);
+  close_with_model(out, ctx, result, now_ms);
   return out;
 }
 
