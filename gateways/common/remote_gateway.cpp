@@ -315,12 +315,13 @@ caf::behavior remote_gateway(remote_actor* self, config::model_config cfg, model
         self->send(caf::actor_cast<caf::actor>(sender), score_reply{request.ids, {}, e.what()});
         return;
       }
-      if (!st.pending->full() && !st.linger_armed) {
+      dispatch(self); // takes the full batches
+      // What is left waits at most max_linger_ms for more.
+      if (!st.pending->empty() && !st.linger_armed) {
         st.linger_armed = true;
         self->delayed_send(self, milliseconds(st.cfg.batch.max_linger_ms), flush_atom::value,
                            ++st.linger_generation);
       }
-      dispatch(self);
     },
     [=](flush_atom, uint64_t generation) {
       auto& st = self->state;
