@@ -35,6 +35,7 @@ struct pending_record {
   std::string value;
   events::record_identity identity;
   model_result result;
+  std::string alert_json; ///< built once, written (and rewritten on retry) as is
   events::record_error error{};
   std::string error_message;
   int attempts = 0;
@@ -92,9 +93,9 @@ void write(partition_actor* self, int64_t offset, write_kind kind) {
   bool queued = false;
   switch (kind) {
     case write_kind::alert:
-      queued = ctx.producer.produce(cfg.alert.topic, rec.identity.key,
-                                    make_alert_json(ctx, partition, offset, rec.identity, rec.result, now_ms()),
-                                    {}, st.delivery, token);
+      if (rec.alert_json.empty())
+        rec.alert_json = make_alert_json(ctx, partition, offset, rec.identity, rec.result, now_ms());
+      queued = ctx.producer.produce(cfg.alert.topic, rec.identity.key, rec.alert_json, {}, st.delivery, token);
       break;
     case write_kind::result:
       queued = ctx.producer.produce(cfg.output_topic, rec.identity.key,
@@ -241,7 +242,7 @@ void on_ack(partition_actor* self, const produce_ack& ack) {
   switch (kind) {
     case write_kind::alert:
       ctx.probe.alerted.inc();
-      ctx.alerts.add(make_alert_json(ctx, st.shared->partition, offset, rec.identity, rec.result, now_ms()));
+      ctx.alerts.add(std::move(rec.alert_json));
       break;
     case write_kind::result: ctx.probe.results.inc(); break;
     case write_kind::dead_letter: ctx.probe.dead_lettered.inc(); break;

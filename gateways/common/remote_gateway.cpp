@@ -241,9 +241,10 @@ void dispatch(remote_actor* self) {
   while (!st.ready.empty() && st.in_flight.size() < static_cast<size_t>(st.cfg.limits.max_in_flight)) {
     auto now = clock::now();
     auto& b = st.ready.front();
-    b.estimated_tokens = static_cast<int64_t>(std::llround(
-      st.estimate_scale *
-      static_cast<double>(st.codec_->estimate_tokens({b.batch.rows.data(), b.batch.size(), st.width, b.batch.texts.data()}))));
+    if (st.cfg.limits.tokens_per_minute > 0) // only a token budget needs the estimate
+      b.estimated_tokens = static_cast<int64_t>(std::llround(
+        st.estimate_scale * static_cast<double>(st.codec_->estimate_tokens(
+                              {b.batch.rows.data(), b.batch.size(), st.width, b.batch.texts.data()}))));
     auto needed = static_cast<double>(b.estimated_tokens);
     const double pace_burst = st.cfg.limits.tokens_per_minute / 600.0;
     auto at = std::max({b.not_before, st.cooldown->until(), now + st.rate.wait_for(now),
