@@ -13,6 +13,9 @@ using flush_atom = caf::atom_constant<caf::atom("flush")>;
 using retry_atom = caf::atom_constant<caf::atom("retry")>;
 /// (fallback_atom, actor): where a gateway sends what its own model cannot score.
 using fallback_atom = caf::atom_constant<caf::atom("fallback")>;
+/// (budget_atom, requests/s, tokens/min, paused): this node's part of a model's
+/// limits when several nodes host it (cluster/budget.hpp splits them).
+using budget_atom = caf::atom_constant<caf::atom("budget")>;
 
 /// Kafka's verdict on one write of a record's outcome (see partition_actor.cpp).
 struct produce_ack {

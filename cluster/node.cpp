@@ -4,14 +4,19 @@
 #include "actors/partition_actor.hpp"
 #include "actors/probes.hpp"
 #include "actors/source.hpp"
+#include "cluster/cluster_actor.hpp"
+#include "cluster/tls.hpp"
 #include "http/server.hpp"
 #include "gateways/common/registry.hpp"
 #include "kafka/producer.hpp"
 
 #include <nlohmann/json.hpp>
+#include <caf/io/middleman.hpp>
+#include <caf/openssl/manager.hpp>
 #include <spdlog/spdlog.h>
 
 #include <map>
+#include <mutex>
 
 namespace inflow::cluster {
 
@@ -28,9 +33,40 @@ events::feature_map make_features(const config::pipeline_config& p, const gatewa
   return events::feature_map::text(model.input.front(), ids);
 }
 
-caf::actor_system_config& actor_config(caf::actor_system_config& cfg) {
+caf::actor_system_config& actor_config(caf::actor_system_config& cfg, const config::node_file& node) {
   // CAF's own config file is never read: unknown keys there are ignored silently.
   cfg.set("logger.verbosity", caf::atom("quiet"));
+  if (!node.node.listen)
+    return cfg;
+  const auto& cluster = node.cluster;
+  cfg.load<caf::io::middleman>();
+  // Without heartbeats a stopped peer is never noticed; foreign CAF applications are refused.
+  cfg.set("middleman.heartbeat-interval", caf::timespan{std::chrono::milliseconds(cluster.heartbeat_ms)});
+  cfg.set("middleman.connection-timeout", caf::timespan{std::chrono::milliseconds(cluster.connection_timeout_ms)});
+  cfg.set("middleman.app-identifiers", std::vector<std::string>{"inflow-cluster-1"});
+  if (cluster.tls.enabled()) {
+    cluster::log_refused_tls_peers();
+    cfg.load<caf::openssl::manager>();
+    cfg.openssl_certificate = cluster.tls.certificate;
+    cfg.openssl_key = cluster.tls.key;
+    cfg.openssl_cafile = cluster.tls.ca_file;
+  }
+  return cfg;
+}
+
+/// The models a node must load: all of them for a gateway, else those its pipelines use (for their inputs).
+config::node_file with_needed_models(config::node_file cfg) {
+  if (cfg.node.has("gateway"))
+    return cfg;
+  std::map<std::string, config::model_config> needed;
+  for (const auto& [name, p] : cfg.pipelines)
+    if (cfg.node.has("ingest") && cfg.models.count(p.model)) {
+      const auto& m = cfg.models.at(p.model);
+      needed.emplace(p.model, m);
+      if (!m.fallback.empty() && cfg.models.count(m.fallback))
+        needed.emplace(m.fallback, cfg.models.at(m.fallback));
+    }
+  cfg.models = std::move(needed);
   return cfg;
 }
 
@@ -52,14 +88,47 @@ struct node::impl {
   };
   std::map<std::string, pipeline> pipelines;
   std::unique_ptr<http::server> admin;
+  caf::actor cluster; ///< unset when the node works alone
+  uint16_t cluster_port = 0;
+  std::vector<caf::actor> routers;
+  mutable std::mutex pipelines_mutex; ///< report() reads pipelines from the cluster actor's thread
   bool stopped = false;
 
   http::response serve(const http::request& r);
+  void start_sink();
 };
 
+/// The producer that writes every pipeline's outcomes (the sink role), once its topics are known to exist.
+void node::impl::start_sink() {
+  auto& d = *this;
+  d.producer = std::make_unique<kafka::producer>(d.cfg.kafka, kafka::properties{{"client.id", "inflow-sink"}});
+  std::vector<std::string> outputs;
+  for (const auto& [name, p] : d.cfg.pipelines)
+    for (const auto* topic : {&p.alert.topic, &p.output_topic, &p.dead_letter_topic})
+      if (!topic->empty())
+        outputs.push_back(*topic);
+  // Writing to a topic that does not exist would stall the partitions for good.
+  if (auto missing = kafka::missing_topics(d.producer->raw(), outputs, 10'000); !missing.empty()) {
+    std::string names;
+    for (const auto& t : missing)
+      names += (names.empty() ? "" : ", ") + t;
+    throw std::runtime_error("output topic(s) missing: " + names + "; create them before starting the node");
+  }
+}
+
 node::node(config::node_file cfg) : impl_(new impl) {
-  impl_->cfg = std::move(cfg);
+  impl_->cfg = with_needed_models(std::move(cfg));
+  const auto& node = impl_->cfg.node;
   auto errors = gateways::prepare_models(impl_->cfg, impl_->registry, impl_->models);
+  if (node.has("ingest") && !node.has("gateway") && !node.listen)
+    errors.push_back({"node.roles", 0,
+                      "an ingest node without the gateway role calls models on other nodes: set node.listen and "
+                      "cluster.seeds"});
+  if (node.listen && impl_->cfg.cluster.tls.enabled())
+    for (auto& e : cluster::check_tls_files(impl_->cfg.cluster.tls))
+      errors.push_back(std::move(e));
+  if (!node.has("ingest"))
+    impl_->cfg.pipelines.clear();
   for (const auto& [name, p] : impl_->cfg.pipelines) {
     auto it = impl_->models.find(p.model);
     if (it == impl_->models.end())
@@ -80,25 +149,22 @@ node::~node() {
 
 void node::start() {
   auto& d = *impl_;
-  d.system = std::make_unique<caf::actor_system>(actor_config(d.caf_cfg));
-  for (auto& [name, model] : d.models)
-    d.gateways[name] = model.spawn(*d.system);
-  for (const auto& [name, model] : d.cfg.models)
-    if (!model.fallback.empty())
-      caf::anon_send(d.gateways.at(name), actors::fallback_atom::value, d.gateways.at(model.fallback));
-  d.producer = std::make_unique<kafka::producer>(d.cfg.kafka, kafka::properties{{"client.id", "inflow-sink"}});
-  std::vector<std::string> outputs;
-  for (const auto& [name, p] : d.cfg.pipelines)
-    for (const auto* topic : {&p.alert.topic, &p.output_topic, &p.dead_letter_topic})
-      if (!topic->empty())
-        outputs.push_back(*topic);
-  // Writing to a topic that does not exist would stall the partitions for good.
-  if (auto missing = kafka::missing_topics(d.producer->raw(), outputs, 10'000); !missing.empty()) {
-    std::string names;
-    for (const auto& t : missing)
-      names += (names.empty() ? "" : ", ") + t;
-    throw std::runtime_error("output topic(s) missing: " + names + "; create them before starting the node");
+  d.system = std::make_unique<caf::actor_system>(actor_config(d.caf_cfg, d.cfg));
+  if (d.cfg.node.has("gateway")) {
+    for (auto& [name, model] : d.models)
+      d.gateways[name] = model.spawn(*d.system);
+    for (const auto& [name, model] : d.cfg.models)
+      if (!model.fallback.empty())
+        caf::anon_send(d.gateways.at(name), actors::fallback_atom::value, d.gateways.at(model.fallback));
   }
+  if (d.cfg.node.listen) {
+    cluster::cluster_setup setup{d.cfg, d.gateways, {}, [this] { return report(); }, &d.registry};
+    for (const auto& [name, model] : d.models)
+      setup.models.emplace(name, model.info);
+    d.cluster_port = cluster::start_cluster(*d.system, std::move(setup), d.cluster);
+  }
+  if (!d.cfg.pipelines.empty())
+    d.start_sink();
   for (const auto& [name, pcfg] : d.cfg.pipelines) {
     auto& p = d.pipelines[name];
     p.probe = std::make_unique<actors::pipeline_probe>(d.registry, name);
@@ -107,7 +173,14 @@ void node::start() {
       pcfg, make_features(pcfg, model.info), model.info, *d.producer, *p.probe, d.alerts});
     actors::source_options options{name, pcfg.source.topic, d.cfg.kafka, pcfg.max_in_flight,
                                    pcfg.commit_interval_ms, d.cfg.node.drain_timeout_ms};
-    auto gateway = d.gateways.at(pcfg.model);
+    // A model hosted here is called directly; any other through the cluster.
+    caf::actor gateway;
+    if (auto local = d.gateways.find(pcfg.model); local != d.gateways.end()) {
+      gateway = local->second;
+    } else {
+      gateway = cluster::spawn_model_router(*d.system, d.cluster, pcfg.model);
+      d.routers.push_back(gateway);
+    }
     auto context = p.context;
     auto* system = d.system.get();
     p.source = std::make_unique<actors::source>(
@@ -138,10 +211,18 @@ void node::stop() {
   d.stopped = true;
   for (auto& [name, p] : d.pipelines)
     p.source->stop(); // drains and commits
-  d.pipelines.clear();
+  {
+    std::lock_guard<std::mutex> guard(d.pipelines_mutex);
+    d.pipelines.clear();
+  }
   if (d.producer && !d.producer->flush(10'000))
     spdlog::warn("some alerts or dead letters were not acknowledged before shutdown");
   d.producer.reset();
+  // Remote calls were needed by the drain above: only now leave the cluster.
+  if (d.cluster)
+    cluster::stop_cluster(*d.system, d.cluster, d.cluster_port, d.cfg.cluster.tls.enabled());
+  for (auto& r : d.routers)
+    caf::anon_send_exit(r, caf::exit_reason::user_shutdown);
   for (auto& [name, g] : d.gateways)
     caf::anon_send_exit(g, caf::exit_reason::user_shutdown);
   d.gateways.clear();
@@ -189,14 +270,25 @@ std::string node::status_json() const {
                             {"lag", p.probe->lag.value()},
                             {"partitions", parts}};
   }
-  for (const auto& [name, m] : d.models)
-    j["gateways"][name] = {{"provider", d.cfg.models.at(name).provider}, {"version", m.info.version}};
+  for (const auto& [name, g] : d.gateways)
+    j["gateways"][name] = {{"provider", d.cfg.models.at(name).provider}, {"version", d.models.at(name).info.version}};
+  if (d.cluster)
+    j["cluster"] = nlohmann::json::parse(cluster::cluster_status_json(*d.system, d.cluster));
   uint64_t seen = 0;
   auto recent = d.alerts.since(seen);
   j["recent_alerts"] = nlohmann::json::array();
   for (const auto& a : recent)
     j["recent_alerts"].push_back(nlohmann::json::parse(a));
   return j.dump();
+}
+
+cluster::wire::report node::report() const {
+  cluster::wire::report r;
+  std::lock_guard<std::mutex> guard(impl_->pipelines_mutex);
+  for (const auto& [name, p] : impl_->pipelines)
+    for (auto [partition, in_flight] : p.source->partitions())
+      r.partitions.push_back({name, partition, in_flight});
+  return r;
 }
 
 http::response node::impl::serve(const http::request& r) {

@@ -1,10 +1,11 @@
 #pragma once
-// One Inflow node: its actor system, model gateways, pipelines, the sink
-// producer and the admin HTTP API. Today a node runs every role alone;
-// cluster membership over CAF's middleman builds on this.
+// One Inflow node: its actor system, and by role its model gateways
+// (gateway), pipelines (ingest) and the producer that writes their outcomes
+// (sink); the cluster actor when it has node.listen; the admin HTTP API.
 
 #include "actors/recent_alerts.hpp"
 #include "admin/metrics.hpp"
+#include "cluster/wire.hpp"
 #include "config/config.hpp"
 
 #include <memory>
@@ -36,6 +37,8 @@ public:
   metrics::registry& metrics();
   actors::recent_alerts& alerts();
   std::string status_json() const;
+  /// This node's partitions and their in-flight records.
+  cluster::wire::report report() const;
 
 private:
   struct impl;

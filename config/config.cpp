@@ -19,9 +19,24 @@ const std::vector<option>& options() {
     {"node", "roles", "list", "[ingest, gateway, sink]", "What this node runs: any of ingest, gateway, sink."},
     {"node", "admin", "host:port", "127.0.0.1:9464",
      "Admin HTTP (/livez, /readyz, /metrics, /api/status). Port 0 picks a free port."},
+    {"node", "listen", "host:port", "",
+     "Cluster endpoint other nodes connect to; empty: this node works alone. Anything but loopback needs cluster.tls."},
+    {"node", "advertise", "host:port", "",
+     "Address other nodes are told to reach this one at; empty: node.listen (which must then not be 0.0.0.0)."},
     {"node", "drain_timeout_ms", "integer", "10000",
      "On shutdown or revoke, how long in-flight records may take to finish before they are abandoned "
      "(and replayed by the next owner)."},
+    {"cluster", "seeds", "list", "[]", "host:port of nodes to join through; every node learns the others from them."},
+    {"cluster", "heartbeat_ms", "integer", "200", "Heartbeat interval between nodes."},
+    {"cluster", "connection_timeout_ms", "integer", "2000",
+     "A peer silent this long is declared gone: its pending model calls are sent elsewhere at once."},
+    {"cluster", "request_timeout_ms", "integer", "30000",
+     "A model call on another node not answered by then is sent again elsewhere (or dead-lettered)."},
+    {"cluster", "max_message_bytes", "integer", "8388608",
+     "Largest message between nodes; larger gateway batches are split, larger arrivals refused."},
+    {"cluster.tls", "certificate", "string", "", "PEM certificate of this node, signed by the cluster's CA."},
+    {"cluster.tls", "key", "string", "", "PEM private key of that certificate."},
+    {"cluster.tls", "ca_file", "string", "", "PEM CA that every peer's certificate must be signed by."},
     {"models.*", "task", "string", nullptr, "classification, regression, embedding or text_generation."},
     {"models.*", "provider", "string", nullptr, "Gateway provider; `inflow gateways` lists them."},
     {"models.*", "path", "string", "", "Model file (embedded providers), relative to the working directory."},
@@ -102,6 +117,10 @@ std::string format_error(const std::string& source, const config_error& e) {
   return fmt::format("{}: {}: {}", source, e.path, e.message);
 }
 
+bool node_config::has(const std::string& role) const {
+  return std::find(roles.begin(), roles.end(), role) != roles.end();
+}
+
 bool alert_rule::matches(double score) const {
   switch (op) {
     case comparison::greater_equal: return score >= threshold;
@@ -139,7 +158,9 @@ public:
   }
 
   std::string join(const std::string& key) const { return path_.empty() ? key : path_ + "." + key; }
-  YAML::Node child(const std::string& key) const { return node_ ? node_[key] : YAML::Node(); }
+  YAML::Node child(const std::string& key) const {
+    return node_ ? node_[key] : YAML::Node(YAML::NodeType::Undefined);
+  }
   const YAML::Node& node() const { return node_; }
   std::vector<config_error>& errors() const { return errors_; }
 
@@ -337,7 +358,56 @@ void read_node(section_reader r, node_config& out) {
     else
       r.error(admin->second, "node.admin", fmt::format("expected host:port, got '{}'", admin->first));
   }
+  if (auto listen = r.scalar("listen"); listen && !listen->first.empty()) {
+    if (auto hp = parse_host_port(listen->first))
+      out.listen = *hp;
+    else
+      r.error(listen->second, "node.listen", fmt::format("expected host:port, got '{}'", listen->first));
+  }
+  if (auto advertise = r.scalar("advertise"); advertise && !advertise->first.empty()) {
+    if (auto hp = parse_host_port(advertise->first))
+      out.advertise = *hp;
+    else
+      r.error(advertise->second, "node.advertise", fmt::format("expected host:port, got '{}'", advertise->first));
+  }
+  if (out.listen && !out.advertise && (out.listen->host.empty() || out.listen->host == "0.0.0.0"))
+    r.error(r.child("listen"), "node.listen",
+            "listening on every interface: set node.advertise to the address other nodes reach this one at");
   out.drain_timeout_ms = r.get_int("drain_timeout_ms", 0, 3'600'000);
+}
+
+bool is_loopback(const std::string& host) {
+  return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
+}
+
+void read_cluster(section_reader r, const node_config& node, cluster_config& out) {
+  auto seeds = r.get_list("seeds");
+  for (size_t i = 0; i < seeds.size(); ++i) {
+    if (auto hp = parse_host_port(seeds[i]))
+      out.seeds.push_back(*hp);
+    else
+      r.error(r.child("seeds"), fmt::format("cluster.seeds[{}]", i), fmt::format("expected host:port, got '{}'", seeds[i]));
+  }
+  out.heartbeat_ms = r.get_int("heartbeat_ms", 10, 60'000);
+  out.connection_timeout_ms = r.get_int("connection_timeout_ms", 100, 600'000);
+  out.request_timeout_ms = r.get_int("request_timeout_ms", 100, 3'600'000);
+  out.max_message_bytes = r.get_int("max_message_bytes", 64 * 1024, 1 << 30);
+  if (out.connection_timeout_ms <= out.heartbeat_ms)
+    r.error(r.child("connection_timeout_ms"), "cluster.connection_timeout_ms",
+            "must be longer than cluster.heartbeat_ms, or every peer is declared gone");
+  section_reader tls(r.child("tls"), "cluster.tls", "cluster.tls", r.errors());
+  out.tls.certificate = tls.get_string("certificate");
+  out.tls.key = tls.get_string("key");
+  out.tls.ca_file = tls.get_string("ca_file");
+  if (out.tls.enabled() && (out.tls.certificate.empty() || out.tls.key.empty() || out.tls.ca_file.empty()))
+    r.error(r.child("tls"), "cluster.tls", "mutual TLS needs all of certificate, key and ca_file");
+  if (!out.seeds.empty() && !node.listen)
+    r.error(r.child("seeds"), "node.listen", "a node that joins a cluster needs node.listen, where its peers reach it");
+  if (node.listen && !is_loopback(node.listen->host) && !out.tls.enabled())
+    r.error(r.child("tls"), "cluster.tls",
+            fmt::format("node.listen is {}, not loopback: cluster traffic there must use mutual TLS; set "
+                        "cluster.tls.certificate, key and ca_file (see docs/CLUSTER.md)",
+                        node.listen->to_string()));
 }
 
 void read_model(section_reader r, const std::string& name, model_config& out) {
@@ -516,13 +586,14 @@ load_result load_text(const std::string& yaml, const std::vector<std::string>& o
 
   for (auto it = root.begin(); it != root.end(); ++it) {
     auto key = it->first.as<std::string>();
-    if (key != "node" && key != "kafka" && key != "models" && key != "pipelines")
+    if (key != "node" && key != "cluster" && key != "kafka" && key != "models" && key != "pipelines")
       errors.push_back({key, line_of(it->first),
-                        fmt::format("unknown key '{}' (expected one of: node, kafka, models, pipelines)", key)});
+                        fmt::format("unknown key '{}' (expected one of: node, cluster, kafka, models, pipelines)", key)});
   }
 
   node_file out;
   read_node(section_reader(root["node"], "node", "node", errors), out.node);
+  read_cluster(section_reader(root["cluster"], "cluster", "cluster", errors), out.node, out.cluster);
 
   section_reader kafka_reader(YAML::Node(YAML::NodeType::Map), "kafka", "kafka", errors); // for interpolation
   if (auto kafka = root["kafka"]) {
@@ -563,8 +634,12 @@ load_result load_text(const std::string& yaml, const std::vector<std::string>& o
   named_entries("pipelines", [&](section_reader r, const std::string& name) {
     read_pipeline(r, name, out.models, out.pipelines[name], errors);
   });
-  if (out.pipelines.empty() && std::find(out.node.roles.begin(), out.node.roles.end(), "ingest") != out.node.roles.end())
+  if (out.pipelines.empty() && out.node.has("ingest"))
     errors.push_back({"pipelines", 0, "an ingest node needs at least one pipeline"});
+  if (out.node.has("ingest") && !out.node.has("sink"))
+    errors.push_back({"node.roles", line_of(root["node"]),
+                      "an ingest node needs the sink role too: a record's offset is committed only once its outcome "
+                      "is written, by the node that consumed it"});
 
   // Values from --set have no line in the file.
   for (auto& e : errors)

@@ -25,7 +25,27 @@ struct node_config {
   std::string name;
   std::vector<std::string> roles;
   host_port admin;
+  std::optional<host_port> listen; ///< cluster endpoint; unset: a node on its own
+  std::optional<host_port> advertise; ///< where peers reach it, when not `listen` (NAT, 0.0.0.0)
   int64_t drain_timeout_ms = 0;
+  bool has(const std::string& role) const;
+};
+
+/// Mutual TLS between nodes: this node's certificate and key, and the CA every peer's must come from.
+struct tls_config {
+  std::string certificate;
+  std::string key;
+  std::string ca_file;
+  bool enabled() const { return !certificate.empty() || !key.empty() || !ca_file.empty(); }
+};
+
+struct cluster_config {
+  std::vector<host_port> seeds;
+  tls_config tls;
+  int64_t heartbeat_ms = 0;
+  int64_t connection_timeout_ms = 0;
+  int64_t request_timeout_ms = 0;
+  int64_t max_message_bytes = 0;
 };
 
 struct batch_config {
@@ -118,6 +138,7 @@ struct pipeline_config {
 
 struct node_file {
   node_config node;
+  cluster_config cluster;
   std::vector<std::pair<std::string, std::string>> kafka; ///< librdkafka properties, verbatim
   std::map<std::string, model_config> models;
   std::map<std::string, pipeline_config> pipelines;

@@ -56,6 +56,10 @@ struct remote_state {
   std::map<uint64_t, outgoing> in_flight; ///< calls the provider has not answered
   uint64_t next_id = 1;
   token_bucket rate{0, 0};
+  /// When other nodes host this model too: this node's part of the requests in
+  /// any one second, so that the parts add up to the limit in every window.
+  std::optional<sliding_window> requests;
+  bool paused = false; ///< no budget yet: the cluster has not given this node its part
   std::optional<sliding_window> tokens; ///< tokens per minute, held in every one-second window
   token_bucket token_pace{0, 0};        ///< spreads those tokens evenly over the second
   double estimate_scale = 1.0;          ///< reported usage / our estimate, learnt from responses
@@ -238,7 +242,7 @@ void dispatch(remote_actor* self) {
   auto& st = self->state;
   while (st.pending->full())
     st.ready.push_back({st.next_id++, st.pending->take()});
-  while (!st.ready.empty() && st.in_flight.size() < static_cast<size_t>(st.cfg.limits.max_in_flight)) {
+  while (!st.paused && !st.ready.empty() && st.in_flight.size() < static_cast<size_t>(st.cfg.limits.max_in_flight)) {
     auto now = clock::now();
     auto& b = st.ready.front();
     if (st.cfg.limits.tokens_per_minute > 0) // only a token budget needs the estimate
@@ -248,6 +252,7 @@ void dispatch(remote_actor* self) {
     auto needed = static_cast<double>(b.estimated_tokens);
     const double pace_burst = st.cfg.limits.tokens_per_minute / 600.0;
     auto at = std::max({b.not_before, st.cooldown->until(), now + st.rate.wait_for(now),
+                        now + (st.requests ? st.requests->wait_for(now, 1) : milliseconds(0)),
                         now + st.tokens->wait_for(now, needed),
                         now + st.token_pace.wait_for(now, std::min(needed, pace_burst))});
     if (at > now) {
@@ -267,6 +272,8 @@ void dispatch(remote_actor* self) {
       return;
     }
     st.rate.try_take(now);
+    if (st.requests)
+      st.requests->take(now, 1);
     st.tokens->take(now, needed);
     st.token_pace.adjust(now, needed);
     auto next = std::move(st.ready.front());
@@ -339,6 +346,22 @@ caf::behavior remote_gateway(remote_actor* self, config::model_config cfg, model
     },
     [=](call_done& done) { on_done(self, done); },
     [=](actors::fallback_atom, caf::actor fallback) { self->state.fallback = std::move(fallback); },
+    [=](actors::budget_atom, double requests_per_second, double tokens_per_minute, bool paused) {
+      auto& st = self->state;
+      st.paused = paused;
+      if (st.cfg.limits.requests_per_second > 0) {
+        st.rate.set_rate(requests_per_second, 1.0);
+        // 50 ms of guard: calls sent a window apart may meet the provider closer together.
+        if (!st.requests)
+          st.requests.emplace(requests_per_second, milliseconds(1050));
+        st.requests->set_capacity(requests_per_second);
+      }
+      if (st.cfg.limits.tokens_per_minute > 0) {
+        st.tokens->set_capacity(0.95 * tokens_per_minute / 60.0);
+        st.token_pace.set_rate(tokens_per_minute / 60.0, tokens_per_minute / 600.0);
+      }
+      dispatch(self);
+    },
   };
 }
 

@@ -94,6 +94,8 @@ public:
   /// Replaces a use of `estimated` taken at `at` by `actual`.
   void correct(clock::time_point at, double estimated, double actual);
   double used(clock::time_point now);
+  /// A new capacity; what was used in the window still counts against it.
+  void set_capacity(double capacity) { capacity_ = capacity; }
 
 private:
   void expire(clock::time_point now);

@@ -1,0 +1,680 @@
+#include "cluster/cluster_actor.hpp"
+
+#include "actors/messages.hpp"
+#include "admin/metrics.hpp"
+#include "cluster/membership.hpp"
+#include "gateways/common/batcher.hpp"
+
+#include <caf/io/all.hpp>
+#include <caf/openssl/all.hpp>
+#include <fmt/ranges.h>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <set>
+
+namespace inflow::cluster {
+
+namespace {
+
+using route_atom = caf::atom_constant<caf::atom("route")>;
+using tick_atom = caf::atom_constant<caf::atom("tick")>;
+using join_atom = caf::atom_constant<caf::atom("join")>;
+using expire_atom = caf::atom_constant<caf::atom("expire")>;
+using status_atom = caf::atom_constant<caf::atom("status")>;
+using dialed_atom = caf::atom_constant<caf::atom("dialed")>;
+using listen_atom = caf::atom_constant<caf::atom("listen")>;
+using actors::flush_atom;
+
+using batch_t = gateways::batcher<caf::strong_actor_ptr>::batch;
+
+/// Ids of a served call's inputs on their way through a local gateway:
+/// the serving sequence number above, the caller's index below.
+constexpr int index_bits = 24;
+
+/// A batch this node sent (or is about to send) to a gateway on another node.
+struct outgoing_call {
+  std::string model;
+  batch_t batch;
+  std::vector<size_t> part_end; ///< batch index where each part ends
+  std::vector<bool> answered;
+  size_t left = 0;
+  std::string peer; ///< where it is now; empty while no node hosts the model
+  int attempts = 0;
+};
+
+/// A call from another node, in the hands of a local gateway.
+struct served_call {
+  caf::actor caller;
+  std::string caller_name;
+  uint64_t call_id = 0;
+  std::vector<uint64_t> indices; ///< the caller's ids, by our index
+  size_t left = 0;
+};
+
+struct peer_link {
+  caf::actor actor;
+  wire::report report;
+  uint64_t calls = 0; ///< our calls it has not answered
+};
+
+struct cluster_state {
+  config::node_file cfg;
+  std::string listen;
+  std::map<std::string, caf::actor> gateways;
+  std::map<std::string, gateways::model_info> models;
+  std::function<wire::report()> report;
+  std::optional<membership> members;
+  std::map<std::string, peer_link> links;
+  std::map<caf::actor_addr, std::string> names;
+  caf::io::middleman_actor mm;
+  std::set<std::string> dialing;                 ///< addresses we wait to hear hello from
+  std::map<caf::actor_addr, std::string> dialed; ///< connected, hello not yet arrived
+  bool joined = false;
+  // Calls out.
+  std::map<std::string, gateways::batcher<caf::strong_actor_ptr>> pending;
+  std::map<std::string, uint64_t> linger_generation;
+  std::map<uint64_t, outgoing_call> calls;
+  uint64_t next_call = 1;
+  std::set<std::string> warned_unhosted;
+  // Calls in.
+  std::map<uint64_t, served_call> served;
+  uint64_t next_served = 1;
+  // The budget last given to each local gateway: requests/s, tokens/min, paused.
+  std::map<std::string, std::tuple<double, double, bool>> budgets;
+  metrics::gauge* peers_gauge = nullptr;
+  metrics::counter* calls_sent = nullptr;
+  metrics::counter* calls_rerouted = nullptr;
+  metrics::counter* calls_served = nullptr;
+  metrics::counter* refused = nullptr;
+  static inline const char* name = "inflow.cluster";
+};
+
+using cluster_actor = caf::stateful_actor<cluster_state>;
+
+size_t max_bytes(const cluster_state& st) {
+  return static_cast<size_t>(st.cfg.cluster.max_message_bytes);
+}
+
+wire::hello own_hello(const cluster_state& st) {
+  wire::hello h{st.cfg.node.name, st.cfg.node.roles, st.listen, st.members->own_gateways(), {}};
+  for (const auto& [name, peer] : st.members->peers())
+    h.peers.push_back(peer.listen);
+  return h;
+}
+
+void send_wire(cluster_actor* self, const caf::actor& to, const wire::message& m) {
+  self->send(to, wire::encode(m));
+}
+
+/// Gives every local gateway with limits its part of them: split by the nodes
+/// hosting the model, none before this node has met the cluster.
+void share_budgets(cluster_actor* self) {
+  auto& st = self->state;
+  for (const auto& [model, gateway] : st.gateways) {
+    const auto& limits = st.cfg.models.at(model).limits;
+    if (limits.requests_per_second <= 0 && limits.tokens_per_minute <= 0)
+      continue;
+    auto hosts = st.members->hosts(model);
+    double rps = request_share(limits.requests_per_second, hosts, st.cfg.node.name);
+    double tpm = limits.tokens_per_minute / static_cast<double>(hosts.size());
+    bool paused = !st.joined || (limits.requests_per_second > 0 && rps <= 0);
+    auto budget = std::make_tuple(rps, tpm, paused);
+    if (st.budgets.count(model) && st.budgets[model] == budget)
+      continue;
+    st.budgets[model] = budget;
+    self->send(gateway, actors::budget_atom::value, rps, tpm, paused);
+    if (paused && st.joined)
+      spdlog::warn("cluster: model {}: {} requests/s cannot be split over {} nodes; this node makes no calls",
+                   model, limits.requests_per_second, hosts.size());
+    else if (!paused)
+      spdlog::info("cluster: model {}: this node's part of the limits is {} requests/s, {} tokens/min ({} nodes "
+                   "host it)", model, rps, tpm, hosts.size());
+  }
+}
+
+void check_joined(cluster_actor* self) {
+  auto& st = self->state;
+  if (st.joined || !st.dialing.empty())
+    return;
+  st.joined = true;
+  spdlog::info("cluster: joined with {} other node(s)", st.links.size());
+  share_budgets(self);
+}
+
+void dial(cluster_actor* self, const std::string& address) {
+  auto& st = self->state;
+  if (address == st.listen || st.dialing.count(address) || st.members->knows_address(address))
+    return;
+  auto colon = address.rfind(':');
+  if (colon == std::string::npos)
+    return;
+  auto host = address.substr(0, colon);
+  auto port = static_cast<uint16_t>(std::stoi(address.substr(colon + 1)));
+  st.dialing.insert(address);
+  // remote_actor() has no connect timeout: ask the middleman, with one.
+  auto timeout = std::chrono::milliseconds(st.cfg.cluster.connection_timeout_ms);
+  self->request(st.mm, timeout, caf::connect_atom::value, host, port)
+    .then(
+      [=](const caf::node_id&, caf::strong_actor_ptr& ptr, const std::set<std::string>&) {
+        auto& st = self->state;
+        if (!ptr) {
+          spdlog::warn("cluster: {} is not an Inflow node (nothing published there)", address);
+          st.dialing.erase(address);
+          check_joined(self);
+          return;
+        }
+        auto peer = caf::actor_cast<caf::actor>(ptr);
+        st.dialed[peer.address()] = address;
+        send_wire(self, peer, own_hello(st));
+        // The hello back ends the dial; if it never comes, give up after the timeout.
+        self->delayed_send(self, timeout, dialed_atom::value, address);
+      },
+      [=](caf::error& e) {
+        auto& st = self->state;
+        st.dialing.erase(address);
+        spdlog::warn("cluster: cannot reach {}: {}; retrying while this node has no peers", address,
+                     self->system().render(e));
+        check_joined(self);
+      });
+}
+
+void dial_seeds(cluster_actor* self) {
+  for (const auto& seed : self->state.cfg.cluster.seeds)
+    dial(self, seed.to_string());
+}
+
+// ---- calls out ---------------------------------------------------------------------------
+
+/// Sends the unanswered inputs of a call to `peer`, in messages under the size cap.
+void transmit(cluster_actor* self, uint64_t id, outgoing_call& call) {
+  auto& st = self->state;
+  const auto width = st.models.at(call.model).input.size();
+  const bool text = gateways::takes_text(st.models.at(call.model).task);
+  auto& link = st.links.at(call.peer);
+  wire::score_call msg{id, call.model, {}, {}, {}};
+  size_t bytes = 0;
+  auto flush = [&] {
+    if (msg.ids.empty())
+      return;
+    send_wire(self, link.actor, msg);
+    msg.ids.clear();
+    msg.rows.clear();
+    msg.texts.clear();
+    bytes = 0;
+  };
+  std::vector<uint64_t> too_large;
+  for (size_t i = 0; i < call.batch.size(); ++i) {
+    if (call.answered[i])
+      continue;
+    size_t size = text ? wire::call_size_bound(1, 0, call.batch.texts[i].size(), 1) : wire::call_size_bound(1, width, 0, 0);
+    if (size > max_bytes(st)) {
+      too_large.push_back(i);
+      continue;
+    }
+    if (wire::call_size_bound(msg.ids.size(), 0, bytes, 0) + size > max_bytes(st))
+      flush();
+    msg.ids.push_back(i);
+    if (text)
+      msg.texts.push_back(call.batch.texts[i]);
+    else
+      msg.rows.insert(msg.rows.end(), call.batch.rows.begin() + static_cast<std::ptrdiff_t>(i * width),
+                      call.batch.rows.begin() + static_cast<std::ptrdiff_t>((i + 1) * width));
+    bytes += size;
+  }
+  flush();
+  ++link.calls;
+  ++call.attempts;
+  st.calls_sent->inc();
+  self->delayed_send(self, std::chrono::milliseconds(st.cfg.cluster.request_timeout_ms), expire_atom::value, id,
+                     static_cast<uint64_t>(call.attempts));
+  if (!too_large.empty()) {
+    wire::score_result r{id, too_large, {}, 1, {}, "input too large to send to another node "
+                                                    "(over cluster.max_message_bytes)", call.model, ""};
+    self->send(self, wire::encode(r)); // answered like any other error
+  }
+}
+
+void fail_call(cluster_actor* self, uint64_t id, const std::string& error);
+
+/// Sends a call to the hosting node with the fewest calls outstanding, or
+/// parks it until a node hosting the model joins.
+void route(cluster_actor* self, uint64_t id) {
+  auto& st = self->state;
+  auto& call = st.calls.at(id);
+  auto peer = st.members->pick(call.model, [&](const std::string& name) { return st.links.at(name).calls; });
+  if (!peer) {
+    call.peer.clear();
+    if (st.warned_unhosted.insert(call.model).second)
+      spdlog::warn("cluster: no node hosts model {}; its calls wait (up to cluster.request_timeout_ms = {} ms) for "
+                   "one to join", call.model, st.cfg.cluster.request_timeout_ms);
+    ++call.attempts;
+    self->delayed_send(self, std::chrono::milliseconds(st.cfg.cluster.request_timeout_ms), expire_atom::value, id,
+                       static_cast<uint64_t>(call.attempts));
+    return;
+  }
+  call.peer = *peer;
+  transmit(self, id, call);
+}
+
+/// Takes a call off its node and sends it again elsewhere.
+void reroute(cluster_actor* self, uint64_t id) {
+  auto& st = self->state;
+  auto& call = st.calls.at(id);
+  if (auto it = st.links.find(call.peer); it != st.links.end() && it->second.calls > 0)
+    --it->second.calls;
+  st.calls_rerouted->inc();
+  route(self, id);
+}
+
+void send_batch(cluster_actor* self, const std::string& model) {
+  auto& st = self->state;
+  auto id = st.next_call++;
+  outgoing_call call;
+  call.model = model;
+  call.batch = st.pending.at(model).take();
+  size_t end = 0;
+  for (const auto& part : call.batch.parts)
+    call.part_end.push_back(end += part.ids.size());
+  call.answered.assign(call.batch.size(), false);
+  call.left = call.batch.size();
+  st.calls.emplace(id, std::move(call));
+  route(self, id);
+}
+
+/// Hands results (or an error) for some of a call's inputs to the partitions they came from.
+void deliver(cluster_actor* self, uint64_t id, const wire::score_result& r, const std::string& from) {
+  auto& st = self->state;
+  auto it = st.calls.find(id);
+  if (it == st.calls.end())
+    return; // late: answered already, or failed
+  auto& call = it->second;
+  const size_t width = std::max<size_t>(r.width, 1);
+  const bool values_ok = r.error.empty() && (r.texts.empty() ? r.values.size() == r.ids.size() * width
+                                                             : r.texts.size() == r.ids.size());
+  std::string error = r.error;
+  if (r.error.empty() && !values_ok)
+    error = fmt::format("node {} sent a malformed result for model {}", from, call.model);
+  std::map<size_t, gateways::score_reply> replies; // by part
+  for (size_t k = 0; k < r.ids.size(); ++k) {
+    auto i = r.ids[k];
+    if (i >= call.batch.size() || call.answered[i])
+      continue;
+    call.answered[i] = true;
+    --call.left;
+    auto part = static_cast<size_t>(std::upper_bound(call.part_end.begin(), call.part_end.end(), i) -
+                                    call.part_end.begin());
+    const size_t first = part == 0 ? 0 : call.part_end[part - 1];
+    auto& reply = replies[part];
+    reply.error = error;
+    reply.width = width;
+    reply.model = r.model.empty() ? call.model : r.model;
+    reply.model_version = r.model_version;
+    reply.ids.push_back(call.batch.parts[part].ids[i - first]);
+    if (!error.empty())
+      continue;
+    if (!r.texts.empty())
+      reply.texts.push_back(r.texts[k]);
+    else
+      reply.values.insert(reply.values.end(), r.values.begin() + static_cast<std::ptrdiff_t>(k * width),
+                          r.values.begin() + static_cast<std::ptrdiff_t>((k + 1) * width));
+  }
+  for (auto& [part, reply] : replies)
+    self->send(caf::actor_cast<caf::actor>(call.batch.parts[part].caller), std::move(reply));
+  if (call.left == 0) {
+    if (auto link = st.links.find(call.peer); link != st.links.end() && link->second.calls > 0)
+      --link->second.calls;
+    st.calls.erase(it);
+  }
+}
+
+void fail_call(cluster_actor* self, uint64_t id, const std::string& error) {
+  auto& call = self->state.calls.at(id);
+  wire::score_result r{id, {}, {}, 1, {}, error, call.model, ""};
+  for (size_t i = 0; i < call.batch.size(); ++i)
+    if (!call.answered[i])
+      r.ids.push_back(i);
+  deliver(self, id, r, call.peer);
+}
+
+// ---- calls in ----------------------------------------------------------------------------
+
+void serve(cluster_actor* self, const caf::actor& from, const std::string& from_name, wire::score_call& call) {
+  auto& st = self->state;
+  auto refuse = [&](const std::string& why) {
+    send_wire(self, from, wire::score_result{call.call_id, call.ids, {}, 1, {}, why, call.model, ""});
+  };
+  auto gw = st.gateways.find(call.model);
+  if (gw == st.gateways.end())
+    return refuse(fmt::format("node {} does not host model {}", st.cfg.node.name, call.model));
+  const auto& info = st.models.at(call.model);
+  const bool text = gateways::takes_text(info.task);
+  if (call.ids.empty() || call.ids.size() >= (1u << index_bits) ||
+      (text ? call.texts.size() != call.ids.size() : call.rows.size() != call.ids.size() * info.input.size()))
+    return refuse("malformed call: inputs do not match ids and the model's input width");
+  auto seq = st.next_served++;
+  gateways::score_request request;
+  request.ids.reserve(call.ids.size());
+  for (size_t i = 0; i < call.ids.size(); ++i)
+    request.ids.push_back((seq << index_bits) | i);
+  request.rows = std::move(call.rows);
+  request.texts = std::move(call.texts);
+  st.served.emplace(seq, served_call{from, from_name, call.call_id, std::move(call.ids), request.ids.size()});
+  st.calls_served->inc();
+  self->send(gw->second, std::move(request));
+}
+
+/// A local gateway answered (part of) a served call: send it to the caller.
+void on_gateway_reply(cluster_actor* self, gateways::score_reply& reply) {
+  auto& st = self->state;
+  if (reply.ids.empty())
+    return;
+  auto it = st.served.find(reply.ids.front() >> index_bits);
+  if (it == st.served.end())
+    return;
+  auto& served = it->second;
+  wire::score_result r{served.call_id, {}, std::move(reply.values), static_cast<uint32_t>(reply.width),
+                       std::move(reply.texts), std::move(reply.error), std::move(reply.model),
+                       std::move(reply.model_version)};
+  const uint64_t mask = (1ull << index_bits) - 1;
+  for (auto id : reply.ids) {
+    auto i = id & mask;
+    if (i < served.indices.size())
+      r.ids.push_back(served.indices[i]);
+  }
+  served.left -= std::min(served.left, reply.ids.size());
+  send_wire(self, served.caller, r);
+  if (served.left == 0)
+    st.served.erase(it);
+}
+
+// ---- membership --------------------------------------------------------------------------
+
+void on_hello(cluster_actor* self, const caf::actor& from, const wire::hello& h) {
+  auto& st = self->state;
+  if (auto d = st.dialed.find(from.address()); d != st.dialed.end()) {
+    st.dialing.erase(d->second);
+    st.dialed.erase(d);
+  }
+  st.dialing.erase(h.listen);
+  if (h.node == st.cfg.node.name) { // a seed that is this node, or a name given twice
+    if (h.listen != st.listen)
+      spdlog::error("cluster: another node at {} is also named {}; give every node its own node.name", h.listen,
+                    h.node);
+    check_joined(self);
+    return;
+  }
+  if (auto link = st.links.find(h.node); link != st.links.end() && link->second.actor != from) {
+    // The node restarted before its old incarnation was noticed gone.
+    st.names.erase(link->second.actor.address());
+    st.members->remove(h.node);
+    st.links.erase(link);
+    for (auto& [id, call] : st.calls)
+      if (call.peer == h.node) {
+        call.peer.clear();
+        route(self, id);
+      }
+  }
+  bool added = st.members->upsert(h);
+  if (added) {
+    self->monitor(from);
+    st.names[from.address()] = h.node;
+    st.links[h.node] = {from, {}, 0};
+    st.peers_gauge->set(static_cast<int64_t>(st.links.size()));
+    std::string models;
+    for (const auto& g : h.gateways)
+      models += fmt::format("{}{} ({} {})", models.empty() ? "" : ", ", g.model, g.provider, g.version);
+    spdlog::info("cluster: node {} at {} joined; roles {}; gateways: {}", h.node, h.listen,
+                 fmt::join(h.roles, ","), models.empty() ? "none" : models);
+    // Shrink this node's budget before the newcomer may use its part (it waits for our hello).
+    share_budgets(self);
+    send_wire(self, from, own_hello(st));
+    // Tell everyone else, so that nodes that joined at the same time meet.
+    for (const auto& [name, link] : st.links)
+      if (name != h.node)
+        send_wire(self, link.actor, own_hello(st));
+  } else {
+    share_budgets(self);
+  }
+  for (const auto& address : h.peers)
+    dial(self, address);
+  // Calls waiting for a gateway may have one now.
+  for (auto& [id, call] : st.calls)
+    if (call.peer.empty() && st.members->pick(call.model, [&](auto& n) { return st.links.at(n).calls; })) {
+      st.warned_unhosted.erase(call.model);
+      route(self, id);
+    }
+  check_joined(self);
+}
+
+void on_down(cluster_actor* self, const caf::down_msg& dm) {
+  auto& st = self->state;
+  auto it = st.names.find(dm.source);
+  if (it == st.names.end())
+    return;
+  auto name = it->second;
+  st.names.erase(it);
+  st.members->remove(name);
+  st.links.erase(name);
+  st.peers_gauge->set(static_cast<int64_t>(st.links.size()));
+  size_t moved = 0;
+  for (auto& [id, call] : st.calls)
+    if (call.peer == name) {
+      call.peer.clear();
+      route(self, id);
+      st.calls_rerouted->inc();
+      ++moved;
+    }
+  for (auto s = st.served.begin(); s != st.served.end();)
+    s = s->second.caller_name == name ? st.served.erase(s) : std::next(s);
+  spdlog::warn("cluster: node {} left ({}); {} call(s) it had were sent elsewhere", name,
+               self->system().render(dm.reason), moved);
+  share_budgets(self);
+}
+
+void on_wire(cluster_actor* self, std::vector<char>& bytes) {
+  auto& st = self->state;
+  auto from = caf::actor_cast<caf::actor>(self->current_sender());
+  auto name_it = from ? st.names.find(from.address()) : st.names.end();
+  std::string from_name = name_it != st.names.end() ? name_it->second : "(not yet introduced)";
+  std::string error;
+  auto message = wire::decode(bytes.data(), bytes.size(), max_bytes(st), error);
+  if (!message) {
+    st.refused->inc();
+    spdlog::warn("cluster: refused a message from node {}: {}", from_name, error);
+    return;
+  }
+  std::visit(
+    [&](auto& m) {
+      using T = std::decay_t<decltype(m)>;
+      if constexpr (std::is_same_v<T, wire::hello>) {
+        if (from)
+          on_hello(self, from, m);
+      } else if constexpr (std::is_same_v<T, wire::score_call>) {
+        if (from)
+          serve(self, from, from_name, m);
+      } else if constexpr (std::is_same_v<T, wire::score_result>) {
+        deliver(self, m.call_id, m, from_name);
+      } else if constexpr (std::is_same_v<T, wire::report>) {
+        if (auto link = st.links.find(from_name); link != st.links.end())
+          link->second.report = std::move(m);
+      }
+    },
+    *message);
+}
+
+nlohmann::json status(cluster_actor* self) {
+  auto& st = self->state;
+  auto node_json = [](const wire::hello& h, const wire::report& r, bool self_node) {
+    nlohmann::json j{{"name", h.node}, {"roles", h.roles}, {"listen", h.listen}, {"self", self_node},
+                     {"calls_out", r.calls_out}, {"calls_in", r.calls_in}};
+    j["gateways"] = nlohmann::json::array();
+    for (const auto& g : h.gateways)
+      j["gateways"].push_back({{"model", g.model}, {"provider", g.provider}, {"version", g.version}});
+    j["partitions"] = nlohmann::json::array();
+    for (const auto& p : r.partitions)
+      j["partitions"].push_back({{"pipeline", p.pipeline}, {"partition", p.partition}, {"in_flight", p.in_flight}});
+    return j;
+  };
+  auto own = st.report();
+  own.calls_out = st.calls.size();
+  own.calls_in = st.served.size();
+  nlohmann::json nodes = nlohmann::json::array();
+  nodes.push_back(node_json(own_hello(st), own, true));
+  for (const auto& [name, peer] : st.members->peers())
+    nodes.push_back(node_json(peer, st.links.at(name).report, false));
+  return {{"joined", st.joined}, {"nodes", nodes}};
+}
+
+caf::behavior cluster(cluster_actor* self, cluster_setup setup, std::string listen) {
+  auto& st = self->state;
+  st.cfg = std::move(setup.cfg);
+  st.listen = std::move(listen);
+  st.gateways = std::move(setup.gateways);
+  st.models = std::move(setup.models);
+  st.report = std::move(setup.report);
+  std::vector<wire::gateway_ad> own;
+  for (const auto& [model, gw] : st.gateways) {
+    const auto& info = st.models.at(model);
+    own.push_back({model, st.cfg.models.at(model).provider, info.version, info.task});
+  }
+  st.members.emplace(st.cfg.node.name, std::move(own));
+  auto& m = *setup.metrics;
+  st.peers_gauge = &m.get_gauge("inflow_cluster_peers", "Other nodes this node has a link to.");
+  st.calls_sent = &m.get_counter("inflow_cluster_calls_sent_total", "Model calls sent to gateways on other nodes.");
+  st.calls_rerouted = &m.get_counter("inflow_cluster_calls_rerouted_total",
+                                     "Calls sent again elsewhere: their node left or did not answer in time.");
+  st.calls_served = &m.get_counter("inflow_cluster_calls_served_total", "Model calls from other nodes served here.");
+  st.refused = &m.get_counter("inflow_cluster_messages_refused_total",
+                              "Messages from other nodes refused: too large, malformed or another wire version.");
+  if (st.cfg.cluster.tls.enabled())
+    st.mm = self->system().openssl_manager().actor_handle();
+  else
+    st.mm = self->system().middleman().actor_handle();
+  share_budgets(self); // paused until joined
+  self->set_down_handler([=](caf::down_msg& dm) { on_down(self, dm); });
+  self->send(self, tick_atom::value);
+  return {
+    [=](listen_atom, std::string& listen) { self->state.listen = std::move(listen); },
+    [=](join_atom) {
+      dial_seeds(self);
+      check_joined(self);
+    },
+    [=](std::vector<char>& bytes) { on_wire(self, bytes); },
+    [=](route_atom, const std::string& model, gateways::score_request& request) {
+      auto& st = self->state;
+      auto& info = st.models.at(model);
+      auto [it, added] = st.pending.try_emplace(model, static_cast<size_t>(st.cfg.models.at(model).batch.max_batch),
+                                                gateways::takes_text(info.task) ? 0 : info.input.size());
+      auto sender = self->current_sender();
+      try {
+        it->second.add(sender, std::move(request));
+      } catch (const std::invalid_argument& e) {
+        self->send(caf::actor_cast<caf::actor>(sender), gateways::score_reply{request.ids, {}, e.what()});
+        return;
+      }
+      while (it->second.full())
+        send_batch(self, model);
+      if (!it->second.empty())
+        // A short linger: the gateway on the other side batches again.
+        self->delayed_send(self, std::chrono::milliseconds(1), flush_atom::value, model,
+                           ++st.linger_generation[model]);
+    },
+    [=](flush_atom, const std::string& model, uint64_t generation) {
+      auto& st = self->state;
+      if (st.linger_generation[model] != generation)
+        return;
+      while (!st.pending.at(model).empty())
+        send_batch(self, model);
+    },
+    [=](gateways::score_reply& reply) { on_gateway_reply(self, reply); },
+    [=](expire_atom, uint64_t id, uint64_t attempt) {
+      auto& st = self->state;
+      auto it = st.calls.find(id);
+      if (it == st.calls.end() || static_cast<uint64_t>(it->second.attempts) != attempt)
+        return;
+      auto& call = it->second;
+      if (call.peer.empty())
+        return fail_call(self, id, fmt::format("no node hosting model {} joined within {} ms", call.model,
+                                               st.cfg.cluster.request_timeout_ms));
+      if (call.attempts >= 3)
+        return fail_call(self, id, fmt::format("model {}: no answer from any node after {} attempts of {} ms",
+                                               call.model, call.attempts, st.cfg.cluster.request_timeout_ms));
+      spdlog::warn("cluster: node {} did not answer a call for model {} within {} ms; sending it elsewhere",
+                   call.peer, call.model, st.cfg.cluster.request_timeout_ms);
+      reroute(self, id);
+    },
+    [=](dialed_atom, const std::string& address) {
+      auto& st = self->state;
+      if (st.dialing.erase(address)) {
+        spdlog::warn("cluster: {} accepted the connection but never introduced itself", address);
+        check_joined(self);
+      }
+    },
+    [=](tick_atom) {
+      auto& st = self->state;
+      auto r = st.report();
+      r.calls_out = st.calls.size();
+      r.calls_in = st.served.size();
+      auto bytes = wire::encode(r);
+      for (const auto& [name, link] : st.links)
+        self->send(link.actor, bytes);
+      if (st.links.empty())
+        dial_seeds(self);
+      self->delayed_send(self, std::chrono::seconds(1), tick_atom::value);
+    },
+    [=](status_atom) { return status(self).dump(); },
+  };
+}
+
+} // namespace
+
+uint16_t start_cluster(caf::actor_system& system, cluster_setup setup, caf::actor& out) {
+  const auto cfg = setup.cfg;
+  const auto& at = *cfg.node.listen;
+  const char* host = (at.host.empty() || at.host == "0.0.0.0") ? nullptr : at.host.c_str();
+  auto actor = system.spawn(cluster, std::move(setup), at.to_string());
+  auto published = cfg.cluster.tls.enabled() ? caf::openssl::publish(actor, at.port, host, true)
+                                             : system.middleman().publish(actor, at.port, host, true);
+  if (!published) {
+    caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
+    throw std::runtime_error(fmt::format("cannot listen for the cluster on {}: {}; pick a free node.listen",
+                                         at.to_string(), system.render(published.error())));
+  }
+  // Peers are told this address: node.advertise, or node.listen with the port really bound.
+  auto advertised = cfg.node.advertise.value_or(config::host_port{at.host, *published});
+  caf::anon_send(actor, listen_atom::value, advertised.to_string());
+  spdlog::info("cluster: listening on {}:{}{}", at.host, *published,
+               cfg.cluster.tls.enabled() ? " (mutual TLS)" : " (plain TCP, loopback only)");
+  caf::anon_send(actor, join_atom::value);
+  out = actor;
+  return *published;
+}
+
+caf::actor spawn_model_router(caf::actor_system& system, const caf::actor& cluster, const std::string& model) {
+  return system.spawn([cluster, model](caf::event_based_actor* self) -> caf::behavior {
+    return {
+      [=](gateways::score_request& request) { self->delegate(cluster, route_atom::value, model, std::move(request)); },
+    };
+  });
+}
+
+std::string cluster_status_json(caf::actor_system& system, const caf::actor& cluster) {
+  caf::scoped_actor self{system};
+  std::string out = R"({"joined":false,"nodes":[]})";
+  self->request(cluster, std::chrono::seconds(2), status_atom::value)
+    .receive([&](std::string& json) { out = std::move(json); }, [&](caf::error&) {});
+  return out;
+}
+
+void stop_cluster(caf::actor_system& system, const caf::actor& cluster, uint16_t port, bool tls) {
+  // (Debian's caf/openssl/unpublish.hpp does not compile: ask the manager directly.)
+  auto mm = tls ? system.openssl_manager().actor_handle() : system.middleman().actor_handle();
+  caf::scoped_actor self{system};
+  self->request(mm, std::chrono::seconds(2), caf::unpublish_atom::value, cluster.address(), port)
+    .receive([] {}, [](caf::error&) {});
+  caf::anon_send_exit(cluster, caf::exit_reason::user_shutdown);
+}
+
+} // namespace inflow::cluster

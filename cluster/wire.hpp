@@ -1,0 +1,90 @@
+#pragma once
+// The messages nodes exchange, as msgpack. Each travels inside a CAF message
+// as one std::vector<char> (which CAF carries without registration):
+// [wire_version, kind, body]. Everything is bounds-checked on decode; a peer
+// speaking another wire version is refused with a message saying so.
+//
+// Fields are msgpack arrays in declaration order: a later version may append
+// fields (older readers ignore them) but never reorder or remove one.
+
+#include <msgpack.hpp>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <variant>
+#include <vector>
+
+namespace inflow::cluster::wire {
+
+constexpr uint32_t version = 1;
+
+/// A model gateway a node hosts.
+struct gateway_ad {
+  std::string model;
+  std::string provider;
+  std::string version;
+  std::string task;
+  MSGPACK_DEFINE(model, provider, version, task)
+};
+
+/// The first message each way on a new link, and again whenever what it says changes.
+struct hello {
+  std::string node;
+  std::vector<std::string> roles;
+  std::string listen; ///< host:port peers reach this node at
+  std::vector<gateway_ad> gateways;
+  std::vector<std::string> peers; ///< listen addresses of every node the sender knows
+  MSGPACK_DEFINE(node, roles, listen, gateways, peers)
+};
+
+/// A batch of model inputs for a gateway on another node. `ids` are indices
+/// into the caller's batch, so the caller can route each result back.
+struct score_call {
+  uint64_t call_id = 0;
+  std::string model;
+  std::vector<uint64_t> ids;
+  std::vector<float> rows; ///< ids.size() rows, row-major; or empty for texts
+  std::vector<std::string> texts;
+  MSGPACK_DEFINE(call_id, model, ids, rows, texts)
+};
+
+/// Results (or an error) for some or all ids of one score_call.
+struct score_result {
+  uint64_t call_id = 0;
+  std::vector<uint64_t> ids;
+  std::vector<float> values;
+  uint32_t width = 1;
+  std::vector<std::string> texts;
+  std::string error;
+  std::string model;
+  std::string model_version;
+  MSGPACK_DEFINE(call_id, ids, values, width, texts, error, model, model_version)
+};
+
+struct partition_load {
+  std::string pipeline;
+  int32_t partition = 0;
+  int64_t in_flight = 0;
+  MSGPACK_DEFINE(pipeline, partition, in_flight)
+};
+
+/// What a node is doing, sent to every peer once a second (for `inflow status`).
+struct report {
+  std::vector<partition_load> partitions;
+  uint64_t calls_out = 0; ///< model calls this node waits for on other nodes
+  uint64_t calls_in = 0;  ///< calls from other nodes its gateways are working on
+  MSGPACK_DEFINE(partitions, calls_out, calls_in)
+};
+
+using message = std::variant<hello, score_call, score_result, report>;
+
+std::vector<char> encode(const message& m);
+
+/// The message, or nullopt with `error` saying why (too large, malformed, other version).
+std::optional<message> decode(const char* data, size_t size, size_t max_bytes, std::string& error);
+
+/// An upper bound of the encoded size of a call carrying these inputs.
+size_t call_size_bound(size_t ids, size_t floats, size_t text_bytes, size_t texts);
+
+} // namespace inflow::cluster::wire

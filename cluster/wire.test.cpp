@@ -1,0 +1,102 @@
+#include "cluster/wire.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <random>
+
+using namespace inflow::cluster;
+
+namespace {
+
+wire::message round_trip(const wire::message& m) {
+  auto bytes = wire::encode(m);
+  std::string error;
+  auto back = wire::decode(bytes.data(), bytes.size(), 1 << 20, error);
+  INFO(error);
+  REQUIRE(back);
+  return *back;
+}
+
+} // namespace
+
+TEST_CASE("every cluster message survives encoding", "[wire]") {
+  wire::hello h{"node-2", {"gateway"}, "10.0.0.2:4500", {{"fraud", "embedded-xgboost", "v3", "classification"}},
+                {"10.0.0.1:4500"}};
+  auto back = std::get<wire::hello>(round_trip(h));
+  CHECK(back.node == "node-2");
+  CHECK(back.gateways.at(0).version == "v3");
+  CHECK(back.peers == h.peers);
+
+  wire::score_call call{7, "fraud", {0, 1}, {0.5f, 1.5f, 2.5f, 3.5f}, {}};
+  auto c = std::get<wire::score_call>(round_trip(call));
+  CHECK(c.call_id == 7);
+  CHECK(c.rows == call.rows);
+
+  wire::score_result result{7, {1}, {0.25f}, 1, {}, "", "fraud", "v3"};
+  auto r = std::get<wire::score_result>(round_trip(result));
+  CHECK(r.values == result.values);
+  CHECK(r.model_version == "v3");
+
+  wire::report rep{{{"fraud", 3, 120}}, 4, 5};
+  auto p = std::get<wire::report>(round_trip(rep));
+  CHECK(p.partitions.at(0).in_flight == 120);
+  CHECK(p.calls_in == 5);
+}
+
+TEST_CASE("a call stays within its size bound", "[wire]") {
+  wire::score_call call{1, "fraud", {}, {}, {"a text of some length", "another"}};
+  call.ids = {0, 1};
+  auto bytes = wire::encode(call);
+  CHECK(bytes.size() <= wire::call_size_bound(2, 0, 28, 2));
+  wire::score_call rows{1, "fraud", std::vector<uint64_t>(256, 1ull << 40), std::vector<float>(256 * 20, 0.1f), {}};
+  CHECK(wire::encode(rows).size() <= wire::call_size_bound(256, 256 * 20, 0, 0));
+}
+
+TEST_CASE("oversized, foreign-version and malformed messages are refused with a reason", "[wire]") {
+  std::string error;
+  auto bytes = wire::encode(wire::score_call{1, "fraud", {0}, {1.0f}, {}});
+  CHECK_FALSE(wire::decode(bytes.data(), bytes.size(), bytes.size() - 1, error));
+  CHECK(error.find("exceeds the cap") != std::string::npos);
+
+  msgpack::sbuffer other;
+  msgpack::packer<msgpack::sbuffer>(other).pack(std::make_tuple(2u, 0u, wire::hello{}));
+  CHECK_FALSE(wire::decode(other.data(), other.size(), 1 << 20, error));
+  CHECK(error.find("wire version 2") != std::string::npos);
+
+  for (size_t cut = 0; cut < bytes.size(); ++cut) {
+    CHECK_FALSE(wire::decode(bytes.data(), cut, 1 << 20, error));
+  }
+  msgpack::sbuffer unknown;
+  msgpack::packer<msgpack::sbuffer>(unknown).pack(std::make_tuple(1u, 99u, 0));
+  CHECK_FALSE(wire::decode(unknown.data(), unknown.size(), 1 << 20, error));
+  CHECK(error.find("unknown message kind") != std::string::npos);
+}
+
+TEST_CASE("a header announcing a huge array does not allocate it", "[wire]") {
+  // [1, 1, array32 of 2^32-1 elements] in 16 bytes.
+  const char huge[] = {'\x93', '\x01', '\x01', '\xdd', '\xff', '\xff', '\xff', '\xff'};
+  std::string error;
+  CHECK_FALSE(wire::decode(huge, sizeof huge, 1 << 20, error));
+  CHECK_FALSE(error.empty());
+}
+
+TEST_CASE("random and mutated bytes never crash the decoder", "[wire][fuzz]") {
+  std::mt19937 rng(42);
+  auto valid = wire::encode(wire::score_result{3, {0, 1}, {0.1f, 0.9f}, 1, {}, "", "fraud", "v1"});
+  std::string error;
+  for (int i = 0; i < 20000; ++i) {
+    auto bytes = valid;
+    for (int k = 0; k < 1 + static_cast<int>(rng() % 4); ++k)
+      bytes[rng() % bytes.size()] = static_cast<char>(rng());
+    if (rng() % 8 == 0)
+      bytes.resize(rng() % (bytes.size() + 1));
+    wire::decode(bytes.data(), bytes.size(), 1 << 16, error); // must return, whatever it says
+  }
+  std::vector<char> noise(64);
+  for (int i = 0; i < 20000; ++i) {
+    for (auto& c : noise)
+      c = static_cast<char>(rng());
+    wire::decode(noise.data(), noise.size(), 1 << 16, error);
+  }
+  SUCCEED("no crash, no exception escaped");
+}
