@@ -1,0 +1,150 @@
+"""Nodes that share the work: ingest nodes call gateways on other nodes, a
+gateway node that dies loses no record, one that joins takes work at once,
+and a provider's rate limit holds for the cluster as a whole."""
+
+import json
+import re
+import signal
+import subprocess
+import threading
+import time
+
+import pytest
+
+from fault_server import FaultServer
+from harness import (INFLOW, POISON, Broker, Feeder, Node, headers, read_all, remote_sets,
+                     wait_until_committed)
+
+PARTITIONS = 4
+# Members of the development broker's group come and go only after a session timeout.
+GROUP_SETS = ["kafka.session.timeout.ms=6000", "kafka.heartbeat.interval.ms=500"]
+
+
+class ClusterNode(Node):
+    """An `inflow node` with a cluster endpoint on 127.0.0.1 and an ephemeral port."""
+
+    def __init__(self, bootstrap, model_path, name, roles, seeds=(), sets=()):
+        all_sets = [f"node.name={name}", f"node.roles=[{', '.join(roles)}]", "node.listen=127.0.0.1:0",
+                    f"cluster.seeds=[{', '.join(seeds)}]", *sets]
+        super().__init__(bootstrap, model_path, sets=all_sets)
+        self.name = name
+        port = self.wait_for_stderr(r"cluster: listening on 127\.0\.0\.1:(\d+)").group(1)
+        self.address = f"127.0.0.1:{port}"
+
+    def cluster(self):
+        return json.loads(self.get("/api/status")[1])["cluster"]
+
+    def wait_for_nodes(self, count, timeout=20):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            nodes = self.cluster()["nodes"]
+            if len(nodes) == count:
+                return nodes
+            time.sleep(0.1)
+        raise AssertionError(f"{self.name} sees {self.cluster()['nodes']}, not {count} nodes")
+
+    def counter(self, name):
+        return self.metrics().get(name, 0)
+
+
+def assigned_partitions(node):
+    return [p for n in node.cluster()["nodes"] if n["self"] for p in n["partitions"]]
+
+
+def wait_for_split(nodes, timeout=40):
+    """Until the group has given every partition to one of the nodes, and each node some."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        owned = [assigned_partitions(n) for n in nodes]
+        if all(owned) and sum(len(o) for o in owned) == PARTITIONS:
+            return owned
+        time.sleep(0.2)
+    raise AssertionError(f"partitions never split over the ingest nodes: {owned}")
+
+
+@pytest.fixture
+def cluster_broker():
+    b = Broker({"transactions": PARTITIONS, "fraud-alerts": 2, "transactions.dlq": 1, "scores": 2})
+    yield b
+    b.stop()
+
+
+def test_gateway_nodes_die_and_join_without_losing_a_record(cluster_broker, model_path):
+    bootstrap = cluster_broker.bootstrap
+    # Gateways hold rows for 1 s to fill a batch, so calls are always outstanding when one dies.
+    gateway_sets = ["models.fraud.batch.max_linger_ms=1000", "models.fraud.batch.max_batch=100000"]
+    gw_a = ClusterNode(bootstrap, model_path, "gw-a", ["gateway"], sets=gateway_sets)
+    gw_b = ClusterNode(bootstrap, model_path, "gw-b", ["gateway"], seeds=[gw_a.address], sets=gateway_sets)
+    ingest_sets = [*GROUP_SETS, "pipelines.fraud.output.topic=scores", "pipelines.fraud.max_in_flight=2000"]
+    in_a = ClusterNode(bootstrap, model_path, "in-a", ["ingest", "sink"], seeds=[gw_a.address], sets=ingest_sets)
+    in_b = ClusterNode(bootstrap, model_path, "in-b", ["ingest", "sink"], seeds=[gw_b.address], sets=ingest_sets)
+    nodes = in_a.wait_for_nodes(4)
+    assert {n["name"]: n["roles"] for n in nodes} == {
+        "gw-a": ["gateway"], "gw-b": ["gateway"], "in-a": ["ingest", "sink"], "in-b": ["ingest", "sink"]}
+    assert [g["model"] for n in nodes if n["name"] == "gw-b" for g in n["gateways"]] == ["fraud"]
+    in_b.wait_for_nodes(4)
+    wait_for_split([in_a, in_b])
+
+    feeder = Feeder(bootstrap)
+    feeding = threading.Thread(target=feeder.feed, args=(36000,), kwargs={"rate": 4000})
+    feeding.start()
+    time.sleep(3)
+    gw_a.proc.send_signal(signal.SIGKILL)  # the seed, too
+    gw_a.stop()
+    time.sleep(1.5)
+    gw_c = ClusterNode(bootstrap, model_path, "gw-c", ["gateway"], seeds=[gw_b.address], sets=gateway_sets)
+    gw_c.wait_for_nodes(4)
+    feeding.join()
+    wait_until_committed(bootstrap, "inflow-fraud", "transactions", PARTITIONS)
+
+    rerouted = in_a.counter("inflow_cluster_calls_rerouted_total") + in_b.counter("inflow_cluster_calls_rerouted_total")
+    assert rerouted > 0, "no call was outstanding on the killed gateway node"
+    assert gw_c.counter("inflow_cluster_calls_served_total") > 0, "the gateway node that joined got no work"
+    assert gw_b.counter("inflow_cluster_calls_served_total") > 0
+    for n in (in_a, in_b, gw_b, gw_c):
+        assert n.stop() == 0, n.stderr()
+    assert "node gw-a left" in in_a.stderr()
+
+    # Every record has exactly one outcome: a result, or (poison) a dead letter.
+    poison = {k for k, (kind, _) in feeder.landed.items() if kind in POISON}
+    scored = set(feeder.landed) - poison
+    results = [json.loads(m.value()) for m in read_all(bootstrap, "scores", 2)]
+    sources = [(r["source"]["partition"], r["source"]["offset"]) for r in results]
+    assert len(sources) == len(set(sources)), "a record has two results"
+    assert set(sources) == scored
+    assert all(r["model"] == "fraud" for r in results)
+    dead = [(int(h["__connect.errors.partition"]), int(h["__connect.errors.offset"]))
+            for h in (headers(m) for m in read_all(bootstrap, "transactions.dlq", 1))]
+    assert sorted(dead) == sorted(poison)
+
+
+def test_a_rate_limit_holds_across_three_gateway_nodes(cluster_broker, model_path):
+    limit = 30
+    provider = FaultServer()
+    try:
+        bootstrap = cluster_broker.bootstrap
+        sets = remote_sets(provider.url, model_path, [f"models.fraud.limits.requests_per_second={limit}",
+                                                      "models.fraud.batch.max_batch=10"])
+        gws = [ClusterNode(bootstrap, model_path, "gw-1", ["gateway"], sets=sets)]
+        for name in ("gw-2", "gw-3"):
+            gws.append(ClusterNode(bootstrap, model_path, name, ["gateway"], seeds=[gws[0].address], sets=sets))
+        ingest = ClusterNode(bootstrap, model_path, "in-1", ["ingest", "sink"], seeds=[gws[0].address],
+                             sets=[*sets, *GROUP_SETS])
+        ingest.wait_for_nodes(4)
+        for g in gws:
+            g.wait_for_nodes(4)
+            g.wait_for_stderr(r"this node's part of the limits is 10 requests/s")
+        Feeder(bootstrap).feed(4000, seed=3, fraud_every=10, poison_every=0)
+        wait_until_committed(bootstrap, "inflow-fraud", "transactions", PARTITIONS, timeout=120)
+        for g in gws:
+            assert g.counter("inflow_cluster_calls_served_total") > 0, f"{g.name} got no work"
+        for n in (ingest, *gws):
+            assert n.stop() == 0, n.stderr()
+    finally:
+        provider.stop()
+    times = sorted(t for t, _ in provider.arrivals)
+    assert sum(rows for _, rows in provider.arrivals) >= 4000
+    busiest = max(sum(1 for u in times[i:] if u < t + 1.0) for i, t in enumerate(times))
+    assert busiest <= limit, f"{busiest} calls in one second, limit {limit} for the cluster"
+    # And the budget is used, not wasted: 400 calls at 30/s take about 13 s.
+    assert times[-1] - times[0] < 400 / limit * 1.25
