@@ -55,6 +55,12 @@ struct serve_cli_options {
 };
 int run_serve(const serve_cli_options& o);
 
+struct status_options {
+  std::string admin = "127.0.0.1:9464";
+  bool json = false;
+};
+int run_status(const status_options& o);
+
 struct demo_options {
   double duration_s = 0; ///< 0: until Ctrl-C
   double rate = 20'000;

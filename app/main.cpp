@@ -77,6 +77,13 @@ int main(int argc, char** argv) {
   s->add_option("--threads", serve.threads, "Threads per model call")->capture_default_str()->check(CLI::Range(1, 256));
   s->callback([&] { code = run_serve(serve); });
 
+  status_options status;
+  auto* st = app.add_subcommand("status", "The cluster as one node's admin API sees it: nodes, roles, gateways, "
+                                          "partitions and in-flight work");
+  st->add_option("--admin", status.admin, "Admin API of any node (host:port)")->capture_default_str();
+  st->add_flag("--json", status.json, "Print the status as JSON");
+  st->callback([&] { code = run_status(status); });
+
   app.add_subcommand("gateways", "List the model gateway providers")->callback([&] { code = run_gateways(); });
 
   demo_options demo;

@@ -83,7 +83,25 @@ def test_gateway_nodes_die_and_join_without_losing_a_record(cluster_broker, mode
         "gw-a": ["gateway"], "gw-b": ["gateway"], "in-a": ["ingest", "sink"], "in-b": ["ingest", "sink"]}
     assert [g["model"] for n in nodes if n["name"] == "gw-b" for g in n["gateways"]] == ["fraud"]
     in_b.wait_for_nodes(4)
-    wait_for_split([in_a, in_b])
+    owned = wait_for_split([in_a, in_b])
+
+    # `inflow status` against any node shows the whole cluster (others report once a second).
+    for _ in range(30):
+        out = subprocess.run([INFLOW, "status", "--admin", gw_b.admin.removeprefix("http://")], capture_output=True,
+                             text=True, timeout=10)
+        assert out.returncode == 0, out.stderr
+        if out.stdout.count(" in flight)") == PARTITIONS:
+            break
+        time.sleep(0.2)
+    assert "4 node(s), as gw-b sees them" in out.stdout
+    for name in ("gw-a", "gw-b (this node)", "in-a", "in-b"):
+        assert name in out.stdout
+    assert "fraud (embedded-xgboost fraud-" in out.stdout
+    for p in owned[0]:
+        assert f"fraud/{p['partition']} (" in out.stdout
+    assert re.search(r"roles:\s+ingest, sink", out.stdout)
+    down = subprocess.run([INFLOW, "status", "--admin", "127.0.0.1:1"], capture_output=True, text=True, timeout=10)
+    assert down.returncode == 69 and "is a node running there?" in down.stderr
 
     feeder = Feeder(bootstrap)
     feeding = threading.Thread(target=feeder.feed, args=(36000,), kwargs={"rate": 4000})

@@ -1,0 +1,100 @@
+// `inflow status`: the cluster as one node's admin API sees it.
+
+#include "app/commands.hpp"
+#include "app/common.hpp"
+#include "http/client.hpp"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <nlohmann/json.hpp>
+
+#include <cstdio>
+#include <future>
+
+namespace inflow::app {
+
+namespace {
+
+std::string partitions_text(const nlohmann::json& partitions) {
+  if (partitions.empty())
+    return "-";
+  std::string out;
+  for (const auto& p : partitions)
+    out += fmt::format("{}{}/{} ({} in flight)", out.empty() ? "" : ", ", p["pipeline"].get<std::string>(),
+                       p["partition"].get<int>(), p["in_flight"].get<int64_t>());
+  return out;
+}
+
+std::string gateways_text(const nlohmann::json& gateways) {
+  if (gateways.empty())
+    return "-";
+  std::string out;
+  for (const auto& g : gateways)
+    out += fmt::format("{}{} ({} {})", out.empty() ? "" : ", ", g["model"].get<std::string>(),
+                       g["provider"].get<std::string>(), g["version"].get<std::string>());
+  return out;
+}
+
+/// A node on its own has no cluster section: describe it from its own status.
+nlohmann::json as_cluster(const nlohmann::json& status) {
+  if (status.contains("cluster"))
+    return status["cluster"];
+  nlohmann::json self{{"name", status["node"]["name"]}, {"roles", status["node"]["roles"]}, {"listen", "-"},
+                      {"self", true}, {"calls_out", 0}, {"calls_in", 0},
+                      {"gateways", nlohmann::json::array()}, {"partitions", nlohmann::json::array()}};
+  for (const auto& [model, g] : status.value("gateways", nlohmann::json::object()).items())
+    self["gateways"].push_back({{"model", model}, {"provider", g["provider"]}, {"version", g["version"]}});
+  for (const auto& [pipeline, p] : status.value("pipelines", nlohmann::json::object()).items())
+    for (const auto& [partition, v] : p["partitions"].items())
+      self["partitions"].push_back({{"pipeline", pipeline}, {"partition", std::stoi(partition)},
+                                    {"in_flight", v["in_flight"]}});
+  return {{"joined", true}, {"nodes", nlohmann::json::array({self})}};
+}
+
+} // namespace
+
+int run_status(const status_options& o) {
+  std::string url = o.admin.find("://") == std::string::npos ? "http://" + o.admin : o.admin;
+  http::url origin;
+  try {
+    origin = http::parse_url(url);
+  } catch (const std::invalid_argument& e) {
+    std::fprintf(stderr, "status: --admin %s: %s\n", o.admin.c_str(), e.what());
+    return usage;
+  }
+  http::client client(origin, {1, 5000});
+  std::promise<http::result> answer;
+  client.submit({"GET", "/api/status", {}, {}}, [&](http::result r) { answer.set_value(std::move(r)); });
+  auto r = answer.get_future().get();
+  if (r.error != http::result::failure::none || r.status != 200) {
+    std::fprintf(stderr, "status: no answer from the admin API at %s (%s); is a node running there? (node.admin)\n",
+                 url.c_str(), r.error != http::result::failure::none ? r.message.c_str()
+                                                                      : fmt::format("HTTP {}", r.status).c_str());
+    return unavailable;
+  }
+  auto status = nlohmann::json::parse(r.body, nullptr, false);
+  if (status.is_discarded() || !status.contains("node")) {
+    std::fprintf(stderr, "status: %s did not answer with an Inflow status\n", url.c_str());
+    return unavailable;
+  }
+  if (o.json) {
+    std::printf("%s\n", status.dump(2).c_str());
+    return ok;
+  }
+  auto cluster = as_cluster(status);
+  std::printf("%zu node(s), as %s sees them%s\n\n", cluster["nodes"].size(),
+              status["node"]["name"].get<std::string>().c_str(), cluster["joined"].get<bool>() ? "" : " (still joining)");
+  for (const auto& n : cluster["nodes"]) {
+    std::printf("%s%s  %s\n", n["name"].get<std::string>().c_str(), n["self"].get<bool>() ? " (this node)" : "",
+                n["listen"].get<std::string>().c_str());
+    std::printf("  roles:       %s\n", fmt::format("{}", fmt::join(n["roles"].get<std::vector<std::string>>(), ", ")).c_str());
+    std::printf("  gateways:    %s\n", gateways_text(n["gateways"]).c_str());
+    std::printf("  partitions:  %s\n", partitions_text(n["partitions"]).c_str());
+    std::printf("  model calls: %llu waiting on other nodes, %llu from other nodes in progress\n\n",
+                static_cast<unsigned long long>(n["calls_out"].get<uint64_t>()),
+                static_cast<unsigned long long>(n["calls_in"].get<uint64_t>()));
+  }
+  return ok;
+}
+
+} // namespace inflow::app
