@@ -121,10 +121,15 @@ std::string peer_of(const SSL* ssl) {
   return fmt::format("{}:{}", host, port);
 }
 
-/// A fatal alert this side sends ends the handshake: that is a refused peer.
+/// A fatal alert ends a link: sent, this node refused the peer; received, the peer refused this node.
 void on_tls_event(const SSL* ssl, int where, int value) {
-  if ((where & SSL_CB_ALERT) && (where & SSL_CB_WRITE) && std::string_view(SSL_alert_type_string(value)) == "F")
+  if (!(where & SSL_CB_ALERT) || std::string_view(SSL_alert_type_string(value)) != "F")
+    return;
+  if (where & SSL_CB_WRITE)
     spdlog::warn("cluster: refused TLS peer {}: {}", peer_of(ssl), SSL_alert_desc_string_long(value));
+  else
+    spdlog::warn("cluster: TLS peer {} refused this node: {} (a certificate from another CA?)", peer_of(ssl),
+                 SSL_alert_desc_string_long(value));
 }
 
 } // namespace
@@ -135,13 +140,54 @@ void log_refused_tls_peers() {
 
 } // namespace inflow::cluster
 
-// CAF builds its TLS context itself and offers no hook, so the executable
-// interposes the one call CAF makes on every context it creates, and adds an
-// info callback to contexts that require peer certificates (only CAF's).
-extern "C" void SSL_CTX_set_verify(SSL_CTX* ctx, int mode, SSL_verify_cb callback) {
-  using real_fn = void (*)(SSL_CTX*, int, SSL_verify_cb);
-  static auto real = reinterpret_cast<real_fn>(dlsym(RTLD_NEXT, "SSL_CTX_set_verify"));
-  real(ctx, mode, callback);
+// CAF's OpenSSL module offers no hooks, so the executable interposes a few
+// OpenSSL calls (it defines them; the dynamic linker binds CAF's calls here).
+namespace {
+
+template <class Fn>
+Fn real(const char* name) {
+  return reinterpret_cast<Fn>(dlsym(RTLD_NEXT, name));
+}
+
+} // namespace
+
+extern "C" {
+
+/// Called on every context CAF creates: adds the refusal log to those that
+/// require peer certificates (only CAF's cluster contexts do).
+void SSL_CTX_set_verify(SSL_CTX* ctx, int mode, SSL_verify_cb callback) {
+  static auto set_verify = real<void (*)(SSL_CTX*, int, SSL_verify_cb)>("SSL_CTX_set_verify");
+  set_verify(ctx, mode, callback);
   if (inflow::cluster::logging_refusals && (mode & SSL_VERIFY_FAIL_IF_NO_PEER_CERT))
     SSL_CTX_set_info_callback(ctx, inflow::cluster::on_tls_event);
 }
+
+// CAF never clears OpenSSL's per-thread error queue. After one refused
+// handshake the stale error makes SSL_get_error() report every later
+// "want read" on the same thread as fatal, and CAF drops healthy links. OpenSSL
+// requires an empty queue before each I/O call: empty it here.
+int SSL_read(SSL* ssl, void* buf, int num) {
+  static auto read = real<int (*)(SSL*, void*, int)>("SSL_read");
+  ERR_clear_error();
+  return read(ssl, buf, num);
+}
+
+int SSL_write(SSL* ssl, const void* buf, int num) {
+  static auto write = real<int (*)(SSL*, const void*, int)>("SSL_write");
+  ERR_clear_error();
+  return write(ssl, buf, num);
+}
+
+int SSL_accept(SSL* ssl) {
+  static auto accept = real<int (*)(SSL*)>("SSL_accept");
+  ERR_clear_error();
+  return accept(ssl);
+}
+
+int SSL_connect(SSL* ssl) {
+  static auto connect = real<int (*)(SSL*)>("SSL_connect");
+  ERR_clear_error();
+  return connect(ssl);
+}
+
+} // extern "C"
