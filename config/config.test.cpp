@@ -162,7 +162,9 @@ TEST_CASE("the example configs are valid") {
   setenv("OPENAI_API_KEY", "sk-example", 1);
   setenv("GOOGLE_API_KEY", "example", 1);
   for (std::string file : {INFLOW_SOURCE_DIR "/config/examples/fraud.yaml", INFLOW_SOURCE_DIR "/config/examples/embeddings.yaml",
-                           INFLOW_SOURCE_DIR "/config/examples/support.yaml"}) {
+                           INFLOW_SOURCE_DIR "/config/examples/support.yaml",
+                           INFLOW_SOURCE_DIR "/config/examples/cluster-ingest.yaml",
+                           INFLOW_SOURCE_DIR "/config/examples/cluster-gateway.yaml"}) {
     INFO(file);
     auto r = load_file(file);
     for (const auto& e : r.errors)

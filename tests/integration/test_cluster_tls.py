@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from harness import EXAMPLE, INFLOW, Process
+from harness import EXAMPLE, INFLOW, ROOT, Process
 
 NS_A, NS_B = f"inflow-a-{os.getpid()}", f"inflow-b-{os.getpid()}"
 IP_A, IP_B = "10.231.7.1", "10.231.7.2"
@@ -22,27 +22,18 @@ def sh(*args):
     subprocess.run(args, check=True, capture_output=True)
 
 
-def make_ca(directory, name):
-    key, cert = os.path.join(directory, f"{name}.key"), os.path.join(directory, f"{name}.pem")
-    sh("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", f"/CN={name}",
-       "-keyout", key, "-out", cert)
-    return key, cert
-
-
-def make_cert(directory, name, ca):
-    key, csr, cert = (os.path.join(directory, f"{name}.{ext}") for ext in ("key", "csr", "pem"))
-    sh("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={name}", "-keyout", key, "-out", csr)
-    sh("openssl", "x509", "-req", "-in", csr, "-CA", ca[1], "-CAkey", ca[0], "-CAcreateserial", "-days", "2",
-       "-out", cert)
-    return key, cert
+MAKE_CERTS = os.path.join(ROOT, "deploy", "cluster", "make-certs")
 
 
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory):
-    d = str(tmp_path_factory.mktemp("pki"))
-    ca, other_ca = make_ca(d, "cluster-ca"), make_ca(d, "other-ca")
-    return {"dir": d, "ca": ca[1], "other_ca": other_ca[1], "a": make_cert(d, "node-a", ca),
-            "b": make_cert(d, "node-b", ca), "rogue": make_cert(d, "rogue", other_ca)}
+    """The deploy script's CA and node certificates, and a second CA's for a stranger."""
+    ours, theirs = str(tmp_path_factory.mktemp("cluster")), str(tmp_path_factory.mktemp("other"))
+    sh(MAKE_CERTS, ours, "node-a", "node-b")
+    sh(MAKE_CERTS, theirs, "rogue")
+    pair = lambda d, n: (os.path.join(d, f"{n}.key"), os.path.join(d, f"{n}.pem"))
+    return {"ca": os.path.join(ours, "ca.pem"), "other_ca": os.path.join(theirs, "ca.pem"), "a": pair(ours, "node-a"),
+            "b": pair(ours, "node-b"), "rogue": pair(theirs, "rogue")}
 
 
 @pytest.fixture(scope="module")
