@@ -56,7 +56,8 @@ struct served_call {
 struct peer_link {
   caf::actor actor;
   wire::report report;
-  uint64_t calls = 0; ///< our calls it has not answered
+  uint64_t calls = 0;     ///< our calls it has not answered
+  bool knows_us = false;  ///< its hello lists this node: it has counted us in its budget split
 };
 
 struct cluster_state {
@@ -74,7 +75,7 @@ struct cluster_state {
   bool joined = false;
   // Calls out.
   std::map<std::string, gateways::batcher<caf::strong_actor_ptr>> pending;
-  std::map<std::string, uint64_t> linger_generation;
+  std::set<std::string> lingering; ///< models with a flush on its way
   std::map<uint64_t, outgoing_call> calls;
   uint64_t next_call = 1;
   std::set<std::string> warned_unhosted;
@@ -134,10 +135,15 @@ void share_budgets(cluster_actor* self) {
   }
 }
 
+/// Joined: every address dialed has answered, and every peer has counted this
+/// node (a peer shrinks its part of a budget before its hello lists us).
 void check_joined(cluster_actor* self) {
   auto& st = self->state;
   if (st.joined || !st.dialing.empty())
     return;
+  for (const auto& [name, link] : st.links)
+    if (!link.knows_us)
+      return;
   st.joined = true;
   spdlog::info("cluster: joined with {} other node(s)", st.links.size());
   share_budgets(self);
@@ -417,10 +423,11 @@ void on_hello(cluster_actor* self, const caf::actor& from, const wire::hello& h)
       }
   }
   bool added = st.members->upsert(h);
+  bool knows_us = std::find(h.peers.begin(), h.peers.end(), st.listen) != h.peers.end();
   if (added) {
     self->monitor(from);
     st.names[from.address()] = h.node;
-    st.links[h.node] = {from, {}, 0};
+    st.links[h.node] = {from, {}, 0, knows_us};
     st.peers_gauge->set(static_cast<int64_t>(st.links.size()));
     std::string models;
     for (const auto& g : h.gateways)
@@ -435,6 +442,7 @@ void on_hello(cluster_actor* self, const caf::actor& from, const wire::hello& h)
       if (name != h.node)
         send_wire(self, link.actor, own_hello(st));
   } else {
+    st.links[h.node].knows_us |= knows_us;
     share_budgets(self);
   }
   for (const auto& address : h.peers)
@@ -576,15 +584,13 @@ caf::behavior cluster(cluster_actor* self, cluster_setup setup, std::string list
       }
       while (it->second.full())
         send_batch(self, model);
-      if (!it->second.empty())
-        // A short linger: the gateway on the other side batches again.
-        self->delayed_send(self, std::chrono::milliseconds(1), flush_atom::value, model,
-                           ++st.linger_generation[model]);
+      // What is left waits a moment for more: the gateway on the other side batches again.
+      if (!it->second.empty() && st.lingering.insert(model).second)
+        self->delayed_send(self, std::chrono::milliseconds(1), flush_atom::value, model);
     },
-    [=](flush_atom, const std::string& model, uint64_t generation) {
+    [=](flush_atom, const std::string& model) {
       auto& st = self->state;
-      if (st.linger_generation[model] != generation)
-        return;
+      st.lingering.erase(model);
       while (!st.pending.at(model).empty())
         send_batch(self, model);
     },
