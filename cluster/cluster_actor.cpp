@@ -25,6 +25,7 @@ using expire_atom = caf::atom_constant<caf::atom("expire")>;
 using status_atom = caf::atom_constant<caf::atom("status")>;
 using dialed_atom = caf::atom_constant<caf::atom("dialed")>;
 using listen_atom = caf::atom_constant<caf::atom("listen")>;
+using regrow_atom = caf::atom_constant<caf::atom("regrow")>;
 using actors::flush_atom;
 
 using batch_t = gateways::batcher<caf::strong_actor_ptr>::batch;
@@ -478,7 +479,8 @@ void on_down(cluster_actor* self, const caf::down_msg& dm) {
     s = s->second.caller_name == name ? st.served.erase(s) : std::next(s);
   spdlog::warn("cluster: node {} left ({}); {} call(s) it had were sent elsewhere", name,
                self->system().render(dm.reason), moved);
-  share_budgets(self);
+  // Its last second of calls still counts at the provider: grow into its part one window later.
+  self->delayed_send(self, std::chrono::milliseconds(1100), regrow_atom::value);
 }
 
 void on_wire(cluster_actor* self, std::vector<char>& bytes) {
@@ -565,6 +567,7 @@ caf::behavior cluster(cluster_actor* self, cluster_setup setup, std::string list
   self->send(self, tick_atom::value);
   return {
     [=](listen_atom, std::string& listen) { self->state.listen = std::move(listen); },
+    [=](regrow_atom) { share_budgets(self); },
     [=](join_atom) {
       dial_seeds(self);
       check_joined(self);

@@ -136,7 +136,7 @@ def test_gateway_nodes_die_and_join_without_losing_a_record(cluster_broker, mode
     assert sorted(dead) == sorted(poison)
 
 
-def test_a_rate_limit_holds_across_three_gateway_nodes(cluster_broker, model_path):
+def test_a_rate_limit_holds_across_three_gateway_nodes_and_is_re_split_when_one_leaves(cluster_broker, model_path):
     limit = 30
     provider = FaultServer()
     try:
@@ -153,10 +153,16 @@ def test_a_rate_limit_holds_across_three_gateway_nodes(cluster_broker, model_pat
             g.wait_for_nodes(4)
             g.wait_for_stderr(r"this node's part of the limits is 10 requests/s")
         Feeder(bootstrap).feed(4000, seed=3, fraud_every=10, poison_every=0)
-        wait_until_committed(bootstrap, "inflow-fraud", "transactions", PARTITIONS, timeout=120)
+        time.sleep(4)
         for g in gws:
             assert g.counter("inflow_cluster_calls_served_total") > 0, f"{g.name} got no work"
-        for n in (ingest, *gws):
+        # One leaves: the other two grow into its part.
+        gws[2].proc.send_signal(signal.SIGKILL)
+        gws[2].stop()
+        for g in gws[:2]:
+            g.wait_for_stderr(r"this node's part of the limits is 15 requests/s")
+        wait_until_committed(bootstrap, "inflow-fraud", "transactions", PARTITIONS, timeout=120)
+        for n in (ingest, *gws[:2]):
             assert n.stop() == 0, n.stderr()
     finally:
         provider.stop()
@@ -165,4 +171,4 @@ def test_a_rate_limit_holds_across_three_gateway_nodes(cluster_broker, model_pat
     busiest = max(sum(1 for u in times[i:] if u < t + 1.0) for i, t in enumerate(times))
     assert busiest <= limit, f"{busiest} calls in one second, limit {limit} for the cluster"
     # And the budget is used, not wasted: 400 calls at 30/s take about 13 s.
-    assert times[-1] - times[0] < 400 / limit * 1.25
+    assert times[-1] - times[0] < 400 / limit * 1.3
