@@ -259,6 +259,15 @@ void source::apply_backpressure() {
   if (!resume.empty()) {
     auto list = make_list(options_.topic, resume);
     rd_kafka_resume_partitions(rk_.get(), list.get());
+    // librdkafka 2.0.2 fetches a resumed partition again only at its next
+    // wake-up, up to a second later; a seek to where we are wakes it now
+    // (175 k -> 630 k records/s draining a backlog). -1: its timeout is buggy.
+    for (int i = 0; i < list->cnt; ++i)
+      list->elems[i].offset = assigned_[list->elems[i].partition].next_offset;
+    if (auto* error = rd_kafka_seek_partitions(rk_.get(), list.get(), -1)) {
+      spdlog::debug("{}: seek after resume: {}", options_.pipeline, rd_kafka_error_string(error));
+      rd_kafka_error_destroy(error);
+    }
     for (int32_t p : resume)
       assigned_[p].paused = false;
     probe_.partitions_paused.add(-static_cast<int64_t>(resume.size()));
