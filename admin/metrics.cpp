@@ -66,7 +66,8 @@ double histogram::snapshot::quantile(double q) const {
 
 std::vector<double> latency_buckets() {
   std::vector<double> b;
-  for (double v = 50e-6; v < 120; v *= 1.5)
+  // 25 % apart: fine enough that a quantile read from them is within about 10 %.
+  for (double v = 50e-6; v < 120; v *= 1.25)
     b.push_back(v);
   return b;
 }

@@ -56,7 +56,7 @@ private:
   std::atomic<double> sum_{0};
 };
 
-/// Exponential buckets for latencies in seconds, 50 µs .. ~100 s.
+/// Exponential buckets for latencies in seconds, 50 µs .. ~120 s, 25 % apart.
 std::vector<double> latency_buckets();
 /// Buckets for batch sizes 1 .. 65536.
 std::vector<double> size_buckets();

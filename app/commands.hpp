@@ -25,6 +25,7 @@ struct gen_options {
   double fraud_rate = 0.01;
   uint64_t seed = 1;
   std::string format = "json";
+  int linger_ms = 5; ///< the producer's linger; the development broker returns one batch per fetch
 };
 struct gen_report {
   int64_t written = 0;

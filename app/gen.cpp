@@ -35,7 +35,8 @@ int64_t now_ms() {
 
 gen_report generate(const gen_options& o, const std::atomic<bool>& stop,
                     const std::function<void(const gen_report&, double)>& progress) {
-  kafka::producer producer({{"bootstrap.servers", o.bootstrap}}, {{"client.id", "inflow-gen"}});
+  kafka::producer producer({{"bootstrap.servers", o.bootstrap}},
+                           {{"client.id", "inflow-gen"}, {"linger.ms", std::to_string(o.linger_ms)}});
   auto listener = std::make_shared<counting_listener>();
   events::generator gen(o.seed, o.fraud_rate);
   const bool msgpack = o.format == "msgpack";

@@ -36,6 +36,10 @@ int main(int argc, char** argv) {
   g->add_option("--fraud-rate", gen.fraud_rate, "Share of fraudulent transactions")->capture_default_str()->check(CLI::Range(0.0, 1.0));
   g->add_option("--seed", gen.seed, "Random seed (same seed, same stream)")->capture_default_str();
   g->add_option("--format", gen.format, "json or msgpack")->capture_default_str()->check(CLI::IsMember({"json", "msgpack"}));
+  g->add_option("--linger-ms", gen.linger_ms,
+                "Producer linger: larger batches read faster from the development broker (one batch per "
+                "partition per fetch); smaller ones wait less")
+    ->capture_default_str()->check(CLI::Range(0, 1000));
   g->callback([&] { code = run_gen(gen); });
 
   inflow::gateways::xgboost::train_options train;

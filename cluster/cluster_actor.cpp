@@ -12,6 +12,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <charconv>
 #include <set>
 
 namespace inflow::cluster {
@@ -73,6 +74,7 @@ struct cluster_state {
   caf::io::middleman_actor mm;
   std::set<std::string> dialing;                 ///< addresses we wait to hear hello from
   std::map<caf::actor_addr, std::string> dialed; ///< connected, hello not yet arrived
+  std::set<std::string> unreachable;             ///< addresses whose failure was logged
   bool joined = false;
   // Calls out.
   std::map<std::string, gateways::batcher<caf::strong_actor_ptr>> pending;
@@ -154,11 +156,16 @@ void dial(cluster_actor* self, const std::string& address) {
   auto& st = self->state;
   if (address == st.listen || st.dialing.count(address) || st.members->knows_address(address))
     return;
+  // Addresses come from peers too: parse without trusting them.
   auto colon = address.rfind(':');
-  if (colon == std::string::npos)
+  uint16_t port = 0;
+  if (colon == std::string::npos ||
+      std::from_chars(address.data() + colon + 1, address.data() + address.size(), port).ec != std::errc{} ||
+      port == 0) {
+    spdlog::warn("cluster: ignoring the address '{}': not host:port", address);
     return;
+  }
   auto host = address.substr(0, colon);
-  auto port = static_cast<uint16_t>(std::stoi(address.substr(colon + 1)));
   st.dialing.insert(address);
   // remote_actor() has no connect timeout: ask the middleman, with one.
   auto timeout = std::chrono::milliseconds(st.cfg.cluster.connection_timeout_ms);
@@ -173,6 +180,7 @@ void dial(cluster_actor* self, const std::string& address) {
           return;
         }
         auto peer = caf::actor_cast<caf::actor>(ptr);
+        st.unreachable.erase(address);
         st.dialed[peer.address()] = address;
         send_wire(self, peer, own_hello(st));
         // The hello back ends the dial; if it never comes, give up after the timeout.
@@ -181,8 +189,9 @@ void dial(cluster_actor* self, const std::string& address) {
       [=](caf::error& e) {
         auto& st = self->state;
         st.dialing.erase(address);
-        spdlog::warn("cluster: cannot reach {}: {}; retrying while this node has no peers", address,
-                     self->system().render(e));
+        if (st.unreachable.insert(address).second) // once per address, not every retry
+          spdlog::warn("cluster: cannot reach {}: {}; retrying every second while this node has no peers",
+                       address, self->system().render(e));
         check_joined(self);
       });
 }

@@ -17,7 +17,8 @@ struct pending_delivery {
 } // namespace
 
 producer::producer(const properties& user, const properties& overrides) {
-  properties defaults{{"acks", "all"}, {"linger.ms", "5"}, {"queue.buffering.max.messages", "1000000"}};
+  // 1 ms: an alert waits at most that long for others to share its request.
+  properties defaults{{"acks", "all"}, {"linger.ms", "1"}, {"queue.buffering.max.messages", "1000000"}};
   properties producer_props;
   for (const auto& kv : user)
     if (!is_consumer_only(kv.first))
