@@ -15,24 +15,13 @@ namespace inflow::app {
 
 namespace {
 
-std::string partitions_text(const nlohmann::json& partitions) {
-  if (partitions.empty())
-    return "-";
+/// The entries of a JSON array, each formatted by `format`, comma-separated; "-" when empty.
+template <class Format>
+std::string listing(const nlohmann::json& entries, Format&& format) {
   std::string out;
-  for (const auto& p : partitions)
-    out += fmt::format("{}{}/{} ({} in flight)", out.empty() ? "" : ", ", p["pipeline"].get<std::string>(),
-                       p["partition"].get<int>(), p["in_flight"].get<int64_t>());
-  return out;
-}
-
-std::string gateways_text(const nlohmann::json& gateways) {
-  if (gateways.empty())
-    return "-";
-  std::string out;
-  for (const auto& g : gateways)
-    out += fmt::format("{}{} ({} {})", out.empty() ? "" : ", ", g["model"].get<std::string>(),
-                       g["provider"].get<std::string>(), g["version"].get<std::string>());
-  return out;
+  for (const auto& e : entries)
+    out += (out.empty() ? "" : ", ") + format(e);
+  return out.empty() ? "-" : out;
 }
 
 /// A node on its own has no cluster section: describe it from its own status.
@@ -88,8 +77,16 @@ int run_status(const status_options& o) {
     std::printf("%s%s  %s\n", n["name"].get<std::string>().c_str(), n["self"].get<bool>() ? " (this node)" : "",
                 n["listen"].get<std::string>().c_str());
     std::printf("  roles:       %s\n", fmt::format("{}", fmt::join(n["roles"].get<std::vector<std::string>>(), ", ")).c_str());
-    std::printf("  gateways:    %s\n", gateways_text(n["gateways"]).c_str());
-    std::printf("  partitions:  %s\n", partitions_text(n["partitions"]).c_str());
+    auto gateways = listing(n["gateways"], [](const nlohmann::json& g) {
+      return fmt::format("{} ({} {})", g["model"].get<std::string>(), g["provider"].get<std::string>(),
+                         g["version"].get<std::string>());
+    });
+    auto partitions = listing(n["partitions"], [](const nlohmann::json& p) {
+      return fmt::format("{}/{} ({} in flight)", p["pipeline"].get<std::string>(), p["partition"].get<int>(),
+                         p["in_flight"].get<int64_t>());
+    });
+    std::printf("  gateways:    %s\n", gateways.c_str());
+    std::printf("  partitions:  %s\n", partitions.c_str());
     std::printf("  model calls: %llu waiting on other nodes, %llu from other nodes in progress\n\n",
                 static_cast<unsigned long long>(n["calls_out"].get<uint64_t>()),
                 static_cast<unsigned long long>(n["calls_in"].get<uint64_t>()));

@@ -30,7 +30,9 @@ int main(int argc, char** argv) {
   auto rk = kafka::make_handle(
     RD_KAFKA_CONSUMER, kafka::make_conf({{"queued.min.messages", "10000000"}, {"queued.max.messages.kbytes", "2097151"}},
                                         {{"bootstrap.servers", argv[1]}, {"group.id", "inflow-bench-ceiling"},
-                                         {"enable.auto.commit", "false"}, {"auto.offset.reset", "earliest"}}));
+                                         {"enable.auto.commit", "false"}, {"auto.offset.reset", "earliest"},
+                                         // as the node in the bench: the development broker holds empty fetches
+                                         {"fetch.wait.max.ms", "5"}}));
   const rd_kafka_metadata_t* md = nullptr;
   if (rd_kafka_metadata(rk.get(), 1, nullptr, &md, 10'000)) {
     fmt::print(stderr, "cannot reach Kafka\n");

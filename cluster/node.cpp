@@ -149,6 +149,9 @@ node::~node() {
 
 void node::start() {
   auto& d = *impl_;
+  if (!d.cfg.node.has("ingest") && !d.cfg.node.has("gateway"))
+    spdlog::warn("this node has neither the ingest nor the gateway role: it has nothing to do (outcomes are "
+                 "written by the ingest node that consumed each record; see docs/CLUSTER.md)");
   d.system = std::make_unique<caf::actor_system>(actor_config(d.caf_cfg, d.cfg));
   if (d.cfg.node.has("gateway")) {
     for (auto& [name, model] : d.models)
