@@ -172,3 +172,34 @@ def test_a_rate_limit_holds_across_three_gateway_nodes_and_is_re_split_when_one_
     assert busiest <= limit, f"{busiest} calls in one second, limit {limit} for the cluster"
     # And the budget is used, not wasted: 400 calls at 30/s take about 13 s.
     assert times[-1] - times[0] < 400 / limit * 1.3
+
+
+def test_a_frozen_gateway_node_is_noticed_by_heartbeats(cluster_broker, model_path):
+    """A node that stops answering without closing its connections (SIGSTOP): only heartbeats show it."""
+    bootstrap = cluster_broker.bootstrap
+    gateway_sets = ["models.fraud.batch.max_linger_ms=1000", "models.fraud.batch.max_batch=100000"]
+    gw_a = ClusterNode(bootstrap, model_path, "gw-a", ["gateway"], sets=gateway_sets)
+    gw_b = ClusterNode(bootstrap, model_path, "gw-b", ["gateway"], seeds=[gw_a.address], sets=gateway_sets)
+    ingest = ClusterNode(bootstrap, model_path, "in-a", ["ingest", "sink"], seeds=[gw_a.address],
+                         sets=[*GROUP_SETS, "pipelines.fraud.output.topic=scores"])
+    ingest.wait_for_nodes(3)
+    wait_for_split([ingest])
+    feeder = Feeder(bootstrap)
+    feeding = threading.Thread(target=feeder.feed, args=(12000,), kwargs={"rate": 4000, "poison_every": 0})
+    feeding.start()
+    time.sleep(1.5)
+    gw_b.proc.send_signal(signal.SIGSTOP)
+    try:
+        frozen = time.time()
+        ingest.wait_for_stderr(r"node gw-b left", timeout=10)
+        noticed = time.time() - frozen
+        feeding.join()
+        wait_until_committed(bootstrap, "inflow-fraud", "transactions", PARTITIONS)
+    finally:
+        gw_b.proc.send_signal(signal.SIGCONT)
+    assert noticed < 2 + 1, f"a frozen node was noticed after {noticed:.1f} s (connection timeout 2 s)"
+    results = [json.loads(m.value()) for m in read_all(bootstrap, "scores", 2)]
+    sources = {(r["source"]["partition"], r["source"]["offset"]) for r in results}
+    assert sources == set(feeder.landed) and len(results) == len(sources)
+    for n in (ingest, gw_a, gw_b):
+        assert n.stop() == 0, n.stderr()
