@@ -31,8 +31,14 @@ struct pending_record {
   bool scored = false;
   int writes = 0; ///< alert, result or dead letter not yet acknowledged
   int64_t timestamp_ms = 0;
-  std::string key; ///< original key and value, for the dead-letter topic
-  std::string value;
+  /// The consumed record itself (its batch is kept until every record in it is
+  /// finished): the dead-letter topic gets its key and value unchanged.
+  std::shared_ptr<const record_batch> batch;
+  const rd_kafka_message_t* message = nullptr;
+  std::string_view key() const {
+    return message->key ? std::string_view(static_cast<const char*>(message->key), message->key_len) : "";
+  }
+  std::string_view value() const { return {static_cast<const char*>(message->payload), message->len}; }
   events::record_identity identity;
   model_result result;
   std::string alert_json; ///< built once, written (and rewritten on retry) as is
@@ -113,12 +119,12 @@ void write(partition_actor* self, int64_t offset, write_kind kind) {
         {"inflow.pipeline", cfg.name},
       };
       // A value Kafka would refuse must not stall the partition: keep its head and say so.
-      std::string_view value = rec.value;
+      std::string_view value = rec.value();
       if (value.size() > max_dead_letter_bytes) {
         headers.push_back({"inflow.value.truncated_from_bytes", std::to_string(value.size())});
         value = value.substr(0, max_dead_letter_bytes);
       }
-      queued = ctx.producer.produce(cfg.dead_letter_topic, rec.key, value, headers, st.delivery, token);
+      queued = ctx.producer.produce(cfg.dead_letter_topic, rec.key(), value, headers, st.delivery, token);
       break;
     }
   }
@@ -135,14 +141,14 @@ void dead_letter(partition_actor* self, int64_t offset, events::record_error err
   write(self, offset, write_kind::dead_letter);
 }
 
-void on_batch(partition_actor* self, const record_batch& batch) {
+void on_batch(partition_actor* self, const std::shared_ptr<record_batch>& batch) {
   auto& st = self->state;
   auto& ctx = *st.ctx;
   gateways::score_request request;
   const size_t width = ctx.features.size();
   std::vector<float> row(width);
   std::string text;
-  for (auto* m : batch.messages) {
+  for (auto* m : batch->messages) {
     int64_t offset = m->offset;
     if (!st.tracker.add(offset)) {
       ctx.probe.duplicates_skipped.inc();
@@ -157,9 +163,8 @@ void on_batch(partition_actor* self, const record_batch& batch) {
     if (!failure)
       failure = ctx.features.is_text() ? ctx.features.extract_text(st.values, text, rec.identity)
                                        : ctx.features.extract(st.values, row.data(), rec.identity);
-    if (m->key)
-      rec.key.assign(static_cast<const char*>(m->key), m->key_len);
-    rec.value.assign(value);
+    rec.batch = batch;
+    rec.message = m;
     if (failure) {
       dead_letter(self, offset, failure->code, std::move(failure->message));
       continue;
@@ -260,7 +265,7 @@ caf::behavior partition(partition_actor* self, std::shared_ptr<const pipeline_co
   st.shared = std::move(shared);
   st.delivery = std::make_shared<actor_delivery>(caf::actor_cast<caf::actor>(self));
   return {
-    [=](std::shared_ptr<record_batch>& batch) { on_batch(self, *batch); },
+    [=](std::shared_ptr<record_batch>& batch) { on_batch(self, batch); },
     [=](gateways::score_reply& reply) { on_scores(self, reply); },
     [=](const produce_ack& ack) { on_ack(self, ack); },
     [=](retry_atom, int64_t token) {
