@@ -252,8 +252,6 @@ void transmit(cluster_actor* self, uint64_t id, outgoing_call& call) {
   }
 }
 
-void fail_call(cluster_actor* self, uint64_t id, const std::string& error);
-
 /// Sends a call to the hosting node with the fewest calls outstanding, or
 /// parks it until a node hosting the model joins.
 void route(cluster_actor* self, uint64_t id) {

@@ -104,15 +104,14 @@ struct node::impl {
 
 /// The producer that writes every pipeline's outcomes (the sink role), once its topics are known to exist.
 void node::impl::start_sink() {
-  auto& d = *this;
-  d.producer = std::make_unique<kafka::producer>(d.cfg.kafka, kafka::properties{{"client.id", "inflow-sink"}});
+  producer = std::make_unique<kafka::producer>(cfg.kafka, kafka::properties{{"client.id", "inflow-sink"}});
   std::vector<std::string> outputs;
-  for (const auto& [name, p] : d.cfg.pipelines)
+  for (const auto& [name, p] : cfg.pipelines)
     for (const auto* topic : {&p.alert.topic, &p.output_topic, &p.dead_letter_topic})
       if (!topic->empty())
         outputs.push_back(*topic);
   // Writing to a topic that does not exist would stall the partitions for good.
-  if (auto missing = kafka::missing_topics(d.producer->raw(), outputs, 10'000); !missing.empty()) {
+  if (auto missing = kafka::missing_topics(producer->raw(), outputs, 10'000); !missing.empty()) {
     std::string names;
     for (const auto& t : missing)
       names += (names.empty() ? "" : ", ") + t;

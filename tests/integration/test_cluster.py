@@ -170,8 +170,9 @@ def test_a_rate_limit_holds_across_three_gateway_nodes_and_is_re_split_when_one_
     assert sum(rows for _, rows in provider.arrivals) >= 4000
     busiest = max(sum(1 for u in times[i:] if u < t + 1.0) for i, t in enumerate(times))
     assert busiest <= limit, f"{busiest} calls in one second, limit {limit} for the cluster"
-    # And the budget is used, not wasted: 400 calls at 30/s take about 13 s.
-    assert times[-1] - times[0] < 400 / limit * 1.3
+    # And the budget is used, not wasted (the handover when a node leaves costs about a second).
+    rate = len(times) / (times[-1] - times[0])
+    assert rate >= 0.75 * limit, f"{rate:.1f} calls/s against a limit of {limit}"
 
 
 def test_a_frozen_gateway_node_is_noticed_by_heartbeats(cluster_broker, model_path):
