@@ -5,6 +5,7 @@ and a provider's rate limit holds for the cluster as a whole."""
 import json
 import re
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -203,4 +204,28 @@ def test_a_frozen_gateway_node_is_noticed_by_heartbeats(cluster_broker, model_pa
     sources = {(r["source"]["partition"], r["source"]["offset"]) for r in results}
     assert sources == set(feeder.landed) and len(results) == len(sources)
     for n in (ingest, gw_a, gw_b):
+        assert n.stop() == 0, n.stderr()
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_calls_wait_for_a_gateway_node_that_joins_later(cluster_broker, model_path):
+    """No node hosts the model yet: the calls wait, then go to the first gateway node that joins."""
+    bootstrap = cluster_broker.bootstrap
+    seed = f"127.0.0.1:{free_port()}"
+    ingest = ClusterNode(bootstrap, model_path, "in-a", ["ingest", "sink"], seeds=[seed], sets=GROUP_SETS)
+    wait_for_split([ingest])
+    feeder = Feeder(bootstrap)
+    feeder.feed(2000, poison_every=0)
+    ingest.wait_for_stderr(r"no node hosts model fraud; its calls wait")
+    assert ingest.metric("inflow_records_in_flight") > 0
+    gateway = Node(bootstrap, model_path, sets=["node.name=gw-late", "node.roles=[gateway]", f"node.listen={seed}"])
+    wait_until_committed(bootstrap, "inflow-fraud", "transactions", PARTITIONS, timeout=30)
+    assert ingest.metric("inflow_records_dead_lettered_total") == 0
+    assert ingest.metric("inflow_records_alerted_total") + ingest.metric("inflow_records_no_alert_total") == 2000
+    for n in (ingest, gateway):
         assert n.stop() == 0, n.stderr()
