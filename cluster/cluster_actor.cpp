@@ -210,7 +210,8 @@ void transmit(cluster_actor* self, uint64_t id, outgoing_call& call) {
   const bool text = gateways::takes_text(st.models.at(call.model).task);
   auto& link = st.links.at(call.peer);
   wire::score_call msg{id, call.model, {}, {}, {}};
-  size_t bytes = 0;
+  const size_t fixed = wire::call_size_bound(0, 0, 0, 0);
+  size_t bytes = fixed;
   auto flush = [&] {
     if (msg.ids.empty())
       return;
@@ -218,18 +219,19 @@ void transmit(cluster_actor* self, uint64_t id, outgoing_call& call) {
     msg.ids.clear();
     msg.rows.clear();
     msg.texts.clear();
-    bytes = 0;
+    bytes = fixed;
   };
   std::vector<uint64_t> too_large;
   for (size_t i = 0; i < call.batch.size(); ++i) {
     if (call.answered[i])
       continue;
-    size_t size = text ? wire::call_size_bound(1, 0, call.batch.texts[i].size(), 1) : wire::call_size_bound(1, width, 0, 0);
-    if (size > max_bytes(st)) {
+    size_t size = (text ? wire::call_size_bound(1, 0, call.batch.texts[i].size(), 1)
+                        : wire::call_size_bound(1, width, 0, 0)) - fixed;
+    if (fixed + size > max_bytes(st)) {
       too_large.push_back(i);
       continue;
     }
-    if (wire::call_size_bound(msg.ids.size(), 0, bytes, 0) + size > max_bytes(st))
+    if (bytes + size > max_bytes(st))
       flush();
     msg.ids.push_back(i);
     if (text)
@@ -280,6 +282,26 @@ void reroute(cluster_actor* self, uint64_t id) {
     --it->second.calls;
   st.calls_rerouted->inc();
   route(self, id);
+}
+
+/// Drops a peer that is gone and sends the calls it had elsewhere; returns how many.
+size_t forget_peer(cluster_actor* self, const std::string& name) {
+  auto& st = self->state;
+  if (auto link = st.links.find(name); link != st.links.end()) {
+    st.names.erase(link->second.actor.address());
+    st.links.erase(link);
+  }
+  st.members->remove(name);
+  st.peers_gauge->set(static_cast<int64_t>(st.links.size()));
+  size_t moved = 0;
+  for (auto& [id, call] : st.calls)
+    if (call.peer == name) {
+      reroute(self, id);
+      ++moved;
+    }
+  for (auto s = st.served.begin(); s != st.served.end();)
+    s = s->second.caller_name == name ? st.served.erase(s) : std::next(s);
+  return moved;
 }
 
 void send_batch(cluster_actor* self, const std::string& model) {
@@ -419,17 +441,8 @@ void on_hello(cluster_actor* self, const caf::actor& from, const wire::hello& h)
     check_joined(self);
     return;
   }
-  if (auto link = st.links.find(h.node); link != st.links.end() && link->second.actor != from) {
-    // The node restarted before its old incarnation was noticed gone.
-    st.names.erase(link->second.actor.address());
-    st.members->remove(h.node);
-    st.links.erase(link);
-    for (auto& [id, call] : st.calls)
-      if (call.peer == h.node) {
-        call.peer.clear();
-        route(self, id);
-      }
-  }
+  if (auto link = st.links.find(h.node); link != st.links.end() && link->second.actor != from)
+    forget_peer(self, h.node); // it restarted before its old incarnation was noticed gone
   bool added = st.members->upsert(h);
   bool knows_us = std::find(h.peers.begin(), h.peers.end(), st.listen) != h.peers.end();
   if (added) {
@@ -471,19 +484,7 @@ void on_down(cluster_actor* self, const caf::down_msg& dm) {
     return;
   auto name = it->second;
   st.names.erase(it);
-  st.members->remove(name);
-  st.links.erase(name);
-  st.peers_gauge->set(static_cast<int64_t>(st.links.size()));
-  size_t moved = 0;
-  for (auto& [id, call] : st.calls)
-    if (call.peer == name) {
-      call.peer.clear();
-      route(self, id);
-      st.calls_rerouted->inc();
-      ++moved;
-    }
-  for (auto s = st.served.begin(); s != st.served.end();)
-    s = s->second.caller_name == name ? st.served.erase(s) : std::next(s);
+  auto moved = forget_peer(self, name);
   spdlog::warn("cluster: node {} left ({}); {} call(s) it had were sent elsewhere", name,
                self->system().render(dm.reason), moved);
   // Its last second of calls still counts at the provider: grow into its part one window later.

@@ -64,7 +64,7 @@ config::node_file with_needed_models(config::node_file cfg) {
     return cfg;
   std::map<std::string, config::model_config> needed;
   for (const auto& [name, p] : cfg.pipelines)
-    if (cfg.node.has("ingest") && cfg.models.count(p.model)) {
+    if (cfg.models.count(p.model)) {
       const auto& m = cfg.models.at(p.model);
       needed.emplace(p.model, m);
       if (!m.fallback.empty() && cfg.models.count(m.fallback))
@@ -120,6 +120,8 @@ void node::impl::start_sink() {
 }
 
 node::node(config::node_file cfg) : impl_(new impl) {
+  if (!cfg.node.has("ingest"))
+    cfg.pipelines.clear(); // pipelines run on ingest nodes only
   impl_->cfg = with_needed_models(std::move(cfg));
   const auto& node = impl_->cfg.node;
   auto errors = gateways::prepare_models(impl_->cfg, impl_->registry, impl_->models);
@@ -130,8 +132,6 @@ node::node(config::node_file cfg) : impl_(new impl) {
   if (node.listen && impl_->cfg.cluster.tls.enabled())
     for (auto& e : cluster::check_tls_files(impl_->cfg.cluster.tls))
       errors.push_back(std::move(e));
-  if (!node.has("ingest"))
-    impl_->cfg.pipelines.clear();
   for (const auto& [name, p] : impl_->cfg.pipelines) {
     auto it = impl_->models.find(p.model);
     if (it == impl_->models.end())
