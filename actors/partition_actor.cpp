@@ -1,11 +1,11 @@
 #include "actors/partition_actor.hpp"
 #include "actors/messages.hpp"
+#include "actors/offset_window.hpp"
 
 #include <spdlog/spdlog.h>
 
 #include <chrono>
 #include <optional>
-#include <unordered_map>
 
 namespace inflow::actors {
 
@@ -65,8 +65,7 @@ struct partition_state {
   caf::actor gateway;
   std::optional<events::decoder> decoder;
   std::vector<events::field_value> values;
-  offset_tracker tracker;
-  std::unordered_map<int64_t, pending_record> pending;
+  offset_window<pending_record> pending;
   std::shared_ptr<kafka::delivery_listener> delivery;
   bool warned_produce = false;
   static inline const char* name = "inflow.partition";
@@ -74,24 +73,23 @@ struct partition_state {
 
 using partition_actor = caf::stateful_actor<partition_state>;
 
-void finish(partition_actor* self, int64_t offset) {
+/// The record's outcome is complete (`now`: one clock reading per message handled).
+void finish(partition_actor* self, int64_t offset, int64_t now) {
   auto& st = self->state;
-  auto it = st.pending.find(offset);
-  if (it != st.pending.end()) {
-    double age_s = static_cast<double>(now_ms() - it->second.timestamp_ms) / 1000.0;
+  if (auto* rec = st.pending.find(offset)) {
+    double age_s = static_cast<double>(now - rec->timestamp_ms) / 1000.0;
     st.ctx->probe.end_to_end_latency.observe(age_s < 0 ? 0 : age_s);
-    st.pending.erase(it);
   }
-  if (st.tracker.mark_done(offset)) {
+  if (st.pending.mark_done(offset)) {
     st.shared->in_flight.fetch_sub(1);
-    st.shared->committable.store(st.tracker.committable());
+    st.shared->committable.store(st.pending.committable());
   }
 }
 
 /// Queues one write of the record's outcome; Kafka's ack (on_ack) counts it done.
 void write(partition_actor* self, int64_t offset, write_kind kind) {
   auto& st = self->state;
-  auto& rec = st.pending.at(offset);
+  auto& rec = *st.pending.find(offset); // callers hold an unfinished record
   const auto& ctx = *st.ctx;
   const auto& cfg = ctx.config;
   const auto partition = st.shared->partition;
@@ -133,7 +131,7 @@ void write(partition_actor* self, int64_t offset, write_kind kind) {
 }
 
 void dead_letter(partition_actor* self, int64_t offset, events::record_error error, std::string message) {
-  auto& rec = self->state.pending[offset];
+  auto& rec = *self->state.pending.find(offset);
   rec.scored = true;
   rec.error = error;
   rec.error_message = std::move(message);
@@ -150,12 +148,13 @@ void on_batch(partition_actor* self, const std::shared_ptr<record_batch>& batch)
   std::string text;
   for (auto* m : batch->messages) {
     int64_t offset = m->offset;
-    if (!st.tracker.add(offset)) {
+    auto* added = st.pending.add(offset);
+    if (!added) {
       ctx.probe.duplicates_skipped.inc();
       st.shared->in_flight.fetch_sub(1);
       continue;
     }
-    auto& rec = st.pending[offset];
+    auto& rec = *added;
     int64_t ts = rd_kafka_message_timestamp(m, nullptr);
     rec.timestamp_ms = ts > 0 ? ts : now_ms();
     std::string_view value(static_cast<const char*>(m->payload), m->len);
@@ -183,17 +182,18 @@ void on_scores(partition_actor* self, gateways::score_reply& reply) {
   auto& st = self->state;
   auto& ctx = *st.ctx;
   const auto& cfg = ctx.config;
+  const int64_t now = now_ms();
   for (size_t i = 0; i < reply.ids.size(); ++i) {
     auto offset = static_cast<int64_t>(reply.ids[i]);
-    auto it = st.pending.find(offset);
-    if (it == st.pending.end() || it->second.scored)
+    auto* found = st.pending.find(offset);
+    if (!found || found->scored)
       continue;
     if (!reply.error.empty()) {
       dead_letter(self, offset, events::record_error::model_failed, reply.error);
       continue;
     }
     ctx.probe.scored.inc();
-    auto& rec = it->second;
+    auto& rec = *found;
     rec.scored = true;
     auto& result = rec.result;
     if (reply.model != ctx.model.name) { // a fallback answered
@@ -213,7 +213,7 @@ void on_scores(partition_actor* self, gateways::score_reply& reply) {
     if (!alert)
       ctx.probe.no_alert.inc();
     if (rec.writes == 0) {
-      finish(self, offset);
+      finish(self, offset, now);
       continue;
     }
     if (alert)
@@ -228,10 +228,10 @@ void on_ack(partition_actor* self, const produce_ack& ack) {
   auto& ctx = *st.ctx;
   const int64_t offset = ack.token / 4;
   const auto kind = static_cast<write_kind>(ack.token % 4);
-  auto it = st.pending.find(offset);
-  if (it == st.pending.end())
+  auto* found = st.pending.find(offset);
+  if (!found)
     return;
-  auto& rec = it->second;
+  auto& rec = *found;
   if (ack.error) {
     // The outcome is not durable: keep the offset uncommitted and write again.
     ctx.probe.produce_retries.inc();
@@ -253,7 +253,7 @@ void on_ack(partition_actor* self, const produce_ack& ack) {
     case write_kind::dead_letter: ctx.probe.dead_lettered.inc(); break;
   }
   if (--rec.writes == 0)
-    finish(self, offset);
+    finish(self, offset, now_ms());
 }
 
 caf::behavior partition(partition_actor* self, std::shared_ptr<const pipeline_context> ctx, caf::actor gateway,
@@ -269,7 +269,7 @@ caf::behavior partition(partition_actor* self, std::shared_ptr<const pipeline_co
     [=](gateways::score_reply& reply) { on_scores(self, reply); },
     [=](const produce_ack& ack) { on_ack(self, ack); },
     [=](retry_atom, int64_t token) {
-      if (self->state.pending.count(token / 4))
+      if (self->state.pending.find(token / 4))
         write(self, token / 4, static_cast<write_kind>(token % 4));
     },
   };

@@ -9,7 +9,6 @@
 //   produce_ack               Kafka acknowledged (or failed) an alert, result or dead letter
 //   retry_atom, token         write that part of the outcome again after a failure
 
-#include "actors/offset_tracker.hpp"
 #include "actors/probes.hpp"
 #include "actors/recent_alerts.hpp"
 #include "actors/source.hpp"
