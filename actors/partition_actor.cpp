@@ -4,7 +4,9 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
+#include <deque>
 #include <optional>
 
 namespace inflow::actors {
@@ -31,9 +33,8 @@ struct pending_record {
   bool scored = false;
   int writes = 0; ///< alert, result or dead letter not yet acknowledged
   int64_t timestamp_ms = 0;
-  /// The consumed record itself (its batch is kept until every record in it is
-  /// finished): the dead-letter topic gets its key and value unchanged.
-  std::shared_ptr<const record_batch> batch;
+  /// The consumed record itself (partition_state::batches keeps it alive): the
+  /// dead-letter topic gets its key and value unchanged.
   const rd_kafka_message_t* message = nullptr;
   std::string_view key() const {
     return message->key ? std::string_view(static_cast<const char*>(message->key), message->key_len) : "";
@@ -66,6 +67,11 @@ struct partition_state {
   std::optional<events::decoder> decoder;
   std::vector<events::field_value> values;
   offset_window<pending_record> pending;
+  /// Consumed batches, kept until every record in them is finished.
+  std::deque<std::shared_ptr<const record_batch>> batches;
+  /// Finished while handling the current message; settle() publishes them.
+  int64_t finished = 0;
+  std::vector<double> finished_ages;
   std::shared_ptr<kafka::delivery_listener> delivery;
   bool warned_produce = false;
   static inline const char* name = "inflow.partition";
@@ -76,14 +82,29 @@ using partition_actor = caf::stateful_actor<partition_state>;
 /// The record's outcome is complete (`now`: one clock reading per message handled).
 void finish(partition_actor* self, int64_t offset, int64_t now) {
   auto& st = self->state;
-  if (auto* rec = st.pending.find(offset)) {
-    double age_s = static_cast<double>(now - rec->timestamp_ms) / 1000.0;
-    st.ctx->probe.end_to_end_latency.observe(age_s < 0 ? 0 : age_s);
-  }
-  if (st.pending.mark_done(offset)) {
-    st.shared->in_flight.fetch_sub(1);
-    st.shared->committable.store(st.pending.committable());
-  }
+  auto* rec = st.pending.find(offset);
+  if (!rec)
+    return;
+  st.finished_ages.push_back(std::max(0.0, static_cast<double>(now - rec->timestamp_ms) / 1000.0));
+  st.pending.mark_done(offset);
+  ++st.finished;
+}
+
+/// Publishes what the message just handled finished: the consumer thread's
+/// counters, the latency histogram and the batches no record needs any more,
+/// once per message rather than per record (they are shared across threads).
+void settle(partition_actor* self) {
+  auto& st = self->state;
+  if (st.finished == 0)
+    return;
+  st.ctx->probe.end_to_end_latency.observe_all(st.finished_ages);
+  st.finished_ages.clear();
+  st.shared->in_flight.fetch_sub(st.finished);
+  st.finished = 0;
+  const int64_t committable = st.pending.committable();
+  st.shared->committable.store(committable);
+  while (!st.batches.empty() && st.batches.front()->messages.back()->offset < committable)
+    st.batches.pop_front();
 }
 
 /// Queues one write of the record's outcome; Kafka's ack (on_ack) counts it done.
@@ -146,6 +167,9 @@ void on_batch(partition_actor* self, const std::shared_ptr<record_batch>& batch)
   const size_t width = ctx.features.size();
   std::vector<float> row(width);
   std::string text;
+  request.ids.reserve(batch->messages.size());
+  request.rows.reserve(batch->messages.size() * width);
+  bool kept = false; // some record of the batch is new
   for (auto* m : batch->messages) {
     int64_t offset = m->offset;
     auto* added = st.pending.add(offset);
@@ -154,6 +178,7 @@ void on_batch(partition_actor* self, const std::shared_ptr<record_batch>& batch)
       st.shared->in_flight.fetch_sub(1);
       continue;
     }
+    kept = true;
     auto& rec = *added;
     int64_t ts = rd_kafka_message_timestamp(m, nullptr);
     rec.timestamp_ms = ts > 0 ? ts : now_ms();
@@ -162,7 +187,6 @@ void on_batch(partition_actor* self, const std::shared_ptr<record_batch>& batch)
     if (!failure)
       failure = ctx.features.is_text() ? ctx.features.extract_text(st.values, text, rec.identity)
                                        : ctx.features.extract(st.values, row.data(), rec.identity);
-    rec.batch = batch;
     rec.message = m;
     if (failure) {
       dead_letter(self, offset, failure->code, std::move(failure->message));
@@ -174,6 +198,8 @@ void on_batch(partition_actor* self, const std::shared_ptr<record_batch>& batch)
     else
       request.rows.insert(request.rows.end(), row.begin(), row.end());
   }
+  if (kept)
+    st.batches.push_back(batch);
   if (!request.ids.empty())
     self->send(st.gateway, std::move(request));
 }
@@ -183,6 +209,8 @@ void on_scores(partition_actor* self, gateways::score_reply& reply) {
   auto& ctx = *st.ctx;
   const auto& cfg = ctx.config;
   const int64_t now = now_ms();
+  const bool fallback = reply.model != ctx.model.name;
+  uint64_t scored = 0, no_alert = 0;
   for (size_t i = 0; i < reply.ids.size(); ++i) {
     auto offset = static_cast<int64_t>(reply.ids[i]);
     auto* found = st.pending.find(offset);
@@ -192,11 +220,11 @@ void on_scores(partition_actor* self, gateways::score_reply& reply) {
       dead_letter(self, offset, events::record_error::model_failed, reply.error);
       continue;
     }
-    ctx.probe.scored.inc();
+    ++scored;
     auto& rec = *found;
     rec.scored = true;
     auto& result = rec.result;
-    if (reply.model != ctx.model.name) { // a fallback answered
+    if (fallback) {
       result.model = reply.model;
       result.model_version = reply.model_version;
     }
@@ -210,8 +238,7 @@ void on_scores(partition_actor* self, gateways::score_reply& reply) {
     bool alert = !cfg.alert.topic.empty() && cfg.alert.matches(result.score);
     bool output = !cfg.output_topic.empty();
     rec.writes = alert + output;
-    if (!alert)
-      ctx.probe.no_alert.inc();
+    no_alert += !alert;
     if (rec.writes == 0) {
       finish(self, offset, now);
       continue;
@@ -221,6 +248,9 @@ void on_scores(partition_actor* self, gateways::score_reply& reply) {
     if (output)
       write(self, offset, write_kind::result);
   }
+  ctx.probe.scored.inc(scored);
+  ctx.probe.no_alert.inc(no_alert);
+  settle(self);
 }
 
 void on_ack(partition_actor* self, const produce_ack& ack) {
@@ -252,8 +282,10 @@ void on_ack(partition_actor* self, const produce_ack& ack) {
     case write_kind::result: ctx.probe.results.inc(); break;
     case write_kind::dead_letter: ctx.probe.dead_lettered.inc(); break;
   }
-  if (--rec.writes == 0)
+  if (--rec.writes == 0) {
     finish(self, offset, now_ms());
+    settle(self);
+  }
 }
 
 caf::behavior partition(partition_actor* self, std::shared_ptr<const pipeline_context> ctx, caf::actor gateway,

@@ -23,6 +23,24 @@ void histogram::observe(double v) {
   }
 }
 
+void histogram::observe_all(const std::vector<double>& values) {
+  if (values.empty())
+    return;
+  std::vector<uint64_t> counts(bounds_.size() + 1);
+  double sum = 0;
+  for (double v : values) {
+    ++counts[static_cast<size_t>(std::lower_bound(bounds_.begin(), bounds_.end(), v) - bounds_.begin())];
+    sum += v;
+  }
+  for (size_t i = 0; i < counts.size(); ++i)
+    if (counts[i])
+      counts_[i].fetch_add(counts[i], std::memory_order_relaxed);
+  count_.fetch_add(values.size(), std::memory_order_relaxed);
+  double old = sum_.load(std::memory_order_relaxed);
+  while (!sum_.compare_exchange_weak(old, old + sum, std::memory_order_relaxed)) {
+  }
+}
+
 histogram::snapshot histogram::read() const {
   snapshot s;
   s.bounds = bounds_;

@@ -37,6 +37,9 @@ public:
   /// `bounds` are the upper bounds of the buckets, ascending (+Inf is implied).
   explicit histogram(std::vector<double> bounds);
   void observe(double v);
+  /// Many values at once: one atomic update per bucket touched, not three per
+  /// value (actors on several threads share a histogram).
+  void observe_all(const std::vector<double>& values);
 
   struct snapshot {
     std::vector<double> bounds;

@@ -38,3 +38,17 @@ TEST_CASE("histogram quantiles interpolate within buckets") {
   CHECK(delta.count == 1);
   CHECK(delta.quantile(0.5) > 3.0);
 }
+
+TEST_CASE("observing many values at once counts as observing each") {
+  histogram one_by_one({1, 2, 3, 4}), all_at_once({1, 2, 3, 4});
+  std::vector<double> values{0.5, 1.5, 1.7, 2.5, 3.5, 9, 9, 0};
+  for (double v : values)
+    one_by_one.observe(v);
+  all_at_once.observe_all(values);
+  all_at_once.observe_all({});
+  auto a = one_by_one.read(), b = all_at_once.read();
+  CHECK(a.counts == b.counts);
+  CHECK(a.count == b.count);
+  CHECK(a.sum == Approx(b.sum));
+  CHECK(b.count == values.size());
+}
