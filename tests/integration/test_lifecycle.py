@@ -8,6 +8,8 @@ import subprocess
 import threading
 import time
 
+from confluent_kafka import OFFSET_END, Consumer, TopicPartition
+
 from harness import EXAMPLE, INFLOW, Feeder, Node, committed, read_all
 
 
@@ -100,3 +102,24 @@ def test_the_example_configs_validate_with_their_credentials(model_path):
     r = subprocess.run([INFLOW, "validate", "-c", os.path.join(os.path.dirname(EXAMPLE), "support.yaml")],
                        capture_output=True, text=True, env={k: v for k, v in os.environ.items() if "API_KEY" not in k})
     assert r.returncode == 78 and "OPENAI_API_KEY is not set" in r.stderr
+
+
+def test_gen_rate_is_paced_from_the_first_acknowledged_record(broker):
+    # The idempotent producer may not send for about a second after it starts: pacing from the
+    # start would send that second's records as one burst. Records must arrive at the rate asked.
+    consumer = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "pace", "fetch.wait.max.ms": 10})
+    consumer.assign([TopicPartition("transactions", p, OFFSET_END) for p in range(4)])
+    try:
+        consumer.consume(1, timeout=1)  # the assignment takes effect
+        gen = subprocess.Popen([INFLOW, "gen", "--bootstrap", broker.bootstrap, "--rate", "1000", "--count", "3000"],
+                               stderr=subprocess.DEVNULL)
+        arrivals = []
+        deadline = time.time() + 30
+        while len(arrivals) < 3000 and time.time() < deadline:
+            arrivals += [time.time() for m in consumer.consume(500, timeout=0.2) if not m.error()]
+        assert gen.wait(timeout=30) == 0
+        assert len(arrivals) == 3000
+        # 2,900 records at 1,000/s take 2.9 s; a burst of the first second's records would make it ~2 s.
+        assert arrivals[-1] - arrivals[99] >= 2.5
+    finally:
+        consumer.close()
