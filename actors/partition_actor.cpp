@@ -69,8 +69,7 @@ struct partition_state {
   offset_window<pending_record> pending;
   /// Consumed batches, kept until every record in them is finished.
   std::deque<std::shared_ptr<const record_batch>> batches;
-  /// Finished while handling the current message; settle() publishes them.
-  int64_t finished = 0;
+  /// Ages (s) of the records finished while handling the current message; settle() publishes them.
   std::vector<double> finished_ages;
   std::shared_ptr<kafka::delivery_listener> delivery;
   bool warned_produce = false;
@@ -87,7 +86,6 @@ void finish(partition_actor* self, int64_t offset, int64_t now) {
     return;
   st.finished_ages.push_back(std::max(0.0, static_cast<double>(now - rec->timestamp_ms) / 1000.0));
   st.pending.mark_done(offset);
-  ++st.finished;
 }
 
 /// Publishes what the message just handled finished: the consumer thread's
@@ -95,12 +93,11 @@ void finish(partition_actor* self, int64_t offset, int64_t now) {
 /// once per message rather than per record (they are shared across threads).
 void settle(partition_actor* self) {
   auto& st = self->state;
-  if (st.finished == 0)
+  if (st.finished_ages.empty())
     return;
   st.ctx->probe.end_to_end_latency.observe_all(st.finished_ages);
+  st.shared->in_flight.fetch_sub(static_cast<int64_t>(st.finished_ages.size()));
   st.finished_ages.clear();
-  st.shared->in_flight.fetch_sub(st.finished);
-  st.finished = 0;
   const int64_t committable = st.pending.committable();
   st.shared->committable.store(committable);
   while (!st.batches.empty() && st.batches.front()->messages.back()->offset < committable)
