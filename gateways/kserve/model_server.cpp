@@ -92,19 +92,28 @@ private:
     for (auto* j : batch)
       input.insert(input.end(), j->rows->begin(), j->rows->end());
     auto started = clock::now();
+    std::vector<float> scores;
+    std::exception_ptr failure;
     try {
-      auto scores = model_.predict(input.data(), rows);
+      scores = model_.predict(input.data(), rows);
       call_seconds_.observe(std::chrono::duration<double>(clock::now() - started).count());
       batch_size_.observe(static_cast<double>(rows));
-      size_t next = 0;
-      for (auto* j : batch) {
-        j->result.set_value(std::vector<float>(scores.begin() + static_cast<std::ptrdiff_t>(next),
-                                               scores.begin() + static_cast<std::ptrdiff_t>(next + j->n)));
-        next += j->n;
-      }
     } catch (...) {
-      for (auto* j : batch)
-        j->result.set_exception(std::current_exception());
+      failure = std::current_exception();
+    }
+    size_t next = 0;
+    for (auto* j : batch) {
+      // A job lives on its caller's stack, and the caller returns as soon as its result is set:
+      // take the promise and the row count first, never touch the job after. (Reading j->n after
+      // set_value read a returned frame: a garbage count, and the server died in memmove.)
+      auto promise = std::move(j->result);
+      const size_t n = j->n;
+      if (failure)
+        promise.set_exception(failure);
+      else
+        promise.set_value(std::vector<float>(scores.begin() + static_cast<std::ptrdiff_t>(next),
+                                             scores.begin() + static_cast<std::ptrdiff_t>(next + n)));
+      next += n;
     }
   }
 
