@@ -75,6 +75,7 @@ struct cluster_state {
   std::set<std::string> dialing;                 ///< addresses we wait to hear hello from
   std::map<caf::actor_addr, std::string> dialed; ///< connected, hello not yet arrived
   std::set<std::string> unreachable;             ///< addresses whose failure was logged
+  uint64_t ticks = 0;
   bool joined = false;
   // Calls out.
   std::map<std::string, gateways::batcher<caf::strong_actor_ptr>> pending;
@@ -637,6 +638,11 @@ caf::behavior cluster(cluster_actor* self, cluster_setup setup, std::string list
       auto bytes = wire::encode(r);
       for (const auto& [name, link] : st.links)
         self->send(link.actor, bytes);
+      // Hellos again now and then: a node that missed a peer (a failed dial while many joined at
+      // once) learns its address again and dials it (on_hello), so the mesh heals by itself.
+      if (++st.ticks % 5 == 0)
+        for (const auto& [name, link] : st.links)
+          send_wire(self, link.actor, own_hello(st));
       if (st.links.empty())
         dial_seeds(self);
       self->delayed_send(self, std::chrono::seconds(1), tick_atom::value);
