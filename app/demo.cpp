@@ -76,9 +76,19 @@ int run_demo(const demo_options& o) {
     node.start();
     fmt::print("node running the fraud pipeline; metrics at http://{}/metrics, status at /api/status\n",
                o.admin.substr(0, o.admin.rfind(':')) + ":" + std::to_string(node.admin_port()));
+
+    auto& reg = node.metrics();
+    auto label = metrics::label("pipeline", pipeline);
+    // Transactions written before the consumer group has assigned partitions (a few seconds on the
+    // development broker) would only wait, and their latency would hide the pipeline's own.
+    fmt::print("joining the consumer group...\n");
+    auto& assigned = reg.get_gauge("inflow_partitions_assigned", "", label);
+    bool interrupted = false;
+    while (assigned.value() == 0 && !(interrupted = wait_for_stop(std::chrono::milliseconds(100)))) {
+    }
     fmt::print("generating {:.0f} transactions/s ({:.1f}% fraud); Ctrl-C stops\n\n", o.rate, o.fraud_rate * 100);
 
-    std::atomic<bool> stop_gen{false};
+    std::atomic<bool> stop_gen{interrupted};
     gen_report generated;
     std::thread generator([&] {
       gen_options g;
@@ -89,8 +99,6 @@ int run_demo(const demo_options& o) {
       generated = generate(g, stop_gen, {});
     });
 
-    auto& reg = node.metrics();
-    auto label = metrics::label("pipeline", pipeline);
     auto& consumed = reg.get_counter("inflow_records_consumed_total", "", label);
     auto& alerted = reg.get_counter("inflow_records_alerted_total", "", label);
     auto& dead = reg.get_counter("inflow_records_dead_lettered_total", "", label);
@@ -104,8 +112,7 @@ int run_demo(const demo_options& o) {
     uint64_t last_consumed = 0, alerts_seen = 0, last_alerts = 0;
     auto last_latency = latency.read();
     int tick = 0;
-    bool interrupted = false;
-    while (!(interrupted = wait_for_stop(std::chrono::seconds(1)))) {
+    while (!interrupted && !(interrupted = wait_for_stop(std::chrono::seconds(1)))) {
       ++tick;
       auto now_latency = latency.read();
       auto window = now_latency.minus(last_latency);

@@ -123,3 +123,17 @@ def test_gen_rate_is_paced_from_the_first_acknowledged_record(broker):
         assert arrivals[-1] - arrivals[99] >= 2.5
     finally:
         consumer.close()
+
+
+def test_demo_scores_everything_it_generates(model_path):
+    # The main job. It generates only once the consumer group has its partitions, so that the
+    # latency it reports is the pipeline's, not the seconds of a group join.
+    r = subprocess.run([INFLOW, "demo", "--duration", "5", "--rate", "5000", "--admin", "127.0.0.1:0",
+                        "--model-dir", os.path.dirname(model_path)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "joining the consumer group" in r.stdout
+    done = re.search(r"done: generated (\d+), consumed (\d+), alerts (\d+), dead letters 0; "
+                     r"latency p50 ([\d.]+)ms p99 ([\d.]+)ms", r.stdout)
+    assert done, r.stdout
+    generated, consumed, alerts = (int(done.group(i)) for i in (1, 2, 3))
+    assert generated > 10_000 and consumed == generated and alerts > 0
