@@ -31,9 +31,12 @@ nlohmann::json as_cluster(const nlohmann::json& status) {
   nlohmann::json self{{"name", status["node"]["name"]}, {"roles", status["node"]["roles"]}, {"listen", "-"},
                       {"self", true}, {"calls_out", 0}, {"calls_in", 0},
                       {"gateways", nlohmann::json::array()}, {"partitions", nlohmann::json::array()}};
-  for (const auto& [model, g] : status.value("gateways", nlohmann::json::object()).items())
+  // Named, not iterated as temporaries: items() refers to its json, which must outlive the loop.
+  const auto gateways = status.value("gateways", nlohmann::json::object());
+  const auto pipelines = status.value("pipelines", nlohmann::json::object());
+  for (const auto& [model, g] : gateways.items())
     self["gateways"].push_back({{"model", model}, {"provider", g["provider"]}, {"version", g["version"]}});
-  for (const auto& [pipeline, p] : status.value("pipelines", nlohmann::json::object()).items())
+  for (const auto& [pipeline, p] : pipelines.items())
     for (const auto& [partition, v] : p["partitions"].items())
       self["partitions"].push_back({{"pipeline", pipeline}, {"partition", std::stoi(partition)},
                                     {"in_flight", v["in_flight"]}});

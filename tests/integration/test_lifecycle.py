@@ -137,3 +137,18 @@ def test_demo_scores_everything_it_generates(model_path):
     assert done, r.stdout
     generated, consumed, alerts = (int(done.group(i)) for i in (1, 2, 3))
     assert generated > 10_000 and consumed == generated and alerts > 0
+
+
+def test_status_describes_a_node_outside_any_cluster(broker, model_path):
+    node = Node(broker.bootstrap, model_path)
+    try:
+        deadline = time.time() + 30
+        while node.metric("inflow_partitions_assigned") < 4 and time.time() < deadline:
+            time.sleep(0.1)
+        out = run("status", "--admin", node.admin.removeprefix("http://"))
+        assert out.returncode == 0, out.stderr
+        assert "1 node(s), as node-1 sees them" in out.stdout
+        assert re.search(r"gateways:\s+fraud \(embedded-xgboost fraud-\w+\)", out.stdout), out.stdout
+        assert all(f"fraud/{p} (0 in flight)" in out.stdout for p in range(4)), out.stdout
+    finally:
+        node.stop()
