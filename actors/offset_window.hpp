@@ -61,7 +61,6 @@ public:
   int64_t committable() const { return committable_; }
   /// Records registered but not finished.
   size_t in_flight() const { return in_flight_; }
-  int64_t last_added() const { return last_added_; }
 
 private:
   struct slot {

@@ -79,13 +79,10 @@ struct partition_state {
 using partition_actor = caf::stateful_actor<partition_state>;
 
 /// The record's outcome is complete (`now`: one clock reading per message handled).
-void finish(partition_actor* self, int64_t offset, int64_t now) {
+void finish(partition_actor* self, int64_t offset, const pending_record& rec, int64_t now) {
   auto& st = self->state;
-  auto* rec = st.pending.find(offset);
-  if (!rec)
-    return;
-  st.finished_ages.push_back(std::max(0.0, static_cast<double>(now - rec->timestamp_ms) / 1000.0));
-  st.pending.mark_done(offset);
+  st.finished_ages.push_back(std::max(0.0, static_cast<double>(now - rec.timestamp_ms) / 1000.0));
+  st.pending.mark_done(offset); // resets `rec`
 }
 
 /// Publishes what the message just handled finished: the consumer thread's
@@ -237,7 +234,7 @@ void on_scores(partition_actor* self, gateways::score_reply& reply) {
     rec.writes = alert + output;
     no_alert += !alert;
     if (rec.writes == 0) {
-      finish(self, offset, now);
+      finish(self, offset, rec, now);
       continue;
     }
     if (alert)
@@ -280,7 +277,7 @@ void on_ack(partition_actor* self, const produce_ack& ack) {
     case write_kind::dead_letter: ctx.probe.dead_lettered.inc(); break;
   }
   if (--rec.writes == 0) {
-    finish(self, offset, now_ms());
+    finish(self, offset, rec, now_ms());
     settle(self);
   }
 }

@@ -14,13 +14,20 @@ histogram::histogram(std::vector<double> bounds)
     counts_[i] = 0;
 }
 
-void histogram::observe(double v) {
-  size_t i = static_cast<size_t>(std::lower_bound(bounds_.begin(), bounds_.end(), v) - bounds_.begin());
-  counts_[i].fetch_add(1, std::memory_order_relaxed);
-  count_.fetch_add(1, std::memory_order_relaxed);
+size_t histogram::bucket_of(double v) const {
+  return static_cast<size_t>(std::lower_bound(bounds_.begin(), bounds_.end(), v) - bounds_.begin());
+}
+
+void histogram::add_to_sum(double v) {
   double old = sum_.load(std::memory_order_relaxed);
   while (!sum_.compare_exchange_weak(old, old + v, std::memory_order_relaxed)) {
   }
+}
+
+void histogram::observe(double v) {
+  counts_[bucket_of(v)].fetch_add(1, std::memory_order_relaxed);
+  count_.fetch_add(1, std::memory_order_relaxed);
+  add_to_sum(v);
 }
 
 void histogram::observe_all(const std::vector<double>& values) {
@@ -29,16 +36,14 @@ void histogram::observe_all(const std::vector<double>& values) {
   std::vector<uint64_t> counts(bounds_.size() + 1);
   double sum = 0;
   for (double v : values) {
-    ++counts[static_cast<size_t>(std::lower_bound(bounds_.begin(), bounds_.end(), v) - bounds_.begin())];
+    ++counts[bucket_of(v)];
     sum += v;
   }
   for (size_t i = 0; i < counts.size(); ++i)
     if (counts[i])
       counts_[i].fetch_add(counts[i], std::memory_order_relaxed);
   count_.fetch_add(values.size(), std::memory_order_relaxed);
-  double old = sum_.load(std::memory_order_relaxed);
-  while (!sum_.compare_exchange_weak(old, old + sum, std::memory_order_relaxed)) {
-  }
+  add_to_sum(sum);
 }
 
 histogram::snapshot histogram::read() const {

@@ -57,6 +57,9 @@ private:
   std::unique_ptr<std::atomic<uint64_t>[]> counts_;
   std::atomic<uint64_t> count_{0};
   std::atomic<double> sum_{0};
+
+  size_t bucket_of(double v) const;
+  void add_to_sum(double v);
 };
 
 /// Exponential buckets for latencies in seconds, 50 µs .. ~120 s, 25 % apart.
