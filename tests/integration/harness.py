@@ -1,6 +1,11 @@
-"""Starts `inflow broker` and `inflow node` as real processes and talks to them
-with an independent Kafka client (python3-confluent-kafka)."""
+"""Starts Kafka and `inflow node` as real processes and talks to them with an
+independent Kafka client (python3-confluent-kafka).
 
+INFLOW_TEST_BROKER chooses the broker for a run: `kafka` (default) is Apache Kafka
+from deploy/kafka, one per test module, with fresh topics for every test; `mock` is
+`inflow broker`, librdkafka's in-memory mock cluster, one per test."""
+
+import atexit
 import json
 import os
 import random
@@ -13,10 +18,14 @@ import time
 import urllib.request
 
 from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 INFLOW = os.environ.get("INFLOW_BIN", os.path.join(ROOT, "build", "inflow"))
 EXAMPLE = os.path.join(ROOT, "config", "examples", "fraud.yaml")
+BROKER_KIND = os.environ.get("INFLOW_TEST_BROKER", "kafka")
+assert BROKER_KIND in ("kafka", "mock"), f"INFLOW_TEST_BROKER is kafka or mock, not {BROKER_KIND!r}"
+REAL_KAFKA = BROKER_KIND == "kafka"
 
 
 class Process:
@@ -56,7 +65,9 @@ class Process:
         return rc
 
 
-class Broker(Process):
+class MockBroker(Process):
+    """`inflow broker`: the development broker, in memory, about 5 MiB per partition."""
+
     def __init__(self, topics):
         args = [INFLOW, "broker"]
         for name, partitions in topics.items():
@@ -64,6 +75,90 @@ class Broker(Process):
         super().__init__(args)
         self.bootstrap = self.proc.stdout.readline().strip()
         assert re.match(r"^127\.0\.0\.1:\d+", self.bootstrap), self.bootstrap
+
+
+class Kafka(Process):
+    """Apache Kafka from deploy/kafka; `pids` are its brokers' JVMs, by node id."""
+
+    # Retention is checked every second, so tests can see records deleted.
+    SETS = ["log.retention.check.interval.ms=1000"]
+
+    def __init__(self, brokers=1, args=()):
+        command = [os.path.join(ROOT, "deploy", "kafka"), "--brokers", str(brokers), *args]
+        for s in self.SETS:
+            command += ["--set", s]
+        super().__init__(command)
+        self.bootstrap = self.proc.stdout.readline().strip()
+        assert re.match(r"^127\.0\.0\.1:\d+", self.bootstrap), self.stderr()
+        self.pids = {}
+        deadline = time.time() + 10
+        while len(self.pids) < brokers and time.time() < deadline:
+            self.pids = {int(n): int(p) for n, p in re.findall(r"broker (\d+) pid (\d+)", self.stderr())}
+            time.sleep(0.05)
+        self.admin_config = {"bootstrap.servers": self.bootstrap}
+
+    def admin(self):
+        return AdminClient(self.admin_config)
+
+    def reset(self, topics, configs=None):
+        """Deletes every topic (Kafka drops the groups' offsets of deleted topics), then
+        creates `topics` (name -> partitions)."""
+        admin = self.admin()
+        old = [t for t in admin.list_topics(timeout=10).topics if not t.startswith("__")]
+        if old:
+            for future in admin.delete_topics(old, operation_timeout=30).values():
+                future.result()
+        deadline = time.time() + 60
+        pending = {name: NewTopic(name, partitions, config=(configs or {}).get(name, {}))
+                   for name, partitions in topics.items()}
+        while pending:
+            for name, future in admin.create_topics(list(pending.values()), operation_timeout=30).items():
+                try:
+                    future.result()
+                    del pending[name]
+                except Exception as e:  # a deleted topic of the same name may still be going
+                    assert time.time() < deadline, f"creating {name}: {e}"
+            time.sleep(0.2 if pending else 0)
+        # Every partition has a leader before the test starts.
+        while True:
+            metadata = admin.list_topics(timeout=10).topics
+            if all(name in metadata and len(metadata[name].partitions) == n and
+                   all(p.leader >= 0 for p in metadata[name].partitions.values()) for name, n in topics.items()):
+                return
+            assert time.time() < deadline, "new topics never got leaders"
+            time.sleep(0.1)
+
+
+_shared_kafka = None
+
+
+def shared_kafka():
+    """The test module's Kafka (ctest runs each module in a process of its own)."""
+    global _shared_kafka
+    if _shared_kafka is None or _shared_kafka.proc.poll() is not None:
+        _shared_kafka = Kafka()
+        atexit.register(_shared_kafka.stop)
+    return _shared_kafka
+
+
+class Topics:
+    """Fresh topics on the module's Kafka: what a test sees as its broker."""
+
+    def __init__(self, kafka, topics, configs=None):
+        kafka.reset(topics, configs)
+        self.kafka = kafka
+        self.bootstrap = kafka.bootstrap
+
+    def stop(self):
+        return 0
+
+
+def Broker(topics, configs=None):
+    """A broker with these topics (name -> partitions) and nothing else. `configs` gives
+    topic properties (name -> {key: value}) where the real broker honours them."""
+    if REAL_KAFKA:
+        return Topics(shared_kafka(), topics, configs)
+    return MockBroker(topics)
 
 
 class Node(Process):
