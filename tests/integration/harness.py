@@ -17,7 +17,7 @@ import threading
 import time
 import urllib.request
 
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -95,10 +95,19 @@ class Kafka(Process):
         while len(self.pids) < brokers and time.time() < deadline:
             self.pids = {int(n): int(p) for n, p in re.findall(r"broker (\d+) pid (\d+)", self.stderr())}
             time.sleep(0.05)
-        self.admin_config = {"bootstrap.servers": self.bootstrap}
+        # With --sasl-ssl, tests set up and check through the brokers' own plaintext listener.
+        internal = re.findall(r"plaintext listener (127\.0\.0\.1:\d+)", self.stderr())
+        self.admin_config = {"bootstrap.servers": ",".join(internal) or self.bootstrap}
 
     def admin(self):
         return AdminClient(self.admin_config)
+
+    def kill_broker(self, node_id):
+        """SIGKILLs one broker's JVM and waits until it is gone."""
+        os.kill(self.pids[node_id], signal.SIGKILL)
+        deadline = time.time() + 30
+        while os.path.exists(f"/proc/{self.pids[node_id]}") and time.time() < deadline:
+            time.sleep(0.05)
 
     def reset(self, topics, configs=None):
         """Deletes every topic (Kafka drops the groups' offsets of deleted topics), then
@@ -292,7 +301,15 @@ def read_all(bootstrap, topic, partitions):
 
 def committed(bootstrap, group, topic, partitions):
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
-    res = c.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=10)
+    deadline = time.time() + 30
+    while True:
+        try:
+            res = c.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=10)
+            break
+        except KafkaException as e:  # a new broker's group coordinator may still be loading
+            if not e.args[0].retriable() and e.args[0].code() != KafkaError.NOT_COORDINATOR or time.time() > deadline:
+                raise
+            time.sleep(0.2)
     c.close()
     return {t.partition: t.offset for t in res}
 

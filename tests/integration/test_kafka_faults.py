@@ -1,0 +1,182 @@
+"""Delivery under faults only a real broker has: a million records with the node
+SIGKILLed twice, the broker itself SIGKILLed and restarted on its data, a broker of
+three stopped, and group members leaving and joining under load.
+
+Every record alerts here (`score >= 0`), so the alert topic accounts for every input
+offset: a missing one is a lost record, a repeated one a duplicate."""
+
+import collections
+import json
+import signal
+import subprocess
+import threading
+import time
+
+import pytest
+from confluent_kafka import Consumer, TopicPartition
+
+from harness import (INFLOW, REAL_KAFKA, Kafka, Node, Topics, end_offsets, shared_kafka,
+                     wait_until_committed)
+
+pytestmark = pytest.mark.skipif(not REAL_KAFKA, reason="needs Apache Kafka (INFLOW_TEST_BROKER=kafka)")
+
+PARTITIONS = 4
+MAX_IN_FLIGHT = 1000
+COMMIT_INTERVAL_MS = 500
+POLL_BATCH = 4096  # the most records a node takes from librdkafka at once (actors/source.cpp)
+EVERY_RECORD_ALERTS = ["pipelines.fraud.alert.when=score >= 0", f"pipelines.fraud.max_in_flight={MAX_IN_FLIGHT}",
+                       f"pipelines.fraud.commit_interval_ms={COMMIT_INTERVAL_MS}",
+                       "kafka.session.timeout.ms=6000", "kafka.heartbeat.interval.ms=500"]
+TOPICS = {"transactions": PARTITIONS, "fraud-alerts": PARTITIONS, "transactions.dlq": 1}
+
+
+def generate(bootstrap, count, rate=0):
+    """`inflow gen` in the background: card transactions keyed by card."""
+    return subprocess.Popen([INFLOW, "gen", "--bootstrap", bootstrap, "--topic", "transactions",
+                             "--count", str(count), "--rate", str(rate), "--seed", "7"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def alert_counts(bootstrap, expected):
+    """How many alerts each input (partition, offset) got, reading all `expected` alerts."""
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"reader-{time.time()}",
+                  "enable.auto.commit": False, "fetch.max.bytes": 64 * 1024 * 1024})
+    c.assign([TopicPartition("fraud-alerts", p, 0) for p in range(PARTITIONS)])
+    counts = collections.Counter()
+    read, deadline = 0, time.time() + 180
+    while read < expected and time.time() < deadline:
+        for m in c.consume(10000, timeout=1):
+            if not m.error():
+                source = json.loads(m.value())["source"]
+                counts[(source["partition"], source["offset"])] += 1
+                read += 1
+    c.close()
+    assert read == expected, f"read {read} of {expected} alerts"
+    return counts
+
+
+def check_every_record_alerted(bootstrap):
+    """Returns the number of duplicate alerts; fails on any record without one."""
+    ends = wait_until_committed(bootstrap, "inflow-fraud", "transactions", PARTITIONS, timeout=300)
+    written = sum(end_offsets(bootstrap, "fraud-alerts", PARTITIONS).values())
+    counts = alert_counts(bootstrap, written)
+    missing = [(p, o) for p in range(PARTITIONS) for o in range(ends[p]) if (p, o) not in counts]
+    assert not missing, f"{len(missing)} records without an alert, first {missing[:5]}"
+    return written - sum(ends.values())
+
+
+class RateWatch:
+    """Samples a node's consumed count, for the fastest rate it ran at over one second."""
+
+    def __init__(self, node):
+        self.node, self.samples, self.fastest = node, collections.deque(), 0.0
+
+    def consumed(self):
+        n = self.node.metric("inflow_records_consumed_total")
+        now = time.time()
+        self.samples.append((now, n))
+        while self.samples and now - self.samples[0][0] > 1.0:
+            t0, n0 = self.samples.popleft()
+            self.fastest = max(self.fastest, (n - n0) / (now - t0))
+        return n
+
+
+def wait_for_consumed(node, count, watch=None, timeout=120):
+    deadline = time.time() + timeout
+    while (watch.consumed() if watch else node.metric("inflow_records_consumed_total")) < count:
+        assert time.time() < deadline, node.stderr()
+        time.sleep(0.05)
+
+
+def duplicate_bound(rate):
+    """The README's bound on what one crash replays: what the node finished in the last
+    two commit intervals, plus every partition's window (max_in_flight and one poll)."""
+    return int(rate * 2 * COMMIT_INTERVAL_MS / 1000) + PARTITIONS * (MAX_IN_FLIGHT + POLL_BATCH)
+
+
+def test_a_million_records_with_the_node_sigkilled_twice(model_path):
+    bootstrap = Topics(shared_kafka(), TOPICS).bootstrap
+    gen = generate(bootstrap, 1_000_000, rate=100_000)
+    bound = 0
+    for kill_after in (250_000, 250_000):
+        node = Node(bootstrap, model_path, sets=EVERY_RECORD_ALERTS)
+        watch = RateWatch(node)
+        wait_for_consumed(node, kill_after, watch)
+        assert node.stop(signal.SIGKILL) == -signal.SIGKILL
+        bound += duplicate_bound(watch.fastest)
+    assert gen.wait(timeout=300) == 0, gen.stderr.read()
+    last = Node(bootstrap, model_path, sets=EVERY_RECORD_ALERTS)
+    duplicates = check_every_record_alerted(bootstrap)
+    assert last.stop() == 0, last.stderr()
+    print(f"duplicates after two SIGKILLs: {duplicates} (bound {bound})")
+    assert duplicates <= bound
+
+
+def test_the_broker_sigkilled_and_restarted_on_its_data(model_path, tmp_path):
+    kafka = Kafka(args=["--dir", str(tmp_path / "kafka")])
+    try:
+        bootstrap = Topics(kafka, TOPICS).bootstrap
+        gen = generate(bootstrap, 100_000, rate=10_000)
+        node = Node(bootstrap, model_path, sets=EVERY_RECORD_ALERTS)
+        wait_for_consumed(node, 20_000)
+        kafka.kill_broker(1)
+        assert kafka.proc.wait(timeout=30) != 0  # deploy/kafka has no broker left
+        time.sleep(3)
+        kafka = Kafka(args=["--dir", str(tmp_path / "kafka")])
+        assert kafka.bootstrap == bootstrap  # the same ports, kept with the data
+        assert gen.wait(timeout=300) == 0, gen.stderr.read()
+        duplicates = check_every_record_alerted(bootstrap)
+        assert node.proc.poll() is None, "the node did not ride out the broker's restart:\n" + node.stderr()
+        assert node.stop() == 0, node.stderr()
+        print(f"duplicates across the broker's restart: {duplicates}")
+    finally:
+        kafka.stop()
+
+
+def test_three_brokers_one_stopped_mid_stream(model_path):
+    kafka = Kafka(brokers=3)
+    try:
+        bootstrap = Topics(kafka, TOPICS).bootstrap
+        admin = kafka.admin()
+        leaders = {p: m.leader for p, m in admin.list_topics("transactions", timeout=10)
+                   .topics["transactions"].partitions.items()}
+        assert all(len(m.replicas) == 3 for m in admin.list_topics("transactions", timeout=10)
+                   .topics["transactions"].partitions.values())
+        gen = generate(bootstrap, 200_000, rate=20_000)
+        node = Node(bootstrap, model_path, sets=EVERY_RECORD_ALERTS)
+        wait_for_consumed(node, 40_000)
+        # Stop the leader of partition 0 without warning: its partitions get new leaders
+        # from the remaining two, which still make min.insync.replicas=2.
+        victim = leaders[0]
+        kafka.kill_broker(victim)
+        deadline = time.time() + 60
+        while True:
+            moved = admin.list_topics("transactions", timeout=10).topics["transactions"].partitions[0].leader
+            if moved not in (victim, -1):
+                break
+            assert time.time() < deadline, "partition 0 never got a new leader"
+            time.sleep(0.2)
+        assert gen.wait(timeout=300) == 0, gen.stderr.read()
+        duplicates = check_every_record_alerted(bootstrap)
+        assert node.stop() == 0, node.stderr()
+        print(f"partition 0's leader moved from broker {victim} to {moved}; duplicates: {duplicates}")
+    finally:
+        kafka.stop()
+
+
+def test_members_leave_and_join_under_load(model_path):
+    """Leaving and joining members drain what they hand over: one alert per record."""
+    bootstrap = Topics(shared_kafka(), TOPICS).bootstrap
+    sets = [*EVERY_RECORD_ALERTS, "kafka.partition.assignment.strategy=cooperative-sticky"]
+    first = Node(bootstrap, model_path, sets=sets)
+    second = Node(bootstrap, model_path, sets=sets)
+    gen = generate(bootstrap, 200_000, rate=20_000)
+    wait_for_consumed(second, 10_000)
+    assert second.stop() == 0, second.stderr()
+    third = Node(bootstrap, model_path, sets=sets)
+    wait_for_consumed(third, 10_000)
+    assert gen.wait(timeout=300) == 0, gen.stderr.read()
+    duplicates = check_every_record_alerted(bootstrap)
+    assert first.stop() == 0, first.stderr()
+    assert third.stop() == 0, third.stderr()
+    assert duplicates == 0
