@@ -75,6 +75,7 @@ class MockBroker(Process):
         super().__init__(args)
         self.bootstrap = self.proc.stdout.readline().strip()
         assert re.match(r"^127\.0\.0\.1:\d+", self.bootstrap), self.bootstrap
+        self.pid = self.proc.pid
 
 
 class Kafka(Process):
@@ -157,6 +158,7 @@ class Topics:
         kafka.reset(topics, configs)
         self.kafka = kafka
         self.bootstrap = kafka.bootstrap
+        self.pid = kafka.pids[1]  # the (first) broker's JVM
 
     def stop(self):
         return 0
