@@ -23,8 +23,12 @@ kafka::partition_list make_list(const std::string& topic, const std::vector<int3
 
 source::source(source_options options, spawn_fn spawn, pipeline_probe& probe)
   : options_(std::move(options)), spawn_(std::move(spawn)), probe_(probe) {
-  // Without these, librdkafka stalls fetching about once a second (see KAFKA-NOTES).
-  kafka::properties defaults{{"partition.assignment.strategy", "cooperative-sticky"},
+  // Eager, not cooperative-sticky: librdkafka before 2.6.1 loses its whole assignment when a
+  // commit meets the second join of a cooperative rebalance (librdkafka #4059), which replays
+  // every uncommitted record of the partitions it kept (docs/KAFKA.md). An eager rebalance
+  // revokes everything, and we drain and commit inside the callback, before the rejoin.
+  // Without the queued.* settings, librdkafka stalls fetching about once a second (KAFKA-NOTES).
+  kafka::properties defaults{{"partition.assignment.strategy", "roundrobin"},
                              {"auto.offset.reset", "earliest"},
                              {"queued.min.messages", "10000000"},
                              {"queued.max.messages.kbytes", "2097151"},

@@ -1,6 +1,6 @@
 #pragma once
-// The Kafka side of one pipeline: a librdkafka consumer (cooperative-sticky)
-// driven by its own thread, handing each assigned partition's records to that
+// The Kafka side of one pipeline: a librdkafka consumer (eager roundrobin by
+// default; cooperative-sticky if configured) driven by its own thread, handing each assigned partition's records to that
 // partition's actor. It pauses partitions whose in-flight window is full,
 // commits finished offsets, and drains on revoke and shutdown.
 // CAF-free: partition actors are reached through partition_handle.

@@ -55,9 +55,14 @@ def alert_counts(bootstrap, expected):
     return counts
 
 
-def check_every_record_alerted(bootstrap):
-    """Returns the number of duplicate alerts; fails on any record without one."""
-    ends = wait_until_committed(bootstrap, "inflow-fraud", "transactions", PARTITIONS, timeout=300)
+def check_every_record_alerted(bootstrap, *nodes):
+    """Returns the number of duplicate alerts; fails on any record without one (with the
+    running nodes' last log lines)."""
+    try:
+        ends = wait_until_committed(bootstrap, "inflow-fraud", "transactions", PARTITIONS, timeout=180)
+    except AssertionError as e:
+        logs = "\n".join(f"--- {n.args[1]} pid {n.proc.pid}:\n{n.stderr()[-6000:]}" for n in nodes)
+        raise AssertionError(f"{e}\n{logs}") from None
     written = sum(end_offsets(bootstrap, "fraud-alerts", PARTITIONS).values())
     counts = alert_counts(bootstrap, written)
     missing = [(p, o) for p in range(PARTITIONS) for o in range(ends[p]) if (p, o) not in counts]
@@ -106,7 +111,7 @@ def test_a_million_records_with_the_node_sigkilled_twice(model_path):
         bound += duplicate_bound(watch.fastest)
     assert gen.wait(timeout=300) == 0, gen.stderr.read()
     last = Node(bootstrap, model_path, sets=EVERY_RECORD_ALERTS)
-    duplicates = check_every_record_alerted(bootstrap)
+    duplicates = check_every_record_alerted(bootstrap, last)
     assert last.stop() == 0, last.stderr()
     print(f"duplicates after two SIGKILLs: {duplicates} (bound {bound})")
     assert duplicates <= bound
@@ -125,7 +130,7 @@ def test_the_broker_sigkilled_and_restarted_on_its_data(model_path, tmp_path):
         kafka = Kafka(args=["--dir", str(tmp_path / "kafka")])
         assert kafka.bootstrap == bootstrap  # the same ports, kept with the data
         assert gen.wait(timeout=300) == 0, gen.stderr.read()
-        duplicates = check_every_record_alerted(bootstrap)
+        duplicates = check_every_record_alerted(bootstrap, node)
         assert node.proc.poll() is None, "the node did not ride out the broker's restart:\n" + node.stderr()
         assert node.stop() == 0, node.stderr()
         print(f"duplicates across the broker's restart: {duplicates}")
@@ -157,7 +162,7 @@ def test_three_brokers_one_stopped_mid_stream(model_path):
             assert time.time() < deadline, "partition 0 never got a new leader"
             time.sleep(0.2)
         assert gen.wait(timeout=300) == 0, gen.stderr.read()
-        duplicates = check_every_record_alerted(bootstrap)
+        duplicates = check_every_record_alerted(bootstrap, node)
         assert node.stop() == 0, node.stderr()
         print(f"partition 0's leader moved from broker {victim} to {moved}; duplicates: {duplicates}")
     finally:
@@ -167,7 +172,7 @@ def test_three_brokers_one_stopped_mid_stream(model_path):
 def test_members_leave_and_join_under_load(model_path):
     """Leaving and joining members drain what they hand over: one alert per record."""
     bootstrap = Topics(shared_kafka(), TOPICS).bootstrap
-    sets = [*EVERY_RECORD_ALERTS, "kafka.partition.assignment.strategy=cooperative-sticky"]
+    sets = EVERY_RECORD_ALERTS
     first = Node(bootstrap, model_path, sets=sets)
     second = Node(bootstrap, model_path, sets=sets)
     gen = generate(bootstrap, 200_000, rate=20_000)
@@ -176,7 +181,7 @@ def test_members_leave_and_join_under_load(model_path):
     third = Node(bootstrap, model_path, sets=sets)
     wait_for_consumed(third, 10_000)
     assert gen.wait(timeout=300) == 0, gen.stderr.read()
-    duplicates = check_every_record_alerted(bootstrap)
+    duplicates = check_every_record_alerted(bootstrap, first, third)
     assert first.stop() == 0, first.stderr()
     assert third.stop() == 0, third.stderr()
     assert duplicates == 0
