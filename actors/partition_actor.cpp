@@ -1,7 +1,10 @@
 #include "actors/partition_actor.hpp"
 #include "actors/messages.hpp"
 #include "actors/offset_window.hpp"
+#include "kafka/produce_errors.hpp"
+#include "kafka/record_fit.hpp"
 
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -18,12 +21,18 @@ int64_t now_ms() {
     .count();
 }
 
-/// Below Kafka's default message.max.bytes (1 MB) with room for headers.
-constexpr size_t max_dead_letter_bytes = 900 * 1024;
-
 /// The writes that make up a record's outcome. A produce token carries the
 /// offset and the kind: offset * 4 + kind.
 enum class write_kind : uint8_t { alert = 0, dead_letter = 1, result = 2 };
+
+const char* to_string(write_kind k) {
+  switch (k) {
+    case write_kind::alert: return "alert";
+    case write_kind::dead_letter: return "dead letter";
+    case write_kind::result: return "result";
+  }
+  return "?";
+}
 
 uint64_t token_of(int64_t offset, write_kind k) {
   return static_cast<uint64_t>(offset) * 4 + static_cast<uint64_t>(k);
@@ -45,6 +54,7 @@ struct pending_record {
   std::string alert_json; ///< built once, written (and rewritten on retry) as is
   events::record_error error{};
   std::string error_message;
+  bool dead_lettered = false; ///< its dead letter is written or on its way
   int attempts = 0;
 };
 
@@ -101,6 +111,17 @@ void settle(partition_actor* self) {
     st.batches.pop_front();
 }
 
+void write_failed(partition_actor* self, int64_t offset, write_kind kind, rd_kafka_resp_err_t error);
+
+/// Finishes the record once none of its writes is outstanding.
+void finish_if_written(partition_actor* self, int64_t offset) {
+  auto& rec = *self->state.pending.find(offset);
+  if (rec.writes == 0) {
+    finish(self, offset, rec, now_ms());
+    settle(self);
+  }
+}
+
 /// Queues one write of the record's outcome; Kafka's ack (on_ack) counts it done.
 void write(partition_actor* self, int64_t offset, write_kind kind) {
   auto& st = self->state;
@@ -109,17 +130,17 @@ void write(partition_actor* self, int64_t offset, write_kind kind) {
   const auto& cfg = ctx.config;
   const auto partition = st.shared->partition;
   const auto token = token_of(offset, kind);
-  bool queued = false;
+  rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
   switch (kind) {
     case write_kind::alert:
       if (rec.alert_json.empty())
         rec.alert_json = make_alert_json(ctx, partition, offset, rec.identity, rec.result, now_ms());
-      queued = ctx.producer.produce(cfg.alert.topic, rec.identity.key, rec.alert_json, {}, st.delivery, token);
+      err = ctx.producer.produce(cfg.alert.topic, rec.identity.key, rec.alert_json, {}, st.delivery, token);
       break;
     case write_kind::result:
-      queued = ctx.producer.produce(cfg.output_topic, rec.identity.key,
-                                    make_result_json(ctx, partition, offset, rec.identity, rec.result, now_ms()), {},
-                                    st.delivery, token);
+      err = ctx.producer.produce(cfg.output_topic, rec.identity.key,
+                                 make_result_json(ctx, partition, offset, rec.identity, rec.result, now_ms()), {},
+                                 st.delivery, token);
       break;
     case write_kind::dead_letter: {
       // Kafka Connect's dead-letter headers, so existing tools can read them.
@@ -131,23 +152,91 @@ void write(partition_actor* self, int64_t offset, write_kind kind) {
         {"__connect.errors.exception.message", rec.error_message},
         {"inflow.pipeline", cfg.name},
       };
-      // A value Kafka would refuse must not stall the partition: keep its head and say so.
-      std::string_view value = rec.value();
-      if (value.size() > max_dead_letter_bytes) {
-        headers.push_back({"inflow.value.truncated_from_bytes", std::to_string(value.size())});
-        value = value.substr(0, max_dead_letter_bytes);
-      }
-      queued = ctx.producer.produce(cfg.dead_letter_topic, rec.key(), value, headers, st.delivery, token);
+      // A record Kafka would refuse must not stall the partition: keep its head and say so.
+      std::string_view key = rec.key(), value = rec.value();
+      kafka::fit_record(key, value, headers, ctx.dead_letter_limit_bytes);
+      err = ctx.producer.produce(cfg.dead_letter_topic, key, value, headers, st.delivery, token);
       break;
     }
   }
-  if (!queued)
-    self->delayed_send(self, std::chrono::seconds(1), retry_atom::value, static_cast<int64_t>(token));
+  if (err)
+    write_failed(self, offset, kind, err);
+}
+
+/// A write of the record's outcome failed (not queued, or refused by Kafka): decided by
+/// what the error means (kafka/produce_errors.hpp), never retried blindly.
+void write_failed(partition_actor* self, int64_t offset, write_kind kind, rd_kafka_resp_err_t error) {
+  auto& st = self->state;
+  auto& ctx = *st.ctx;
+  const auto& cfg = ctx.config;
+  auto& rec = *st.pending.find(offset);
+  const auto partition = st.shared->partition;
+  const auto token = token_of(offset, kind);
+  switch (kafka::classify_write_error(error)) {
+    case kafka::write_failure::retriable: {
+      // The outcome is not durable: keep the offset uncommitted and write again.
+      ctx.probe.produce_retries.inc();
+      if (!st.warned_produce) {
+        spdlog::warn("{}: partition {}: writing an outcome failed ({}); retrying with backoff", cfg.name, partition,
+                     rd_kafka_err2str(error));
+        st.warned_produce = true;
+      }
+      auto backoff = std::chrono::milliseconds(std::min(5000, 100 << std::min(rec.attempts++, 6)));
+      self->delayed_send(self, backoff, retry_atom::value, static_cast<int64_t>(token));
+      return;
+    }
+    case kafka::write_failure::unwritable:
+      if (kind != write_kind::dead_letter) {
+        // The alert or result can never be written: the record becomes a dead letter saying why.
+        const auto& topic = kind == write_kind::alert ? cfg.alert.topic : cfg.output_topic;
+        spdlog::warn("{}: partition {} offset {}: Kafka refused its {} for {} for good ({}); dead-lettering it",
+                     cfg.name, partition, offset, to_string(kind), topic, rd_kafka_err2str(error));
+        if (rec.dead_lettered) {
+          --rec.writes; // one dead letter per record is enough
+          finish_if_written(self, offset);
+          return;
+        }
+        rec.dead_lettered = true;
+        rec.error = events::record_error::output_refused;
+        rec.error_message = fmt::format("{} to {} refused: {}", to_string(kind), topic, rd_kafka_err2str(error));
+        write(self, offset, write_kind::dead_letter); // in this write's place: rec.writes stays
+        return;
+      }
+      if (cfg.skip_unwritable) {
+        ctx.probe.unwritable.inc();
+        spdlog::error("{}: {} partition {} offset {}: its dead letter was refused for good ({}); skipped as "
+                      "on_unwritable=skip says, and committed past (counted in inflow_records_unwritable_total)",
+                      cfg.name, cfg.source.topic, partition, offset, rd_kafka_err2str(error));
+        --rec.writes;
+        finish_if_written(self, offset);
+        return;
+      }
+      if (ctx.health.stop(fmt::format("{} partition {} offset {}: its dead letter for {} was refused for good ({}); fix "
+                                  "the cause (topic size limits, ACLs) and restart, or set "
+                                  "pipelines.{}.on_unwritable: skip to commit past such records",
+                                  cfg.source.topic, partition, offset, cfg.dead_letter_topic,
+                                  rd_kafka_err2str(error), cfg.name))) {
+        ctx.probe.stopped.set(1);
+        spdlog::error("{}: pipeline stopped: {}", cfg.name, ctx.health.problem());
+      }
+      return;
+    case kafka::write_failure::fatal: {
+      std::string reason;
+      ctx.producer.fatal_error(&reason);
+      if (ctx.health.stop(fmt::format("the producer failed for good ({}{}{}); nothing more can be written",
+                                      rd_kafka_err2str(error), reason.empty() ? "" : ": ", reason))) {
+        ctx.probe.stopped.set(1);
+        spdlog::error("{}: pipeline stopped: {}", cfg.name, ctx.health.problem());
+      }
+      return;
+    }
+  }
 }
 
 void dead_letter(partition_actor* self, int64_t offset, events::record_error error, std::string message) {
   auto& rec = *self->state.pending.find(offset);
   rec.scored = true;
+  rec.dead_lettered = true;
   rec.error = error;
   rec.error_message = std::move(message);
   rec.writes = 1;
@@ -257,15 +346,7 @@ void on_ack(partition_actor* self, const produce_ack& ack) {
     return;
   auto& rec = *found;
   if (ack.error) {
-    // The outcome is not durable: keep the offset uncommitted and write again.
-    ctx.probe.produce_retries.inc();
-    if (!st.warned_produce) {
-      spdlog::warn("{}: partition {}: writing an outcome failed ({}); retrying with backoff", ctx.config.name,
-                   st.shared->partition, rd_kafka_err2str(ack.error));
-      st.warned_produce = true;
-    }
-    auto backoff = std::chrono::milliseconds(std::min(5000, 100 << std::min(rec.attempts++, 6)));
-    self->delayed_send(self, backoff, retry_atom::value, ack.token);
+    write_failed(self, offset, kind, ack.error);
     return;
   }
   switch (kind) {
@@ -276,10 +357,8 @@ void on_ack(partition_actor* self, const produce_ack& ack) {
     case write_kind::result: ctx.probe.results.inc(); break;
     case write_kind::dead_letter: ctx.probe.dead_lettered.inc(); break;
   }
-  if (--rec.writes == 0) {
-    finish(self, offset, rec, now_ms());
-    settle(self);
-  }
+  --rec.writes;
+  finish_if_written(self, offset);
 }
 
 caf::behavior partition(partition_actor* self, std::shared_ptr<const pipeline_context> ctx, caf::actor gateway,

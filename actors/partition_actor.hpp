@@ -9,6 +9,7 @@
 //   produce_ack               Kafka acknowledged (or failed) an alert, result or dead letter
 //   retry_atom, token         write that part of the outcome again after a failure
 
+#include "actors/pipeline_health.hpp"
 #include "actors/probes.hpp"
 #include "actors/recent_alerts.hpp"
 #include "actors/source.hpp"
@@ -31,6 +32,8 @@ struct pipeline_context {
   kafka::producer& producer;
   pipeline_probe& probe;
   recent_alerts& alerts;
+  pipeline_health& health;
+  size_t dead_letter_limit_bytes; ///< the smaller of the producer's and the topic's record limits
 };
 
 std::unique_ptr<partition_handle> spawn_partition_actor(caf::actor_system& system,

@@ -23,6 +23,13 @@ pipeline_probe::pipeline_probe(metrics::registry& r, const std::string& p)
                                     "Records deleted by the broker before they were consumed.", pl(p))),
     produce_retries(r.get_counter("inflow_produce_retries_total",
                                   "Alert or dead-letter writes retried after a Kafka error.", pl(p))),
+    unwritable(r.get_counter("inflow_records_unwritable_total",
+                             "Records whose dead letter Kafka refused for good, skipped (on_unwritable: skip).",
+                             pl(p))),
+    stopped(r.get_gauge("inflow_pipeline_stopped",
+                        "1 once the pipeline stopped (an unwritable record with on_unwritable: stop, or a failed "
+                        "producer); /readyz says why.",
+                        pl(p))),
     pauses(r.get_counter("inflow_partition_pauses_total",
                          "Times a partition was paused because its in-flight window was full.", pl(p))),
     commits(r.get_counter("inflow_offset_commits_total", "Offset commits sent.", pl(p))),

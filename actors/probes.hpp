@@ -17,6 +17,8 @@ struct pipeline_probe {
   metrics::counter& duplicates_skipped;
   metrics::counter& lost_to_retention;
   metrics::counter& produce_retries;
+  metrics::counter& unwritable;
+  metrics::gauge& stopped; ///< 1 once the pipeline stopped on an unwritable record or a fatal producer
   metrics::counter& pauses;
   metrics::counter& commits;
   metrics::counter& commit_failures;

@@ -1,5 +1,6 @@
 #include "actors/source.hpp"
 
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include <chrono>
@@ -21,8 +22,8 @@ kafka::partition_list make_list(const std::string& topic, const std::vector<int3
 
 } // namespace
 
-source::source(source_options options, spawn_fn spawn, pipeline_probe& probe)
-  : options_(std::move(options)), spawn_(std::move(spawn)), probe_(probe) {
+source::source(source_options options, spawn_fn spawn, pipeline_probe& probe, pipeline_health& health)
+  : options_(std::move(options)), spawn_(std::move(spawn)), probe_(probe), health_(health) {
   // Eager, not cooperative-sticky: librdkafka before 2.6.1 loses its whole assignment when a
   // commit meets the second join of a cooperative rebalance (librdkafka #4059), which replays
   // every uncommitted record of the partitions it kept (docs/KAFKA.md). An eager rebalance
@@ -180,6 +181,7 @@ void source::run() {
     }
     if (now - last_lag >= std::chrono::seconds(1)) {
       update_lag();
+      check_progress();
       last_lag = now;
     }
   }
@@ -216,6 +218,8 @@ void source::dispatch(std::vector<rd_kafka_message_t*>& polled) {
   for (auto& [p, batch] : batches) {
     auto& a = assigned_[p];
     count_lost_records(p, a, batch->messages.front()->offset);
+    if (a.first_offset < 0)
+      a.first_offset = batch->messages.front()->offset;
     a.next_offset = batch->messages.back()->offset + 1;
     auto n = static_cast<int64_t>(batch->messages.size());
     a.shared->in_flight += n;
@@ -240,15 +244,24 @@ void source::count_lost_records(int32_t partition, assigned& a, int64_t first_of
                options_.pipeline, partition, a.next_offset, a.next_offset + lost - 1, lost);
 }
 
+int64_t source::held(const assigned& a) {
+  int64_t in_flight = a.shared->in_flight.load();
+  int64_t committable = a.shared->committable.load();
+  int64_t oldest = committable >= 0 ? committable : a.first_offset;
+  int64_t span = oldest >= 0 && a.next_offset > oldest ? a.next_offset - oldest : 0;
+  return std::max(in_flight, span);
+}
+
 void source::apply_backpressure() {
   std::vector<int32_t> pause, resume;
   int64_t total = 0;
+  const bool stopped = health_.stopped(); // a stopped pipeline takes no more records
   for (auto& [p, a] : assigned_) {
-    int64_t n = a.shared->in_flight.load();
-    total += n;
-    if (!a.paused && n >= options_.max_in_flight)
+    total += a.shared->in_flight.load();
+    int64_t n = held(a);
+    if (!a.paused && (stopped || n >= options_.max_in_flight))
       pause.push_back(p);
-    else if (a.paused && n <= options_.max_in_flight * 3 / 4) // resume while work remains: refetching takes a while
+    else if (a.paused && !stopped && n <= options_.max_in_flight * 3 / 4) // resume while work remains: refetching takes a while
       resume.push_back(p);
   }
   probe_.in_flight.set(total);
@@ -319,6 +332,23 @@ void source::commit(const std::vector<int32_t>& partitions, bool sync) {
   }
   for (auto [p, offset] : advanced)
     assigned_[p].committed = offset;
+}
+
+void source::check_progress() {
+  auto now = std::chrono::steady_clock::now();
+  std::string stalled;
+  for (auto& [p, a] : assigned_) {
+    int64_t mark = a.shared->committable.load();
+    if (held(a) == 0 || mark != a.progress_mark) {
+      a.progress_mark = mark;
+      a.progress_at = now;
+    } else if (now - a.progress_at >= std::chrono::milliseconds(options_.stall_timeout_ms)) {
+      stalled += fmt::format("{}partition {} stuck at offset {} for {} s with {} record(s) held",
+                             stalled.empty() ? "" : "; ", p, mark >= 0 ? mark : a.first_offset,
+                             std::chrono::duration_cast<std::chrono::seconds>(now - a.progress_at).count(), held(a));
+    }
+  }
+  health_.set_stalled(std::move(stalled));
 }
 
 std::vector<int32_t> source::all_partitions() const {

@@ -5,10 +5,12 @@
 // commits finished offsets, and drains on revoke and shutdown.
 // CAF-free: partition actors are reached through partition_handle.
 
+#include "actors/pipeline_health.hpp"
 #include "actors/probes.hpp"
 #include "kafka/client.hpp"
 
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
@@ -51,6 +53,7 @@ struct source_options {
   int64_t max_in_flight = 2000;
   int64_t commit_interval_ms = 500;
   int64_t drain_timeout_ms = 10000;
+  int64_t stall_timeout_ms = 60000; ///< a partition with work and no progress for this long is stalled
 };
 
 class source {
@@ -58,7 +61,7 @@ public:
   using spawn_fn = std::function<std::unique_ptr<partition_handle>(std::shared_ptr<partition_shared>)>;
 
   /// Throws std::runtime_error when the consumer cannot be created.
-  source(source_options options, spawn_fn spawn, pipeline_probe& probe);
+  source(source_options options, spawn_fn spawn, pipeline_probe& probe, pipeline_health& health);
   ~source();
 
   void start();
@@ -76,8 +79,14 @@ private:
     std::unique_ptr<partition_handle> actor;
     bool paused = false;
     int64_t committed = -1;
-    int64_t next_offset = -1; ///< where the next record should be; -1 unknown
+    int64_t next_offset = -1;  ///< where the next record should be; -1 unknown
+    int64_t first_offset = -1; ///< the first record handed to the actor
+    int64_t progress_mark = -1; ///< committable when progress was last seen
+    std::chrono::steady_clock::time_point progress_at{};
   };
+  /// Records held for a partition: from its oldest unfinished offset to its newest consumed
+  /// one, so that one stuck record counts everything consumed after it.
+  static int64_t held(const assigned& a);
 
   void run();
   static void on_commit(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts, void* opaque);
@@ -93,10 +102,12 @@ private:
   std::vector<int32_t> all_partitions() const;
   bool cooperative() const; ///< incremental (cooperative-sticky) or eager rebalancing
   void update_lag();
+  void check_progress(); ///< stalled partitions, for /readyz
 
   source_options options_;
   spawn_fn spawn_;
   pipeline_probe& probe_;
+  pipeline_health& health_;
   kafka::handle rk_;
   std::map<int32_t, assigned> assigned_; ///< owned by the consumer thread
   mutable std::mutex snapshot_mutex_;

@@ -51,8 +51,9 @@ gen_report generate(const gen_options& o, const std::atomic<bool>& stop,
     }
     auto sample = gen.next(now_ms());
     auto value = msgpack ? events::to_msgpack(sample.tx) : events::to_json(sample.tx);
-    producer.produce(o.topic, sample.tx.card_id, value, {{"inflow.label", sample.fraud ? "1" : "0"}}, listener,
-                     static_cast<uint64_t>(i), sample.tx.ts);
+    if (auto err = producer.produce(o.topic, sample.tx.card_id, value, {{"inflow.label", sample.fraud ? "1" : "0"}},
+                                    listener, static_cast<uint64_t>(i), sample.tx.ts))
+      throw std::runtime_error(fmt::format("cannot write to {}: {}", o.topic, rd_kafka_err2str(err)));
     if (i == 0 && o.rate > 0) {
       // The idempotent producer may not send for about a second after it starts; pacing from
       // then on keeps a rate from turning into a burst of everything queued meanwhile.

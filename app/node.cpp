@@ -28,7 +28,17 @@ int run_node(const node_options& o) {
     cluster::node node(std::move(*loaded.config));
     node.start();
     spdlog::info("node running; SIGTERM or Ctrl-C drains in-flight records, commits and exits");
-    while (!wait_for_stop(std::chrono::seconds(1))) {
+    std::string fatal;
+    while (!wait_for_stop(std::chrono::seconds(1)))
+      if (fatal = node.fatal_error(); !fatal.empty())
+        break;
+    if (!fatal.empty()) {
+      // Uncommitted records are read again by the next start: nothing is lost.
+      spdlog::critical("{}; stopping without committing what it could not write. Restart the node (a new "
+                       "producer); if this repeats, check the brokers' logs",
+                       fatal);
+      node.stop();
+      return internal;
     }
     spdlog::info("stopping: draining in-flight records");
     node.stop();

@@ -87,6 +87,7 @@ struct node::impl {
   std::unique_ptr<kafka::producer> producer;
   struct pipeline {
     std::unique_ptr<actors::pipeline_probe> probe;
+    std::unique_ptr<actors::pipeline_health> health;
     std::shared_ptr<const actors::pipeline_context> context;
     std::unique_ptr<actors::source> source;
   };
@@ -98,8 +99,13 @@ struct node::impl {
   mutable std::mutex pipelines_mutex; ///< report() reads pipelines from the cluster actor's thread
   bool stopped = false;
 
+  std::map<std::string, size_t> topic_limits; ///< output topic -> max.message.bytes
+
   http::response serve(const http::request& r);
+  /// Pipeline -> why it is not ready (stopped, stalled, not in its group yet); empty when all are.
+  std::map<std::string, std::string> unready_reasons() const;
   void start_sink();
+  size_t dead_letter_limit(const std::string& topic) const;
 };
 
 /// The producer that writes every pipeline's outcomes (the sink role), once its topics are known to exist.
@@ -117,6 +123,17 @@ void node::impl::start_sink() {
       names += (names.empty() ? "" : ", ") + t;
     throw std::runtime_error("output topic(s) missing: " + names + "; create them before starting the node");
   }
+  topic_limits = kafka::topic_max_message_bytes(producer->raw(), outputs, 10'000);
+}
+
+size_t node::impl::dead_letter_limit(const std::string& topic) const {
+  size_t limit = producer->max_message_bytes();
+  if (auto it = topic_limits.find(topic); it != topic_limits.end())
+    limit = std::min(limit, it->second);
+  else
+    spdlog::warn("could not read max.message.bytes of {}; dead letters are cut to the producer's {} bytes only",
+                 topic, limit);
+  return limit;
 }
 
 node::node(config::node_file cfg) : impl_(new impl) {
@@ -174,11 +191,18 @@ void node::start() {
   for (const auto& [name, pcfg] : d.cfg.pipelines) {
     auto& p = d.pipelines[name];
     p.probe = std::make_unique<actors::pipeline_probe>(d.registry, name);
+    p.health = std::make_unique<actors::pipeline_health>();
     const auto& model = d.models.at(pcfg.model);
-    p.context = std::make_shared<const actors::pipeline_context>(actors::pipeline_context{
-      pcfg, make_features(pcfg, model.info), model.info, *d.producer, *p.probe, d.alerts});
-    actors::source_options options{name, pcfg.source.topic, d.cfg.kafka, pcfg.max_in_flight,
-                                   pcfg.commit_interval_ms, d.cfg.node.drain_timeout_ms};
+    p.context = std::make_shared<const actors::pipeline_context>(
+      actors::pipeline_context{pcfg, make_features(pcfg, model.info), model.info, *d.producer, *p.probe, d.alerts,
+                               *p.health, d.dead_letter_limit(pcfg.dead_letter_topic)});
+    actors::source_options options{name,
+                                   pcfg.source.topic,
+                                   d.cfg.kafka,
+                                   pcfg.max_in_flight,
+                                   pcfg.commit_interval_ms,
+                                   d.cfg.node.drain_timeout_ms,
+                                   pcfg.stall_timeout_ms};
     // A model hosted here is called directly; any other through the cluster.
     caf::actor gateway;
     if (auto local = d.gateways.find(pcfg.model); local != d.gateways.end()) {
@@ -194,7 +218,7 @@ void node::start() {
       [system, context, gateway](std::shared_ptr<actors::partition_shared> shared) {
         return actors::spawn_partition_actor(*system, context, gateway, std::move(shared));
       },
-      *p.probe);
+      *p.probe, *p.health);
     p.source->start();
     spdlog::info("pipeline {}: {} -> model {} ({}, {}) -> alerts {} / results {} / dead letters {}", name,
                  pcfg.source.topic, pcfg.model, model.info.task, model.info.version,
@@ -237,10 +261,25 @@ void node::stop() {
 }
 
 bool node::ready() const {
-  for (const auto& [name, p] : impl_->pipelines)
-    if (!p.source->joined())
-      return false;
-  return impl_->system != nullptr && !impl_->stopped;
+  return impl_->system != nullptr && !impl_->stopped && impl_->unready_reasons().empty();
+}
+
+std::string node::fatal_error() const {
+  std::string reason;
+  if (impl_->producer && impl_->producer->fatal_error(&reason))
+    return "the Kafka producer failed for good: " + reason;
+  return {};
+}
+
+std::map<std::string, std::string> node::impl::unready_reasons() const {
+  std::map<std::string, std::string> reasons;
+  for (const auto& [name, p] : pipelines) {
+    if (auto problem = p.health->problem(); !problem.empty())
+      reasons[name] = problem;
+    else if (!p.source->joined())
+      reasons[name] = "waiting for the consumer group";
+  }
+  return reasons;
 }
 
 uint16_t node::admin_port() const {
@@ -304,11 +343,12 @@ http::response node::impl::serve(const http::request& r) {
   if (path == "/livez")
     return {200, "text/plain; charset=utf-8", "ok\n"};
   if (path == "/readyz") {
-    bool ok = true;
-    for (const auto& [name, p] : pipelines)
-      ok = ok && p.source->joined();
-    return ok ? http::response{200, "text/plain; charset=utf-8", "ready\n"}
-              : http::response{503, "text/plain; charset=utf-8", "waiting for the consumer group\n"};
+    // 503 with every pipeline's reason: stopped, stalled, or not yet in its group.
+    std::lock_guard<std::mutex> guard(pipelines_mutex);
+    auto reasons = unready_reasons();
+    if (reasons.empty())
+      return {200, "text/plain; charset=utf-8", "ready\n"};
+    return {503, "application/json", nlohmann::json{{"ready", false}, {"pipelines", reasons}}.dump() + "\n"};
   }
   if (path == "/metrics")
     return {200, "text/plain; version=0.0.4; charset=utf-8", registry.render()};

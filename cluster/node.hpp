@@ -10,6 +10,7 @@
 
 #include <memory>
 #include <stdexcept>
+#include <string>
 #include <vector>
 
 namespace inflow::cluster {
@@ -33,6 +34,8 @@ public:
   void stop();
 
   bool ready() const;
+  /// Why the node cannot go on at all (its producer failed for good), or empty.
+  std::string fatal_error() const;
   uint16_t admin_port() const;
   metrics::registry& metrics();
   actors::recent_alerts& alerts();

@@ -88,6 +88,13 @@ const std::vector<option>& options() {
     {"pipelines.*", "max_in_flight", "integer", "5000",
      "Records per partition between consumption and a final outcome; when reached, the partition pauses (and resumes at three quarters)."},
     {"pipelines.*", "commit_interval_ms", "integer", "500", "How often finished offsets are committed."},
+    {"pipelines.*", "stall_timeout_ms", "integer", "60000",
+     "A partition holding records that makes no progress for this long turns `/readyz` 503, naming it."},
+    {"pipelines.*", "on_unwritable", "string", "stop",
+     "A record whose outcome Kafka refuses for good and whose dead letter it refuses too (larger than every "
+     "limit, topic closed to us): `stop` halts the pipeline (nothing later is committed, `/readyz` answers 503 "
+     "with the reason) until an operator fixes the cause and restarts; `skip` counts it in "
+     "`inflow_records_unwritable_total`, logs its offset and commits past it."},
     {"pipelines.*.source", "topic", "string", nullptr, "Input topic."},
     {"pipelines.*.source", "format", "string", "json", "Record value format: json or msgpack."},
     {"pipelines.*.source", "max_record_bytes", "integer", "65536", "Larger records go to the dead-letter topic."},
@@ -471,6 +478,14 @@ void read_pipeline(section_reader r, const std::string& name, const std::map<std
   out.dead_letter_topic = r.get_string("dead_letter_topic");
   out.max_in_flight = r.get_int("max_in_flight", 1, 10'000'000);
   out.commit_interval_ms = r.get_int("commit_interval_ms", 10, 3'600'000);
+  out.stall_timeout_ms = r.get_int("stall_timeout_ms", 100, 86'400'000);
+  if (auto policy = r.scalar("on_unwritable")) {
+    if (policy->first == "stop" || policy->first == "skip")
+      out.skip_unwritable = policy->first == "skip";
+    else
+      r.error(policy->second, r.join("on_unwritable"),
+              fmt::format("unknown policy '{}' (expected stop or skip)", policy->first));
+  }
 
   section_reader source(r.child("source"), r.join("source"), "pipelines.*.source", errors);
   if (!r.child("source"))

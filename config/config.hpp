@@ -134,6 +134,8 @@ struct pipeline_config {
   std::string dead_letter_topic;
   int64_t max_in_flight = 0;
   int64_t commit_interval_ms = 0;
+  int64_t stall_timeout_ms = 0;
+  bool skip_unwritable = false; ///< on_unwritable: skip (true) or stop
 };
 
 struct node_file {

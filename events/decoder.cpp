@@ -17,6 +17,7 @@ std::string_view to_string(record_error e) {
     case record_error::missing_field: return "inflow.errors.missing_field";
     case record_error::wrong_type: return "inflow.errors.wrong_type";
     case record_error::model_failed: return "inflow.errors.model_failed";
+    case record_error::output_refused: return "inflow.errors.output_refused";
   }
   return "inflow.errors.unknown";
 }

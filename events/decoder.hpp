@@ -25,6 +25,7 @@ enum class record_error : uint8_t {
   missing_field,   ///< a field the pipeline needs is absent or null
   wrong_type,      ///< a field has a type the pipeline cannot use
   model_failed,    ///< the model gateway could not score the record
+  output_refused,  ///< Kafka refused the record's alert or result for good (too large, topic closed to us)
 };
 
 std::string_view to_string(record_error e);

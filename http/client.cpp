@@ -1,5 +1,6 @@
 #include "http/client.hpp"
 
+#include <atomic>
 #include <utility> // Boost 1.74 Asio uses std::exchange without including it
 
 #include <boost/asio.hpp>
@@ -8,6 +9,7 @@
 #include <boost/beast/ssl.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <charconv>
 #include <condition_variable>
 #include <deque>
@@ -66,7 +68,7 @@ struct client::impl {
   std::mutex mutex;
   std::condition_variable cv;
   std::deque<job> jobs;
-  bool stopping = false;
+  std::atomic<bool> stopping{false}; ///< set under `mutex`; read unlocked by calls in progress
   std::vector<std::thread> threads;
   std::optional<asio::ssl::context> tls;
 
@@ -109,15 +111,17 @@ struct client::impl {
     }
   }
 
-  /// Runs the io_context until `done` or the deadline; false on timeout.
-  static bool run_until(connection& conn, const bool& done, std::chrono::steady_clock::time_point deadline) {
+  /// Runs the io_context until `done`, the deadline or the client stopping; false unless done.
+  /// Runs in slices, so that a call that never ends cannot hold up the client's destruction.
+  bool run_until(connection& conn, const bool& done, std::chrono::steady_clock::time_point deadline) {
     conn.io.restart();
-    while (!done) {
+    while (!done && !stopping.load()) {
       auto left = deadline - std::chrono::steady_clock::now();
-      if (left <= std::chrono::steady_clock::duration::zero() || conn.io.run_one_for(left) == 0)
-        return done;
+      if (left <= std::chrono::steady_clock::duration::zero())
+        return false;
+      conn.io.run_one_for(std::min<std::chrono::steady_clock::duration>(left, std::chrono::milliseconds(100)));
     }
-    return true;
+    return done;
   }
 
   result perform(connection& conn, const call& c) {

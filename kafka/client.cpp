@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <stdexcept>
+#include <string_view>
 
 namespace inflow::kafka {
 
@@ -65,6 +66,37 @@ std::vector<std::string> missing_topics(rd_kafka_t* rk, const std::vector<std::s
   }
   rd_kafka_metadata_destroy(md);
   return missing;
+}
+
+std::map<std::string, size_t> topic_max_message_bytes(rd_kafka_t* rk, const std::vector<std::string>& topics,
+                                                       int timeout_ms) {
+  std::vector<rd_kafka_ConfigResource_t*> resources;
+  for (const auto& t : topics)
+    resources.push_back(rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, t.c_str()));
+  rd_kafka_queue_t* queue = rd_kafka_queue_new(rk);
+  rd_kafka_DescribeConfigs(rk, resources.data(), resources.size(), nullptr, queue);
+  std::map<std::string, size_t> out;
+  if (rd_kafka_event_t* ev = rd_kafka_queue_poll(queue, timeout_ms)) {
+    if (const auto* result = rd_kafka_event_DescribeConfigs_result(ev); result && !rd_kafka_event_error(ev)) {
+      size_t count = 0;
+      const rd_kafka_ConfigResource_t** described = rd_kafka_DescribeConfigs_result_resources(result, &count);
+      for (size_t i = 0; i < count; ++i) {
+        if (rd_kafka_ConfigResource_error(described[i]))
+          continue;
+        size_t entries = 0;
+        const rd_kafka_ConfigEntry_t** configs = rd_kafka_ConfigResource_configs(described[i], &entries);
+        for (size_t j = 0; j < entries; ++j)
+          if (std::string_view(rd_kafka_ConfigEntry_name(configs[j])) == "max.message.bytes")
+            if (const char* value = rd_kafka_ConfigEntry_value(configs[j]))
+              out[rd_kafka_ConfigResource_name(described[i])] = std::stoull(value);
+      }
+    }
+    rd_kafka_event_destroy(ev);
+  }
+  rd_kafka_queue_destroy(queue);
+  for (auto* r : resources)
+    rd_kafka_ConfigResource_destroy(r);
+  return out;
 }
 
 bool is_consumer_only(const std::string& key) {

@@ -3,6 +3,7 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include <map>
 #include <memory>
 #include <string>
 #include <utility>
@@ -36,6 +37,11 @@ bool is_secret(const std::string& key);
 /// Which of `topics` the cluster does not have. Throws std::runtime_error when
 /// the cluster cannot be reached within `timeout_ms`.
 std::vector<std::string> missing_topics(rd_kafka_t* rk, const std::vector<std::string>& topics, int timeout_ms);
+
+/// Each topic's `max.message.bytes` (the largest record batch the broker accepts for it).
+/// Topics whose configs cannot be read (no DescribeConfigs permission, say) are left out.
+std::map<std::string, size_t> topic_max_message_bytes(rd_kafka_t* rk, const std::vector<std::string>& topics,
+                                                       int timeout_ms);
 
 /// Properties that only a consumer understands, left out of producer configs
 /// so librdkafka does not warn about them.

@@ -48,9 +48,9 @@ void producer::on_delivery_report(rd_kafka_t*, const rd_kafka_message_t* msg, vo
     pending->listener->on_delivery(pending->token, msg->err);
 }
 
-bool producer::produce(const std::string& topic, std::string_view key, std::string_view value,
-                       const std::vector<header>& headers, std::shared_ptr<delivery_listener> listener,
-                       uint64_t token, int64_t timestamp_ms) {
+rd_kafka_resp_err_t producer::produce(const std::string& topic, std::string_view key, std::string_view value,
+                                      const std::vector<header>& headers, std::shared_ptr<delivery_listener> listener,
+                                      uint64_t token, int64_t timestamp_ms) {
   auto pending = std::make_unique<pending_delivery>(pending_delivery{std::move(listener), token});
   for (int attempt = 0;; ++attempt) {
     rd_kafka_headers_t* hdrs = nullptr;
@@ -68,19 +68,33 @@ bool producer::produce(const std::string& topic, std::string_view key, std::stri
                                  RD_KAFKA_V_END);
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
       pending.release(); // owned by the delivery report now
-      return true;
+      return err;
     }
     if (hdrs)
       rd_kafka_headers_destroy(hdrs);
-    if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
-      spdlog::error("cannot produce to {}: {}", topic, rd_kafka_err2str(err));
-      return false;
-    }
+    if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
+      return err;
     // Backpressure from librdkafka: wait for deliveries to make room.
     if (attempt == 0)
       spdlog::debug("producer queue full, waiting for room");
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
+}
+
+size_t producer::max_message_bytes() const {
+  char value[32];
+  size_t size = sizeof(value);
+  if (rd_kafka_conf_get(rd_kafka_conf(rk_.get()), "message.max.bytes", value, &size) != RD_KAFKA_CONF_OK)
+    return 1'000'000; // librdkafka's default
+  return static_cast<size_t>(std::stoull(value));
+}
+
+rd_kafka_resp_err_t producer::fatal_error(std::string* reason) const {
+  char text[512];
+  auto err = rd_kafka_fatal_error(rk_.get(), text, sizeof(text));
+  if (err && reason)
+    *reason = text;
+  return err;
 }
 
 bool producer::flush(int timeout_ms) {

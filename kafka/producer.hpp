@@ -37,11 +37,18 @@ public:
 
   /// Copies key, value and headers. When librdkafka's local queue is full it
   /// waits for room rather than failing. `timestamp_ms` 0 means now.
-  /// Returns false only when the record could not be queued at all (then the
-  /// listener is not called).
-  bool produce(const std::string& topic, std::string_view key, std::string_view value,
-               const std::vector<header>& headers, std::shared_ptr<delivery_listener> listener, uint64_t token,
-               int64_t timestamp_ms = 0);
+  /// Returns RD_KAFKA_RESP_ERR_NO_ERROR once queued; any other value says why the
+  /// record could not be queued at all (too large, unknown topic, a fatal producer),
+  /// and then the listener is not called.
+  rd_kafka_resp_err_t produce(const std::string& topic, std::string_view key, std::string_view value,
+                              const std::vector<header>& headers, std::shared_ptr<delivery_listener> listener,
+                              uint64_t token, int64_t timestamp_ms = 0);
+
+  /// The largest record this producer sends (`message.max.bytes`).
+  size_t max_message_bytes() const;
+
+  /// The error that made the producer unusable, or NO_ERROR (librdkafka's fatal error).
+  rd_kafka_resp_err_t fatal_error(std::string* reason = nullptr) const;
 
   /// Waits until every queued record is delivered or failed; false on timeout.
   bool flush(int timeout_ms);
