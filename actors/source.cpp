@@ -119,6 +119,9 @@ void source::assign(rd_kafka_topic_partition_list_t* parts) {
   } else if (auto err = rd_kafka_assign(rk_.get(), parts)) {
     spdlog::error("{}: assign failed: {}", options_.pipeline, rd_kafka_err2str(err));
   }
+  // librdkafka keeps a partition's pause across losing and regaining it; ours starts unpaused
+  // (found on real Kafka: partitions paused when a broker died stayed paused for good).
+  rd_kafka_resume_partitions(rk_.get(), parts);
 }
 
 void source::revoke(rd_kafka_topic_partition_list_t* parts, bool lost) {

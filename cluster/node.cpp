@@ -116,8 +116,14 @@ void node::impl::start_sink() {
     for (const auto* topic : {&p.alert.topic, &p.output_topic, &p.dead_letter_topic})
       if (!topic->empty())
         outputs.push_back(*topic);
-  // Writing to a topic that does not exist would stall the partitions for good.
-  if (auto missing = kafka::missing_topics(producer->raw(), outputs, 10'000); !missing.empty()) {
+  // Writing to a topic that does not exist would stall the partitions for good. A topic created a
+  // moment ago may not have reached every broker's metadata yet: ask again for a few seconds.
+  auto missing = kafka::missing_topics(producer->raw(), outputs, 10'000);
+  for (int i = 0; i < 5 && !missing.empty(); ++i) {
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+    missing = kafka::missing_topics(producer->raw(), outputs, 10'000);
+  }
+  if (!missing.empty()) {
     std::string names;
     for (const auto& t : missing)
       names += (names.empty() ? "" : ", ") + t;
