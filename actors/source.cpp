@@ -41,6 +41,7 @@ source::source(source_options options, spawn_fn spawn, pipeline_probe& probe, pi
   rd_kafka_conf_t* conf = kafka::make_conf(defaults, options_.kafka, forced);
   rd_kafka_conf_set_rebalance_cb(conf, &source::on_rebalance);
   rd_kafka_conf_set_offset_commit_cb(conf, &source::on_commit);
+  rd_kafka_conf_set_error_cb(conf, &source::on_error);
   rd_kafka_conf_set_opaque(conf, this);
   rk_ = kafka::make_handle(RD_KAFKA_CONSUMER, conf);
   rd_kafka_poll_set_consumer(rk_.get());
@@ -83,6 +84,37 @@ void source::on_commit(rd_kafka_t*, rd_kafka_resp_err_t err, rd_kafka_topic_part
     spdlog::warn("{}: offset commit failed: {} (the next commit retries it)", self->options_.pipeline,
                  rd_kafka_err2str(err));
   }
+}
+
+void source::on_error(rd_kafka_t*, int err, const char* reason, void* opaque) {
+  // Served on the consumer thread (by poll). librdkafka reconnects by itself; we only
+  // remember that nothing is reachable, for /readyz, until a metadata request succeeds.
+  auto* self = static_cast<source*>(opaque);
+  if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) {
+    if (!self->unreachable_since_) {
+      self->unreachable_since_ = std::chrono::steady_clock::now();
+      spdlog::error("{}: cannot reach Kafka: {}; retrying (check the brokers and kafka.bootstrap.servers)",
+                    self->options_.pipeline, reason);
+    }
+    self->unreachable_reason_ = reason;
+    return;
+  }
+  spdlog::warn("{}: consumer: {}: {}", self->options_.pipeline, rd_kafka_err2name(static_cast<rd_kafka_resp_err_t>(err)),
+               reason);
+}
+
+std::string source::check_reachable() {
+  if (!unreachable_since_)
+    return {};
+  const rd_kafka_metadata_t* md = nullptr;
+  if (rd_kafka_metadata(rk_.get(), 0, nullptr, &md, 500) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    rd_kafka_metadata_destroy(md);
+    spdlog::info("{}: Kafka is reachable again", options_.pipeline);
+    unreachable_since_.reset();
+    return {};
+  }
+  auto down = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - *unreachable_since_);
+  return fmt::format("cannot reach Kafka for {} s ({})", down.count(), unreachable_reason_);
 }
 
 void source::on_rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts,
@@ -339,7 +371,7 @@ void source::commit(const std::vector<int32_t>& partitions, bool sync) {
 
 void source::check_progress() {
   auto now = std::chrono::steady_clock::now();
-  std::string stalled;
+  std::string stalled = check_reachable();
   for (auto& [p, a] : assigned_) {
     int64_t mark = a.shared->committable.load();
     if (held(a) == 0 || mark != a.progress_mark) {

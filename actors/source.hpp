@@ -13,6 +13,7 @@
 #include <chrono>
 #include <functional>
 #include <map>
+#include <optional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -90,6 +91,7 @@ private:
 
   void run();
   static void on_commit(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts, void* opaque);
+  static void on_error(rd_kafka_t* rk, int err, const char* reason, void* opaque);
   static void on_rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts,
                            void* opaque);
   void assign(rd_kafka_topic_partition_list_t* parts);
@@ -102,7 +104,8 @@ private:
   std::vector<int32_t> all_partitions() const;
   bool cooperative() const; ///< incremental (cooperative-sticky) or eager rebalancing
   void update_lag();
-  void check_progress(); ///< stalled partitions, for /readyz
+  void check_progress(); ///< stalled partitions and an unreachable Kafka, for /readyz
+  std::string check_reachable();
 
   source_options options_;
   spawn_fn spawn_;
@@ -114,6 +117,9 @@ private:
   std::map<int32_t, std::shared_ptr<partition_shared>> snapshot_;
   std::atomic<bool> stopping_{false};
   std::atomic<bool> joined_{false};
+  /// Since when librdkafka has reported every broker down (consumer thread only); unset: reachable.
+  std::optional<std::chrono::steady_clock::time_point> unreachable_since_;
+  std::string unreachable_reason_;
   std::thread thread_;
 };
 

@@ -15,6 +15,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import urllib.error
 import urllib.request
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
@@ -185,6 +186,13 @@ class Node(Process):
     def get(self, path):
         with urllib.request.urlopen(self.admin + path, timeout=5) as r:
             return r.status, r.read().decode()
+
+    def readyz(self):
+        """(status, body) of /readyz, 503 included."""
+        try:
+            return self.get("/readyz")
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode()
 
     def metrics(self):
         _, text = self.get("/metrics")

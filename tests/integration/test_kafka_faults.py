@@ -105,6 +105,13 @@ def wait_for_consumed(node, count, watch=None, timeout=120):
         time.sleep(0.05)
 
 
+def wait_until(condition, node, timeout=60):
+    deadline = time.time() + timeout
+    while not condition():
+        assert time.time() < deadline, describe(node)
+        time.sleep(0.2)
+
+
 def duplicate_bound(rate):
     """The README's bound on what one crash replays: what the node finished in the last
     two commit intervals, plus every partition's window (max_in_flight and one poll)."""
@@ -138,9 +145,10 @@ def test_the_broker_sigkilled_and_restarted_on_its_data(model_path, tmp_path):
         wait_for_consumed(node, 20_000)
         kafka.kill_broker(1)
         assert kafka.proc.wait(timeout=30) != 0  # deploy/kafka has no broker left
-        time.sleep(3)
+        wait_until(lambda: node.readyz()[0] == 503 and "cannot reach Kafka" in node.readyz()[1], node)
         kafka = Kafka(args=["--dir", str(tmp_path / "kafka")])
         assert kafka.bootstrap == bootstrap  # the same ports, kept with the data
+        wait_until(lambda: node.readyz()[0] == 200, node)
         assert gen.wait(timeout=300) == 0, gen.stderr.read()
         duplicates = check_every_record_alerted(bootstrap, node)
         assert node.proc.poll() is None, "the node did not ride out the broker's restart:\n" + node.stderr()

@@ -8,7 +8,6 @@ Topic limits (`max.message.bytes`, `min.insync.replicas`) are Kafka's own: real 
 import json
 import re
 import time
-import urllib.error
 
 import pytest
 
@@ -26,14 +25,6 @@ def topics(alert=None, dlq=None, partitions=4):
                   configs={"fraud-alerts": alert or {}, "transactions.dlq": dlq or {}})
 
 
-def readyz(node):
-    try:
-        status, body = node.get("/readyz")
-    except urllib.error.HTTPError as e:
-        status, body = e.code, e.read().decode()
-    return status, body
-
-
 def wait_for(predicate, what, node, timeout=60):
     deadline = time.time() + timeout
     while not predicate():
@@ -47,7 +38,7 @@ def test_an_alert_topic_that_refuses_every_write_turns_alerts_into_dead_letters(
     feeder.feed(2000, poison_every=0)
     node = Node(broker.bootstrap, model_path, sets=FAST)
     wait_until_committed(broker.bootstrap, "inflow-fraud", "transactions", 4)
-    assert readyz(node)[0] == 200
+    assert node.readyz()[0] == 200
     assert node.stop() == 0, node.stderr()
     assert not read_all(broker.bootstrap, "fraud-alerts", 2)
     dead = [headers(m) for m in read_all(broker.bootstrap, "transactions.dlq", 1)]
@@ -84,8 +75,8 @@ def test_an_unwritable_dead_letter_stops_the_pipeline_and_says_why(model_path):
     [poison_offset] = [o for (_, o), (kind, _) in feeder.landed.items() if kind == "inflow.errors.empty"]
     feeder.feed(20000, poison_every=0, seed=2)
     node = Node(broker.bootstrap, model_path, sets=[*FAST, "pipelines.fraud.max_in_flight=500"])
-    wait_for(lambda: readyz(node)[0] == 503 and "stopped" in readyz(node)[1], "stopped", node)
-    status, body = readyz(node)
+    wait_for(lambda: node.readyz()[0] == 503 and "stopped" in node.readyz()[1], "stopped", node)
+    status, body = node.readyz()
     reason = json.loads(body)["pipelines"]["fraud"]
     assert f"transactions partition 0 offset {poison_offset}" in reason and "on_unwritable: skip" in reason
     assert node.metric("inflow_pipeline_stopped") == 1
@@ -106,7 +97,7 @@ def test_on_unwritable_skip_counts_and_commits_past(model_path):
     node = Node(broker.bootstrap, model_path, sets=[*FAST, "pipelines.fraud.on_unwritable=skip"])
     wait_until_committed(broker.bootstrap, "inflow-fraud", "transactions", 4)
     assert node.metric("inflow_records_unwritable_total") == 10
-    assert readyz(node)[0] == 200
+    assert node.readyz()[0] == 200
     assert node.stop() == 0, node.stderr()
     assert node.stderr().count("skipped as on_unwritable=skip says") == 10
 
@@ -123,8 +114,8 @@ def test_a_record_stuck_for_ever_holds_back_a_bounded_window_and_is_reported(mod
         node = Node(broker.bootstrap, model_path, sets=remote_sets(provider.url, model_path, [
             *FAST, "models.fraud.batch.max_batch=50", "models.fraud.timeout_ms=600000",
             "pipelines.fraud.max_in_flight=1000", "pipelines.fraud.stall_timeout_ms=3000"]))
-        wait_for(lambda: readyz(node)[0] == 503 and "stuck at offset" in readyz(node)[1], "reported stalled", node)
-        stuck = int(re.search(r"partition 0 stuck at offset (\d+)", readyz(node)[1]).group(1))
+        wait_for(lambda: node.readyz()[0] == 503 and "stuck at offset" in node.readyz()[1], "reported stalled", node)
+        stuck = int(re.search(r"partition 0 stuck at offset (\d+)", node.readyz()[1]).group(1))
         assert stuck < 1000  # the first calls' records: one of them hangs
         consumed = node.metric("inflow_records_consumed_total")
         assert node.metric("inflow_records_in_flight") < 1000  # counting those alone would never pause it
