@@ -105,6 +105,18 @@ def wait_for_consumed(node, count, watch=None, timeout=120):
         time.sleep(0.05)
 
 
+def complete_metadata(admin, timeout=30):
+    """The source topic's partitions once the broker asked knows them all (a new topic reaches
+    each broker's metadata a moment apart)."""
+    deadline = time.time() + timeout
+    while True:
+        partitions = admin.list_topics("transactions", timeout=10).topics["transactions"].partitions
+        if len(partitions) == PARTITIONS and all(m.leader >= 0 for m in partitions.values()):
+            return partitions
+        assert time.time() < deadline, f"metadata of transactions never complete: {partitions}"
+        time.sleep(0.2)
+
+
 def wait_until(condition, node, timeout=60):
     deadline = time.time() + timeout
     while not condition():
@@ -163,10 +175,9 @@ def test_three_brokers_one_stopped_mid_stream(model_path):
     try:
         bootstrap = Topics(kafka, TOPICS).bootstrap
         admin = kafka.admin()
-        leaders = {p: m.leader for p, m in admin.list_topics("transactions", timeout=10)
-                   .topics["transactions"].partitions.items()}
-        assert all(len(m.replicas) == 3 for m in admin.list_topics("transactions", timeout=10)
-                   .topics["transactions"].partitions.values())
+        partitions = complete_metadata(admin)
+        leaders = {p: m.leader for p, m in partitions.items()}
+        assert all(len(m.replicas) == 3 for m in partitions.values())
         gen = generate(bootstrap, 200_000, rate=20_000)
         node = Node(bootstrap, model_path, sets=EVERY_RECORD_ALERTS)
         wait_for_consumed(node, 40_000)
