@@ -83,6 +83,7 @@ struct partition_state {
   std::vector<double> finished_ages;
   std::shared_ptr<kafka::delivery_listener> delivery;
   bool warned_produce = false;
+  bool warned_refused = false;
   static inline const char* name = "inflow.partition";
 };
 
@@ -113,9 +114,16 @@ void settle(partition_actor* self) {
 
 void write_failed(partition_actor* self, int64_t offset, write_kind kind, rd_kafka_resp_err_t error);
 
+/// Stops the pipeline for good (the first reason stays), once in the metric and the log.
+void stop_pipeline(const pipeline_context& ctx, const std::string& reason) {
+  if (ctx.health.stop(reason)) {
+    ctx.probe.stopped.set(1);
+    spdlog::error("{}: pipeline stopped: {}", ctx.config.name, reason);
+  }
+}
+
 /// Finishes the record once none of its writes is outstanding.
-void finish_if_written(partition_actor* self, int64_t offset) {
-  auto& rec = *self->state.pending.find(offset);
+void finish_if_written(partition_actor* self, int64_t offset, const pending_record& rec) {
   if (rec.writes == 0) {
     finish(self, offset, rec, now_ms());
     settle(self);
@@ -189,11 +197,15 @@ void write_failed(partition_actor* self, int64_t offset, write_kind kind, rd_kaf
       if (kind != write_kind::dead_letter) {
         // The alert or result can never be written: the record becomes a dead letter saying why.
         const auto& topic = kind == write_kind::alert ? cfg.alert.topic : cfg.output_topic;
-        spdlog::warn("{}: partition {} offset {}: Kafka refused its {} for {} for good ({}); dead-lettering it",
-                     cfg.name, partition, offset, to_string(kind), topic, rd_kafka_err2str(error));
+        if (!st.warned_refused) {
+          spdlog::warn("{}: partition {} offset {}: Kafka refused its {} for {} for good ({}); dead-lettering it "
+                       "and any like it (inflow_records_dead_lettered_total counts them)",
+                       cfg.name, partition, offset, to_string(kind), topic, rd_kafka_err2str(error));
+          st.warned_refused = true;
+        }
         if (rec.dead_lettered) {
           --rec.writes; // one dead letter per record is enough
-          finish_if_written(self, offset);
+          finish_if_written(self, offset, rec);
           return;
         }
         rec.dead_lettered = true;
@@ -208,26 +220,20 @@ void write_failed(partition_actor* self, int64_t offset, write_kind kind, rd_kaf
                       "on_unwritable=skip says, and committed past (counted in inflow_records_unwritable_total)",
                       cfg.name, cfg.source.topic, partition, offset, rd_kafka_err2str(error));
         --rec.writes;
-        finish_if_written(self, offset);
+        finish_if_written(self, offset, rec);
         return;
       }
-      if (ctx.health.stop(fmt::format("{} partition {} offset {}: its dead letter for {} was refused for good ({}); fix "
-                                  "the cause (topic size limits, ACLs) and restart, or set "
-                                  "pipelines.{}.on_unwritable: skip to commit past such records",
-                                  cfg.source.topic, partition, offset, cfg.dead_letter_topic,
-                                  rd_kafka_err2str(error), cfg.name))) {
-        ctx.probe.stopped.set(1);
-        spdlog::error("{}: pipeline stopped: {}", cfg.name, ctx.health.problem());
-      }
+      stop_pipeline(ctx, fmt::format("{} partition {} offset {}: its dead letter for {} was refused for good ({}); "
+                                     "fix the cause (topic size limits, ACLs) and restart, or set "
+                                     "pipelines.{}.on_unwritable: skip to commit past such records",
+                                     cfg.source.topic, partition, offset, cfg.dead_letter_topic,
+                                     rd_kafka_err2str(error), cfg.name));
       return;
     case kafka::write_failure::fatal: {
       std::string reason;
       ctx.producer.fatal_error(&reason);
-      if (ctx.health.stop(fmt::format("the producer failed for good ({}{}{}); nothing more can be written",
-                                      rd_kafka_err2str(error), reason.empty() ? "" : ": ", reason))) {
-        ctx.probe.stopped.set(1);
-        spdlog::error("{}: pipeline stopped: {}", cfg.name, ctx.health.problem());
-      }
+      stop_pipeline(ctx, fmt::format("the producer failed for good ({}{}{}); nothing more can be written",
+                                     rd_kafka_err2str(error), reason.empty() ? "" : ": ", reason));
       return;
     }
   }
@@ -358,7 +364,7 @@ void on_ack(partition_actor* self, const produce_ack& ack) {
     case write_kind::dead_letter: ctx.probe.dead_lettered.inc(); break;
   }
   --rec.writes;
-  finish_if_written(self, offset);
+  finish_if_written(self, offset, rec);
 }
 
 caf::behavior partition(partition_actor* self, std::shared_ptr<const pipeline_context> ctx, caf::actor gateway,

@@ -194,6 +194,18 @@ class Node(Process):
         except urllib.error.HTTPError as e:
             return e.code, e.read().decode()
 
+    def describe(self):
+        """The node's state and log for a failure message, without librdkafka's connection noise."""
+        if self.proc.poll() is not None:
+            state = f"exited with {self.proc.returncode}"
+        else:
+            try:
+                state = self.get("/api/status")[1][:1500]
+            except OSError as e:
+                state = str(e)
+        log = [l for l in self.stderr().splitlines() if "librdkafka FAIL" not in l and "librdkafka ERROR" not in l]
+        return f"--- node pid {self.proc.pid}: {state}\n" + "\n".join(log[-60:])
+
     def metrics(self):
         _, text = self.get("/metrics")
         out = {}
@@ -205,6 +217,14 @@ class Node(Process):
 
     def metric(self, name, pipeline="fraud"):
         return self.metrics().get(f'{name}{{pipeline="{pipeline}"}}', 0)
+
+
+def wait_until(condition, node, timeout=60):
+    """Polls `condition` until it holds; fails with the node's state and log after `timeout` s."""
+    deadline = time.time() + timeout
+    while not condition():
+        assert time.time() < deadline, node.describe()
+        time.sleep(0.2)
 
 
 def train_model(directory):

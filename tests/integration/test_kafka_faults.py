@@ -9,13 +9,12 @@ import collections
 import json
 import signal
 import subprocess
-import threading
 import time
 
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
-from harness import (INFLOW, REAL_KAFKA, Kafka, Node, Topics, end_offsets, shared_kafka,
+from harness import (INFLOW, REAL_KAFKA, Kafka, Node, Topics, end_offsets, shared_kafka, wait_until,
                      wait_until_committed)
 
 pytestmark = pytest.mark.skipif(not REAL_KAFKA, reason="needs Apache Kafka (INFLOW_TEST_BROKER=kafka)")
@@ -61,25 +60,12 @@ def check_every_record_alerted(bootstrap, *nodes):
     try:
         ends = wait_until_committed(bootstrap, "inflow-fraud", "transactions", PARTITIONS, timeout=180)
     except AssertionError as e:
-        raise AssertionError(f"{e}\n" + "\n".join(describe(n) for n in nodes)) from None
+        raise AssertionError(f"{e}\n" + "\n".join(n.describe() for n in nodes)) from None
     written = sum(end_offsets(bootstrap, "fraud-alerts", PARTITIONS).values())
     counts = alert_counts(bootstrap, written)
     missing = [(p, o) for p in range(PARTITIONS) for o in range(ends[p]) if (p, o) not in counts]
     assert not missing, f"{len(missing)} records without an alert, first {missing[:5]}"
     return written - sum(ends.values())
-
-
-def describe(node):
-    """A node's state and log for a failure message, without librdkafka's connection noise."""
-    if node.proc.poll() is not None:
-        state = f"exited with {node.proc.returncode}"
-    else:
-        try:
-            state = node.get("/api/status")[1][:1500]
-        except Exception as e:  # noqa: BLE001 - /readyz answers 503 as an HTTPError
-            state = str(e)
-    log = [l for l in node.stderr().splitlines() if "librdkafka FAIL" not in l and "librdkafka ERROR" not in l]
-    return f"--- node pid {node.proc.pid}: {state}\n" + "\n".join(log[-60:])
 
 
 class RateWatch:
@@ -114,13 +100,6 @@ def complete_metadata(admin, timeout=30):
         if len(partitions) == PARTITIONS and all(m.leader >= 0 for m in partitions.values()):
             return partitions
         assert time.time() < deadline, f"metadata of transactions never complete: {partitions}"
-        time.sleep(0.2)
-
-
-def wait_until(condition, node, timeout=60):
-    deadline = time.time() + timeout
-    while not condition():
-        assert time.time() < deadline, describe(node)
         time.sleep(0.2)
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from fault_server import FaultServer
 from harness import (POISON, REAL_KAFKA, Broker, Feeder, Node, committed, headers, read_all, remote_sets,
-                     wait_until_committed)
+                     wait_until, wait_until_committed)
 
 pytestmark = pytest.mark.skipif(not REAL_KAFKA, reason="needs Apache Kafka's topic configs (INFLOW_TEST_BROKER=kafka)")
 
@@ -23,13 +23,6 @@ FAST = ["node.drain_timeout_ms=2000", "kafka.session.timeout.ms=6000", "kafka.he
 def topics(alert=None, dlq=None, partitions=4):
     return Broker({"transactions": partitions, "fraud-alerts": 2, "transactions.dlq": 1},
                   configs={"fraud-alerts": alert or {}, "transactions.dlq": dlq or {}})
-
-
-def wait_for(predicate, what, node, timeout=60):
-    deadline = time.time() + timeout
-    while not predicate():
-        assert time.time() < deadline, f"never {what}:\n{node.stderr()[-4000:]}"
-        time.sleep(0.2)
 
 
 def test_an_alert_topic_that_refuses_every_write_turns_alerts_into_dead_letters(model_path):
@@ -75,7 +68,7 @@ def test_an_unwritable_dead_letter_stops_the_pipeline_and_says_why(model_path):
     [poison_offset] = [o for (_, o), (kind, _) in feeder.landed.items() if kind == "inflow.errors.empty"]
     feeder.feed(20000, poison_every=0, seed=2)
     node = Node(broker.bootstrap, model_path, sets=[*FAST, "pipelines.fraud.max_in_flight=500"])
-    wait_for(lambda: node.readyz()[0] == 503 and "stopped" in node.readyz()[1], "stopped", node)
+    wait_until(lambda: node.readyz()[0] == 503 and "stopped" in node.readyz()[1], node)
     status, body = node.readyz()
     reason = json.loads(body)["pipelines"]["fraud"]
     assert f"transactions partition 0 offset {poison_offset}" in reason and "on_unwritable: skip" in reason
@@ -114,7 +107,7 @@ def test_a_record_stuck_for_ever_holds_back_a_bounded_window_and_is_reported(mod
         node = Node(broker.bootstrap, model_path, sets=remote_sets(provider.url, model_path, [
             *FAST, "models.fraud.batch.max_batch=50", "models.fraud.timeout_ms=600000",
             "pipelines.fraud.max_in_flight=1000", "pipelines.fraud.stall_timeout_ms=3000"]))
-        wait_for(lambda: node.readyz()[0] == 503 and "stuck at offset" in node.readyz()[1], "reported stalled", node)
+        wait_until(lambda: node.readyz()[0] == 503 and "stuck at offset" in node.readyz()[1], node)
         stuck = int(re.search(r"partition 0 stuck at offset (\d+)", node.readyz()[1]).group(1))
         assert stuck < 1000  # the first calls' records: one of them hangs
         consumed = node.metric("inflow_records_consumed_total")
