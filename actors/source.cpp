@@ -87,33 +87,40 @@ void source::on_commit(rd_kafka_t*, rd_kafka_resp_err_t err, rd_kafka_topic_part
 }
 
 void source::on_error(rd_kafka_t*, int err, const char* reason, void* opaque) {
-  // Served on the consumer thread (by poll). librdkafka reconnects by itself; we only
-  // remember that nothing is reachable, for /readyz, until a metadata request succeeds.
+  // Served on the consumer thread (by poll). librdkafka reconnects by itself. A lost
+  // connection makes us doubt Kafka is reachable; check_reachable settles the doubt.
+  // (librdkafka's ALL_BROKERS_DOWN alone is not enough: it fires once, on one broker's
+  // transition, and not at all when another broker was still connecting.)
   auto* self = static_cast<source*>(opaque);
-  if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) {
-    if (!self->unreachable_since_) {
-      self->unreachable_since_ = std::chrono::steady_clock::now();
-      spdlog::error("{}: cannot reach Kafka: {}; retrying (check the brokers and kafka.bootstrap.servers)",
-                    self->options_.pipeline, reason);
-    }
+  auto code = static_cast<rd_kafka_resp_err_t>(err);
+  if (code == RD_KAFKA_RESP_ERR__TRANSPORT || code == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN ||
+      code == RD_KAFKA_RESP_ERR__RESOLVE) {
+    if (!self->doubt_since_)
+      self->doubt_since_ = std::chrono::steady_clock::now();
     self->unreachable_reason_ = reason;
-    return;
   }
-  spdlog::warn("{}: consumer: {}: {}", self->options_.pipeline, rd_kafka_err2name(static_cast<rd_kafka_resp_err_t>(err)),
-               reason);
+  if (code != RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) // reported by check_reachable instead
+    spdlog::warn("{}: consumer: {}: {}", self->options_.pipeline, rd_kafka_err2name(code), reason);
 }
 
 std::string source::check_reachable() {
-  if (!unreachable_since_)
+  if (!doubt_since_)
     return {};
   const rd_kafka_metadata_t* md = nullptr;
   if (rd_kafka_metadata(rk_.get(), 0, nullptr, &md, 500) == RD_KAFKA_RESP_ERR_NO_ERROR) {
     rd_kafka_metadata_destroy(md);
-    spdlog::info("{}: Kafka is reachable again", options_.pipeline);
-    unreachable_since_.reset();
+    if (unreachable_reported_)
+      spdlog::info("{}: Kafka is reachable again", options_.pipeline);
+    doubt_since_.reset();
+    unreachable_reported_ = false;
     return {};
   }
-  auto down = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - *unreachable_since_);
+  if (!unreachable_reported_) {
+    spdlog::error("{}: cannot reach Kafka: {}; retrying (check the brokers and kafka.bootstrap.servers)",
+                  options_.pipeline, unreachable_reason_);
+    unreachable_reported_ = true;
+  }
+  auto down = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - *doubt_since_);
   return fmt::format("cannot reach Kafka for {} s ({})", down.count(), unreachable_reason_);
 }
 

@@ -117,9 +117,11 @@ private:
   std::map<int32_t, std::shared_ptr<partition_shared>> snapshot_;
   std::atomic<bool> stopping_{false};
   std::atomic<bool> joined_{false};
-  /// Since when librdkafka has reported every broker down (consumer thread only); unset: reachable.
-  std::optional<std::chrono::steady_clock::time_point> unreachable_since_;
+  /// Since when a lost connection has made Kafka's reachability doubtful (consumer thread
+  /// only); unset once a metadata request succeeds.
+  std::optional<std::chrono::steady_clock::time_point> doubt_since_;
   std::string unreachable_reason_;
+  bool unreachable_reported_ = false;
   std::thread thread_;
 };
 
