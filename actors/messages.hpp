@@ -11,6 +11,11 @@ namespace inflow::actors {
 
 using flush_atom = caf::atom_constant<caf::atom("flush")>;
 using retry_atom = caf::atom_constant<caf::atom("retry")>;
+/// (rewind_atom): write again, in order, what a failed write rewound (ordered delivery).
+using rewind_atom = caf::atom_constant<caf::atom("rewind")>;
+/// (hold_atom, epoch) / (release_atom): stop and resume issuing writes while a transaction commits.
+using hold_atom = caf::atom_constant<caf::atom("hold")>;
+using release_atom = caf::atom_constant<caf::atom("release")>;
 /// (fallback_atom, actor): where a gateway sends what its own model cannot score.
 using fallback_atom = caf::atom_constant<caf::atom("fallback")>;
 /// (budget_atom, requests/s, tokens/min, paused): this node's part of a model's

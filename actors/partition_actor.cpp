@@ -1,6 +1,7 @@
 #include "actors/partition_actor.hpp"
 #include "actors/messages.hpp"
 #include "actors/offset_window.hpp"
+#include "actors/outcome_order.hpp"
 #include "kafka/produce_errors.hpp"
 #include "kafka/record_fit.hpp"
 
@@ -39,8 +40,10 @@ uint64_t token_of(int64_t offset, write_kind k) {
 }
 
 struct pending_record {
-  bool scored = false;
-  int writes = 0; ///< alert, result or dead letter not yet acknowledged
+  bool scored = false; ///< its outcome is decided: scored, or a dead letter
+  bool alert = false;  ///< the outcome includes an alert
+  bool output = false; ///< ... and a result
+  int writes = 0; ///< alert, result or dead letter issued and not yet acknowledged
   int64_t timestamp_ms = 0;
   /// The consumed record itself (partition_state::batches keeps it alive): the
   /// dead-letter topic gets its key and value unchanged.
@@ -77,6 +80,10 @@ struct partition_state {
   std::optional<events::decoder> decoder;
   std::vector<events::field_value> values;
   offset_window<pending_record> pending;
+  bool in_order = false; ///< delivery ordered or exactly_once: `order` decides when writes go out
+  outcome_order order;
+  int64_t outstanding = 0; ///< writes queued and not yet acknowledged, all records
+  bool rewinding = false;  ///< a failed write was rewound; rewriting waits for `outstanding` to reach 0
   /// Consumed batches, kept until every record in them is finished.
   std::deque<std::shared_ptr<const record_batch>> batches;
   /// Ages (s) of the records finished while handling the current message; settle() publishes them.
@@ -122,12 +129,37 @@ void stop_pipeline(const pipeline_context& ctx, const std::string& reason) {
   }
 }
 
-/// Finishes the record once none of its writes is outstanding.
+void issue(partition_actor* self, int64_t offset);
+
+/// In offset order: issues the decided records no earlier one holds back, and finishes the written ones.
+void advance_in_order(partition_actor* self) {
+  auto& st = self->state;
+  st.order.issue_ready([&](int64_t o) { return st.pending.find(o)->scored; }, [&](int64_t o) { issue(self, o); });
+  const int64_t now = now_ms();
+  st.order.finish_ready([&](int64_t o) { return st.pending.find(o)->writes == 0; },
+                        [&](int64_t o) { finish(self, o, *st.pending.find(o), now); });
+}
+
+/// Finishes the record once none of its writes is outstanding (in offset order when ordered).
 void finish_if_written(partition_actor* self, int64_t offset, const pending_record& rec) {
-  if (rec.writes == 0) {
+  if (self->state.in_order)
+    advance_in_order(self);
+  else if (rec.writes == 0)
     finish(self, offset, rec, now_ms());
-    settle(self);
+  settle(self);
+}
+
+/// The record's outcome is decided: write it now, or when its turn comes.
+void decided(partition_actor* self, int64_t offset) {
+  auto& st = self->state;
+  if (st.in_order) {
+    advance_in_order(self);
+    return;
   }
+  issue(self, offset);
+  auto& rec = *st.pending.find(offset);
+  if (rec.writes == 0)
+    finish(self, offset, rec, now_ms());
 }
 
 /// Queues one write of the record's outcome; Kafka's ack (on_ack) counts it done.
@@ -169,6 +201,23 @@ void write(partition_actor* self, int64_t offset, write_kind kind) {
   }
   if (err)
     write_failed(self, offset, kind, err);
+  else
+    ++st.outstanding;
+}
+
+/// Writes every part of the record's decided outcome.
+void issue(partition_actor* self, int64_t offset) {
+  auto& rec = *self->state.pending.find(offset);
+  if (rec.dead_lettered) {
+    rec.writes = 1;
+    write(self, offset, write_kind::dead_letter);
+    return;
+  }
+  rec.writes = rec.alert + rec.output;
+  if (rec.alert)
+    write(self, offset, write_kind::alert);
+  if (rec.output)
+    write(self, offset, write_kind::result);
 }
 
 /// A write of the record's outcome failed (not queued, or refused by Kafka): decided by
@@ -190,7 +239,18 @@ void write_failed(partition_actor* self, int64_t offset, write_kind kind, rd_kaf
         st.warned_produce = true;
       }
       auto backoff = std::chrono::milliseconds(std::min(5000, 100 << std::min(rec.attempts++, 6)));
-      self->delayed_send(self, backoff, retry_atom::value, static_cast<int64_t>(token));
+      if (!st.in_order) {
+        self->delayed_send(self, backoff, retry_atom::value, static_cast<int64_t>(token));
+        return;
+      }
+      // Writing this one again after later ones would leave a key's older outcome last:
+      // write it and every later issued record again, in order.
+      st.order.rewind(offset);
+      if (!st.rewinding) {
+        st.rewinding = true;
+        st.order.hold();
+        self->delayed_send(self, backoff, rewind_atom::value);
+      }
       return;
     }
     case kafka::write_failure::unwritable:
@@ -245,8 +305,7 @@ void dead_letter(partition_actor* self, int64_t offset, events::record_error err
   rec.dead_lettered = true;
   rec.error = error;
   rec.error_message = std::move(message);
-  rec.writes = 1;
-  write(self, offset, write_kind::dead_letter);
+  decided(self, offset);
 }
 
 void on_batch(partition_actor* self, const std::shared_ptr<record_batch>& batch) {
@@ -268,6 +327,8 @@ void on_batch(partition_actor* self, const std::shared_ptr<record_batch>& batch)
       continue;
     }
     kept = true;
+    if (st.in_order)
+      st.order.consumed(offset);
     auto& rec = *added;
     int64_t ts = rd_kafka_message_timestamp(m, nullptr);
     rec.timestamp_ms = ts > 0 ? ts : now_ms();
@@ -289,6 +350,7 @@ void on_batch(partition_actor* self, const std::shared_ptr<record_batch>& batch)
   }
   if (kept)
     st.batches.push_back(batch);
+  settle(self); // dead letters that needed no write of their own
   if (!request.ids.empty())
     self->send(st.gateway, std::move(request));
 }
@@ -297,7 +359,6 @@ void on_scores(partition_actor* self, gateways::score_reply& reply) {
   auto& st = self->state;
   auto& ctx = *st.ctx;
   const auto& cfg = ctx.config;
-  const int64_t now = now_ms();
   const bool fallback = reply.model != ctx.model.name;
   uint64_t scored = 0, no_alert = 0;
   for (size_t i = 0; i < reply.ids.size(); ++i) {
@@ -324,18 +385,10 @@ void on_scores(partition_actor* self, gateways::score_reply& reply) {
     else
       result.vector.assign(reply.values.begin() + static_cast<std::ptrdiff_t>(i * reply.width),
                            reply.values.begin() + static_cast<std::ptrdiff_t>((i + 1) * reply.width));
-    bool alert = !cfg.alert.topic.empty() && cfg.alert.matches(result.score);
-    bool output = !cfg.output_topic.empty();
-    rec.writes = alert + output;
-    no_alert += !alert;
-    if (rec.writes == 0) {
-      finish(self, offset, rec, now);
-      continue;
-    }
-    if (alert)
-      write(self, offset, write_kind::alert);
-    if (output)
-      write(self, offset, write_kind::result);
+    rec.alert = !cfg.alert.topic.empty() && cfg.alert.matches(result.score);
+    rec.output = !cfg.output_topic.empty();
+    no_alert += !rec.alert;
+    decided(self, offset);
   }
   ctx.probe.scored.inc(scored);
   ctx.probe.no_alert.inc(no_alert);
@@ -347,6 +400,7 @@ void on_ack(partition_actor* self, const produce_ack& ack) {
   auto& ctx = *st.ctx;
   const int64_t offset = ack.token / 4;
   const auto kind = static_cast<write_kind>(ack.token % 4);
+  --st.outstanding;
   auto* found = st.pending.find(offset);
   if (!found)
     return;
@@ -375,6 +429,7 @@ caf::behavior partition(partition_actor* self, std::shared_ptr<const pipeline_co
   st.gateway = std::move(gateway);
   st.shared = std::move(shared);
   st.delivery = std::make_shared<actor_delivery>(caf::actor_cast<caf::actor>(self));
+  st.in_order = st.ctx->config.in_offset_order();
   return {
     [=](std::shared_ptr<record_batch>& batch) { on_batch(self, batch); },
     [=](gateways::score_reply& reply) { on_scores(self, reply); },
@@ -382,6 +437,28 @@ caf::behavior partition(partition_actor* self, std::shared_ptr<const pipeline_co
     [=](retry_atom, int64_t token) {
       if (self->state.pending.find(token / 4))
         write(self, token / 4, static_cast<write_kind>(token % 4));
+    },
+    [=](rewind_atom) {
+      auto& st = self->state;
+      if (st.outstanding > 0) { // a write issued before the rewind may still be acknowledged
+        self->delayed_send(self, std::chrono::milliseconds(10), rewind_atom::value);
+        return;
+      }
+      st.rewinding = false;
+      st.order.release();
+      advance_in_order(self);
+      settle(self);
+    },
+    [=](hold_atom, int64_t epoch) {
+      auto& st = self->state;
+      st.order.hold();
+      st.shared->issued_end.store(st.order.issued_end());
+      st.shared->held_epoch.store(epoch);
+    },
+    [=](release_atom) {
+      self->state.order.release();
+      advance_in_order(self);
+      settle(self);
     },
   };
 }
@@ -391,6 +468,8 @@ public:
   explicit actor_partition_handle(caf::actor actor) : actor_(std::move(actor)) {}
   void deliver(std::shared_ptr<record_batch> batch) override { caf::anon_send(actor_, std::move(batch)); }
   void stop() override { caf::anon_send_exit(actor_, caf::exit_reason::user_shutdown); }
+  void hold(int64_t epoch) override { caf::anon_send(actor_, hold_atom::value, epoch); }
+  void release() override { caf::anon_send(actor_, release_atom::value); }
 
 private:
   caf::actor actor_;

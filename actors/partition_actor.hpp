@@ -8,6 +8,9 @@
 //   score_reply               scores (or an error) from the gateway
 //   produce_ack               Kafka acknowledged (or failed) an alert, result or dead letter
 //   retry_atom, token         write that part of the outcome again after a failure
+//   rewind_atom               (in offset order) write again what a failed write rewound
+//   hold_atom, epoch          issue no more writes; publish what is issued (a transaction commits)
+//   release_atom              issue writes again
 
 #include "actors/pipeline_health.hpp"
 #include "actors/probes.hpp"

@@ -172,21 +172,35 @@ void source::revoke(rd_kafka_topic_partition_list_t* parts, bool lost) {
     // Another member may own these already: committing could move its offsets.
     spdlog::warn("{}: {} partition(s) lost; abandoning their in-flight records uncommitted", options_.pipeline,
                  revoked.size());
+    if (options_.transactions && !revoked.empty()) {
+      drop(revoked); // before the abort: their outcomes must not reach the next transaction
+      abort_transaction("partitions lost");
+    }
   } else if (!revoked.empty()) {
     spdlog::info("{}: {} partition(s) revoked; draining", options_.pipeline, revoked.size());
     drain(revoked);
     commit(revoked, true);
   }
-  for (int32_t p : revoked) {
-    auto& a = assigned_[p];
-    if (a.paused)
+  drop(revoked);
+  unassign(parts);
+}
+
+void source::drop(const std::vector<int32_t>& partitions) {
+  for (int32_t p : partitions) {
+    auto it = assigned_.find(p);
+    if (it == assigned_.end())
+      continue;
+    if (it->second.paused)
       probe_.partitions_paused.add(-1);
-    a.actor->stop();
-    assigned_.erase(p);
+    it->second.actor->stop();
+    assigned_.erase(it);
     std::lock_guard<std::mutex> guard(snapshot_mutex_);
     snapshot_.erase(p);
   }
   probe_.partitions_assigned.set(static_cast<int64_t>(assigned_.size()));
+}
+
+void source::unassign(rd_kafka_topic_partition_list_t* parts) {
   if (cooperative()) {
     if (auto* error = rd_kafka_incremental_unassign(rk_.get(), parts)) {
       spdlog::error("{}: unassign failed: {}", options_.pipeline, rd_kafka_error_string(error));
@@ -351,6 +365,10 @@ void source::drain(const std::vector<int32_t>& partitions) {
 }
 
 void source::commit(const std::vector<int32_t>& partitions, bool sync) {
+  if (options_.transactions) {
+    commit_transaction(); // every partition's offsets go with the transaction's outcomes
+    return;
+  }
   kafka::partition_list list(rd_kafka_topic_partition_list_new(static_cast<int>(partitions.size())));
   std::vector<std::pair<int32_t, int64_t>> advanced;
   for (int32_t p : partitions) {
@@ -374,6 +392,94 @@ void source::commit(const std::vector<int32_t>& partitions, bool sync) {
   }
   for (auto [p, offset] : advanced)
     assigned_[p].committed = offset;
+}
+
+bool source::hold_all() {
+  const int64_t epoch = ++hold_epoch_;
+  for (auto& [p, a] : assigned_)
+    a.actor->hold(epoch);
+  auto deadline = clock::now() + std::chrono::milliseconds(options_.drain_timeout_ms);
+  for (auto& [p, a] : assigned_)
+    while (a.shared->held_epoch.load() != epoch) {
+      if (clock::now() >= deadline)
+        return false;
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+  return true;
+}
+
+void source::release_all() {
+  for (auto& [p, a] : assigned_)
+    a.actor->release();
+}
+
+void source::commit_transaction() {
+  // While every actor holds, the open transaction contains exactly the outcomes of the
+  // records below each partition's issued_end: those offsets, and no others, commit with it.
+  if (!hold_all()) {
+    release_all();
+    spdlog::warn("{}: a partition did not pause for the transaction within drain_timeout_ms={}; committing later",
+                 options_.pipeline, options_.drain_timeout_ms);
+    return;
+  }
+  kafka::partition_list offsets(rd_kafka_topic_partition_list_new(static_cast<int>(assigned_.size())));
+  for (auto& [p, a] : assigned_)
+    if (int64_t end = a.shared->issued_end.load(); end > a.committed)
+      rd_kafka_topic_partition_list_add(offsets.get(), options_.topic.c_str(), p)->offset = end;
+  if (offsets->cnt == 0) {
+    release_all();
+    return;
+  }
+  std::unique_ptr<rd_kafka_consumer_group_metadata_t, void (*)(rd_kafka_consumer_group_metadata_t*)> group(
+    rd_kafka_consumer_group_metadata(rk_.get()), rd_kafka_consumer_group_metadata_destroy);
+  std::string why;
+  probe_.commits.inc();
+  switch (options_.transactions->commit_transaction(offsets.get(), group.get(), 30'000, why)) {
+    case kafka::producer::transaction_end::committed:
+      for (int i = 0; i < offsets->cnt; ++i)
+        assigned_[offsets->elems[i].partition].committed = offsets->elems[i].offset;
+      consecutive_aborts_ = 0;
+      release_all();
+      return;
+    case kafka::producer::transaction_end::must_abort:
+      probe_.commit_failures.inc();
+      if (++consecutive_aborts_ >= 5)
+        halt(fmt::format("Kafka refused {} transactions in a row (last: {}); check the output topics' limits "
+                         "and ACLs, then restart",
+                         consecutive_aborts_, why));
+      abort_transaction(why);
+      return;
+    case kafka::producer::transaction_end::fatal:
+      probe_.commit_failures.inc();
+      halt("the transactional producer failed for good (" + why +
+           "); if another node fenced it, give every node of the group its own node.name");
+      return;
+  }
+}
+
+void source::halt(const std::string& reason) {
+  if (health_.stop(reason)) {
+    probe_.stopped.set(1);
+    spdlog::error("{}: pipeline stopped: {}", options_.pipeline, reason);
+  }
+}
+
+void source::abort_transaction(const std::string& why) {
+  // Everything written since the last commit is rolled back: read it again from the committed offsets.
+  hold_all();
+  std::string abort_why;
+  if (!options_.transactions->abort_transaction(30'000, abort_why)) {
+    halt("aborting a transaction failed: " + abort_why);
+    return;
+  }
+  spdlog::warn("{}: transaction aborted ({}); reading again from the committed offsets", options_.pipeline, why);
+  auto partitions = all_partitions();
+  if (partitions.empty())
+    return;
+  auto parts = make_list(options_.topic, partitions);
+  drop(partitions);
+  unassign(parts.get());
+  assign(parts.get()); // from the committed offsets
 }
 
 void source::check_progress() {

@@ -8,6 +8,7 @@
 #include "actors/pipeline_health.hpp"
 #include "actors/probes.hpp"
 #include "kafka/client.hpp"
+#include "kafka/producer.hpp"
 
 #include <atomic>
 #include <chrono>
@@ -37,6 +38,9 @@ struct partition_shared {
   int32_t partition = 0;
   std::atomic<int64_t> in_flight{0};    ///< dispatched, no final outcome yet
   std::atomic<int64_t> committable{-1}; ///< next offset to commit, -1: nothing finished
+  // exactly_once: the actor's answer to a hold (see source::commit_transaction)
+  std::atomic<int64_t> held_epoch{0};  ///< the last hold the actor obeys
+  std::atomic<int64_t> issued_end{-1}; ///< then: the first offset whose outcome is not written yet
 };
 
 /// The consumer thread's view of one partition actor.
@@ -45,6 +49,9 @@ public:
   virtual ~partition_handle() = default;
   virtual void deliver(std::shared_ptr<record_batch> batch) = 0;
   virtual void stop() = 0;
+  /// exactly_once: issue no more writes and answer through partition_shared::held_epoch.
+  virtual void hold(int64_t epoch) = 0;
+  virtual void release() = 0;
 };
 
 struct source_options {
@@ -55,6 +62,8 @@ struct source_options {
   int64_t commit_interval_ms = 500;
   int64_t drain_timeout_ms = 10000;
   int64_t stall_timeout_ms = 60000; ///< a partition with work and no progress for this long is stalled
+  /// exactly_once: the pipeline's transactional producer; offsets are committed in its transactions.
+  kafka::producer* transactions = nullptr;
 };
 
 class source {
@@ -101,6 +110,18 @@ private:
   void apply_backpressure();
   void drain(const std::vector<int32_t>& partitions);
   void commit(const std::vector<int32_t>& partitions, bool sync);
+  /// exactly_once: commits the open transaction with the offsets whose outcomes it holds.
+  void commit_transaction();
+  /// Makes every partition actor stop issuing writes; false if one did not answer in time.
+  bool hold_all();
+  void release_all();
+  /// exactly_once: rolls back the open transaction, and with it every partition to its committed offset.
+  void abort_transaction(const std::string& why);
+  /// Stops the actors of these partitions and forgets them (their records stay uncommitted).
+  void drop(const std::vector<int32_t>& partitions);
+  void unassign(rd_kafka_topic_partition_list_t* parts);
+  /// Stops the pipeline for good (readyz 503 with the reason); logged once.
+  void halt(const std::string& reason);
   std::vector<int32_t> all_partitions() const;
   bool cooperative() const; ///< incremental (cooperative-sticky) or eager rebalancing
   void update_lag();
@@ -122,6 +143,8 @@ private:
   std::optional<std::chrono::steady_clock::time_point> doubt_since_;
   std::string unreachable_reason_;
   bool unreachable_reported_ = false;
+  int64_t hold_epoch_ = 0;        ///< exactly_once: the last hold asked of the partition actors
+  int consecutive_aborts_ = 0;    ///< exactly_once: transactions Kafka refused in a row
   std::thread thread_;
 };
 

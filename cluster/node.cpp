@@ -89,6 +89,7 @@ struct node::impl {
     std::unique_ptr<actors::pipeline_probe> probe;
     std::unique_ptr<actors::pipeline_health> health;
     std::shared_ptr<const actors::pipeline_context> context;
+    std::unique_ptr<kafka::producer> transactions; ///< exactly_once: this pipeline's own producer
     std::unique_ptr<actors::source> source;
   };
   std::map<std::string, pipeline> pipelines;
@@ -106,6 +107,12 @@ struct node::impl {
   std::map<std::string, std::string> unready_reasons() const;
   void start_sink();
   size_t dead_letter_limit(const std::string& topic) const;
+  std::string group_id() const {
+    for (const auto& [key, value] : cfg.kafka)
+      if (key == "group.id")
+        return value;
+    return {};
+  }
 };
 
 /// The producer that writes every pipeline's outcomes (the sink role), once its topics are known to exist.
@@ -199,8 +206,17 @@ void node::start() {
     p.probe = std::make_unique<actors::pipeline_probe>(d.registry, name);
     p.health = std::make_unique<actors::pipeline_health>();
     const auto& model = d.models.at(pcfg.model);
+    if (pcfg.delivery == config::delivery::exactly_once) {
+      // A transaction holds one pipeline's outcomes and offsets. The id is stable across
+      // restarts, so a restarted node aborts what its crashed self left open.
+      p.transactions = std::make_unique<kafka::producer>(
+        d.cfg.kafka, kafka::properties{{"client.id", "inflow-" + name},
+                                       {"transactional.id", d.group_id() + "." + d.cfg.node.name + "." + name}});
+      p.transactions->begin_transactions(30'000);
+    }
+    auto& producer = p.transactions ? *p.transactions : *d.producer;
     p.context = std::make_shared<const actors::pipeline_context>(
-      actors::pipeline_context{pcfg, make_features(pcfg, model.info), model.info, *d.producer, *p.probe, d.alerts,
+      actors::pipeline_context{pcfg, make_features(pcfg, model.info), model.info, producer, *p.probe, d.alerts,
                                *p.health, d.dead_letter_limit(pcfg.dead_letter_topic)});
     actors::source_options options{name,
                                    pcfg.source.topic,
@@ -208,7 +224,8 @@ void node::start() {
                                    pcfg.max_in_flight,
                                    pcfg.commit_interval_ms,
                                    d.cfg.node.drain_timeout_ms,
-                                   pcfg.stall_timeout_ms};
+                                   pcfg.stall_timeout_ms,
+                                   p.transactions.get()};
     // A model hosted here is called directly; any other through the cluster.
     caf::actor gateway;
     if (auto local = d.gateways.find(pcfg.model); local != d.gateways.end()) {
@@ -274,6 +291,11 @@ std::string node::fatal_error() const {
   std::string reason;
   if (impl_->producer && impl_->producer->fatal_error(&reason))
     return "the Kafka producer failed for good: " + reason;
+  std::lock_guard<std::mutex> guard(impl_->pipelines_mutex);
+  for (const auto& [name, p] : impl_->pipelines)
+    if (p.transactions && p.transactions->fatal_error(&reason))
+      return "the transactional producer of pipeline " + name + " failed for good: " + reason +
+             " (if another node fenced it, give every node of the group its own node.name)";
   return {};
 }
 

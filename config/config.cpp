@@ -95,6 +95,11 @@ const std::vector<option>& options() {
      "limit, topic closed to us): `stop` halts the pipeline (nothing later is committed, `/readyz` answers 503 "
      "with the reason) until an operator fixes the cause and restarts; `skip` counts it in "
      "`inflow_records_unwritable_total`, logs its offset and commits past it."},
+    {"pipelines.*", "delivery", "string", "at_least_once",
+     "`at_least_once`: outcomes are written as they come; a crash replays at most what the README's bound says. "
+     "`ordered`: a partition's outcomes are written in offset order, so every key's outcomes are in order "
+     "whichever way its model call went. `exactly_once`: ordered, and written in Kafka transactions together "
+     "with the input offsets, so a `read_committed` reader sees each outcome once across crashes and rebalances."},
     {"pipelines.*.source", "topic", "string", nullptr, "Input topic."},
     {"pipelines.*.source", "format", "string", "json", "Record value format: json or msgpack."},
     {"pipelines.*.source", "max_record_bytes", "integer", "65536", "Larger records go to the dead-letter topic."},
@@ -317,6 +322,16 @@ private:
   std::vector<config_error>& errors_;
 };
 
+std::optional<delivery> parse_delivery(std::string_view name) {
+  if (name == "at_least_once")
+    return delivery::at_least_once;
+  if (name == "ordered")
+    return delivery::ordered;
+  if (name == "exactly_once")
+    return delivery::exactly_once;
+  return std::nullopt;
+}
+
 std::optional<host_port> parse_host_port(const std::string& s) {
   auto colon = s.rfind(':');
   if (colon == std::string::npos || colon == 0)
@@ -485,6 +500,14 @@ void read_pipeline(section_reader r, const std::string& name, const std::map<std
     else
       r.error(policy->second, r.join("on_unwritable"),
               fmt::format("unknown policy '{}' (expected stop or skip)", policy->first));
+  }
+
+  if (auto mode = r.scalar("delivery")) {
+    if (auto parsed = parse_delivery(mode->first))
+      out.delivery = *parsed;
+    else
+      r.error(mode->second, r.join("delivery"),
+              fmt::format("unknown delivery '{}' (expected at_least_once, ordered or exactly_once)", mode->first));
   }
 
   section_reader source(r.child("source"), r.join("source"), "pipelines.*.source", errors);

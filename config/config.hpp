@@ -10,6 +10,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -125,6 +126,10 @@ struct source_config {
   std::string key_field = "card_id";
 };
 
+/// What a pipeline promises about its outcomes (docs/CONFIGURATION.md, `delivery`).
+enum class delivery { at_least_once, ordered, exactly_once };
+std::optional<delivery> parse_delivery(std::string_view name);
+
 struct pipeline_config {
   std::string name;
   source_config source;
@@ -136,6 +141,8 @@ struct pipeline_config {
   int64_t commit_interval_ms = 0;
   int64_t stall_timeout_ms = 0;
   bool skip_unwritable = false; ///< on_unwritable: skip (true) or stop
+  enum delivery delivery = delivery::at_least_once;
+  bool in_offset_order() const { return delivery != delivery::at_least_once; }
 };
 
 struct node_file {

@@ -150,6 +150,18 @@ TEST_CASE("overrides from --set replace values and kafka properties keep their d
   CHECK(has_error(bad, "no-equals-sign", 0, "key=value"));
 }
 
+TEST_CASE("delivery: at_least_once by default, ordered or exactly_once by choice") {
+  CHECK(load_text(minimal).config->pipelines.at("fraud").delivery == delivery::at_least_once);
+  auto ordered = load_text(minimal, {"pipelines.fraud.delivery=ordered"});
+  REQUIRE(ordered.errors.empty());
+  CHECK(ordered.config->pipelines.at("fraud").in_offset_order());
+  auto exact = load_text(minimal, {"pipelines.fraud.delivery=exactly_once"});
+  REQUIRE(exact.errors.empty());
+  CHECK(exact.config->pipelines.at("fraud").delivery == delivery::exactly_once);
+  auto bad = load_text(minimal, {"pipelines.fraud.delivery=twice"});
+  CHECK(has_error(bad, "pipelines.fraud.delivery", -1, "unknown delivery 'twice'"));
+}
+
 TEST_CASE("docs/CONFIGURATION.md carries the reference of every declared option") {
   std::ifstream in(INFLOW_SOURCE_DIR "/docs/CONFIGURATION.md");
   REQUIRE(in);

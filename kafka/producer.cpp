@@ -17,8 +17,13 @@ struct pending_delivery {
 } // namespace
 
 producer::producer(const properties& user, const properties& overrides) {
-  // 1 ms: an alert waits at most that long for others to share its request.
-  properties defaults{{"acks", "all"}, {"linger.ms", "1"}, {"queue.buffering.max.messages", "1000000"}};
+  // 1 ms: an alert waits at most that long for others to share its request. 10 s (as Kafka
+  // Streams): a crashed node's open transaction blocks readers and its partitions' next owner
+  // that long, unless the node comes back first and aborts it (exactly_once).
+  properties defaults{{"acks", "all"},
+                      {"linger.ms", "1"},
+                      {"queue.buffering.max.messages", "1000000"},
+                      {"transaction.timeout.ms", "10000"}};
   properties producer_props;
   for (const auto& kv : user)
     if (!is_consumer_only(kv.first))
@@ -99,6 +104,58 @@ rd_kafka_resp_err_t producer::fatal_error(std::string* reason) const {
 
 bool producer::flush(int timeout_ms) {
   return rd_kafka_flush(rk_.get(), timeout_ms) == RD_KAFKA_RESP_ERR_NO_ERROR;
+}
+
+namespace {
+
+/// Takes ownership of a librdkafka error; returns its text (empty for none).
+std::string consume_error(rd_kafka_error_t* error) {
+  if (!error)
+    return {};
+  std::string text = rd_kafka_error_string(error);
+  rd_kafka_error_destroy(error);
+  return text;
+}
+
+} // namespace
+
+void producer::begin_transactions(int timeout_ms) {
+  if (auto why = consume_error(rd_kafka_init_transactions(rk_.get(), timeout_ms)); !why.empty())
+    throw std::runtime_error("cannot start Kafka transactions: " + why);
+  if (auto why = consume_error(rd_kafka_begin_transaction(rk_.get())); !why.empty())
+    throw std::runtime_error("cannot begin a Kafka transaction: " + why);
+}
+
+producer::transaction_end producer::commit_transaction(const rd_kafka_topic_partition_list_t* offsets,
+                                                       const rd_kafka_consumer_group_metadata_t* metadata,
+                                                       int timeout_ms, std::string& why) {
+  // A retriable error (a timeout, a coordinator moving) may be retried as is; librdkafka says which.
+  auto retrying = [](auto call) {
+    rd_kafka_error_t* error = call();
+    for (int attempt = 1; error && rd_kafka_error_is_retriable(error) && attempt < 5; ++attempt) {
+      rd_kafka_error_destroy(error);
+      error = call();
+    }
+    return error;
+  };
+  rd_kafka_error_t* error =
+    retrying([&] { return rd_kafka_send_offsets_to_transaction(rk_.get(), offsets, metadata, timeout_ms); });
+  if (!error)
+    error = retrying([&] { return rd_kafka_commit_transaction(rk_.get(), timeout_ms); });
+  if (!error) {
+    why = consume_error(rd_kafka_begin_transaction(rk_.get()));
+    return why.empty() ? transaction_end::committed : transaction_end::fatal;
+  }
+  const bool fatal = rd_kafka_error_is_fatal(error);
+  why = consume_error(error);
+  return fatal ? transaction_end::fatal : transaction_end::must_abort;
+}
+
+bool producer::abort_transaction(int timeout_ms, std::string& why) {
+  why = consume_error(rd_kafka_abort_transaction(rk_.get(), timeout_ms));
+  if (why.empty())
+    why = consume_error(rd_kafka_begin_transaction(rk_.get()));
+  return why.empty();
 }
 
 } // namespace inflow::kafka

@@ -53,6 +53,22 @@ public:
   /// Waits until every queued record is delivered or failed; false on timeout.
   bool flush(int timeout_ms);
 
+  // Transactions (`transactional.id` set in the overrides), for exactly_once delivery.
+
+  /// Fences any earlier producer with the same transactional.id (aborting its open
+  /// transaction) and begins the first transaction. Throws std::runtime_error.
+  void begin_transactions(int timeout_ms);
+
+  enum class transaction_end { committed, must_abort, fatal };
+  /// Commits the open transaction with the consumer's `offsets` (their group's `metadata`)
+  /// and begins the next one. `must_abort`: Kafka refused it; abort_transaction rolls it back.
+  /// `fatal`: this producer is fenced or broken. `why` says what went wrong.
+  transaction_end commit_transaction(const rd_kafka_topic_partition_list_t* offsets,
+                                     const rd_kafka_consumer_group_metadata_t* metadata, int timeout_ms,
+                                     std::string& why);
+  /// Rolls back the open transaction and begins the next one; false if the producer is unusable.
+  bool abort_transaction(int timeout_ms, std::string& why);
+
   rd_kafka_t* raw() const { return rk_.get(); }
 
 private:

@@ -4,6 +4,7 @@ being the first feature, so tests know every expected decision."""
 
 import http.server
 import json
+import random
 import socket
 import threading
 import time
@@ -14,6 +15,7 @@ class FaultServer:
         """`tls`: (certificate file, key file) to serve HTTPS."""
         self.script = []      # actions for the next requests, then normal answers
         self.arrivals = []    # (time, rows) of every request
+        self.jitter = 0.0     # each answer waits up to this long (s), so calls finish out of order
         self.lock = threading.Lock()
         server = self
 
@@ -32,6 +34,8 @@ class FaultServer:
                     server.arrivals.append((time.time(), shape[0]))
                     action = server.script.pop(0) if server.script else ("ok",)
                 kind = action[0]
+                if server.jitter:
+                    time.sleep(random.uniform(0, server.jitter))
                 if kind == "status":
                     return self.reply(action[1], b'{"error":"injected"}', action[2] if len(action) > 2 else {})
                 if kind == "hang":
