@@ -467,7 +467,12 @@ class actor_partition_handle : public partition_handle {
 public:
   explicit actor_partition_handle(caf::actor actor) : actor_(std::move(actor)) {}
   void deliver(std::shared_ptr<record_batch> batch) override { caf::anon_send(actor_, std::move(batch)); }
-  void stop() override { caf::anon_send_exit(actor_, caf::exit_reason::user_shutdown); }
+  /// Returns once the actor has terminated: nothing it uses may be freed before.
+  void stop() override {
+    caf::anon_send_exit(actor_, caf::exit_reason::user_shutdown);
+    caf::scoped_actor waiter{actor_.home_system()};
+    waiter->wait_for(actor_);
+  }
   void hold(int64_t epoch) override { caf::anon_send(actor_, hold_atom::value, epoch); }
   void release() override { caf::anon_send(actor_, release_atom::value); }
 

@@ -55,13 +55,42 @@ void source::start() {
   auto topics = make_list(options_.topic, {RD_KAFKA_PARTITION_UA});
   if (auto err = rd_kafka_subscribe(rk_.get(), topics.get()))
     throw std::runtime_error(std::string("cannot subscribe to ") + options_.topic + ": " + rd_kafka_err2str(err));
-  thread_ = std::thread([this] { run(); });
+  thread_ = std::thread([this] {
+    run();
+    finished_.set_value();
+  });
 }
 
-void source::stop() {
+void source::request_stop(clock::time_point deadline) {
+  int64_t unset = 0;
+  stop_deadline_.compare_exchange_strong(unset, deadline.time_since_epoch().count());
   stopping_ = true;
-  if (thread_.joinable())
-    thread_.join();
+}
+
+bool source::stop() {
+  request_stop(clock::now() + std::chrono::milliseconds(options_.drain_timeout_ms));
+  if (!thread_.joinable())
+    return clean_ && !abandoned_;
+  // librdkafka may take seconds more to let go of an unreachable Kafka; past the deadline
+  // (and a moment's grace) the thread is left to it and the caller told so.
+  auto deadline = clock::time_point(clock::duration(stop_deadline_.load())) + std::chrono::milliseconds(500);
+  if (finished_.get_future().wait_until(deadline) == std::future_status::timeout) {
+    spdlog::warn("{}: librdkafka has not let go of the consumer by node.drain_timeout_ms; not waiting for it",
+                 options_.pipeline);
+    thread_.detach();
+    abandoned_ = true;
+    return false;
+  }
+  thread_.join();
+  return clean_;
+}
+
+int source::remaining_ms(int64_t budget_ms) const {
+  auto end = clock::now() + std::chrono::milliseconds(budget_ms);
+  if (int64_t deadline = stop_deadline_.load())
+    end = std::min(end, clock::time_point(clock::duration(deadline)));
+  return static_cast<int>(
+    std::max<int64_t>(0, std::chrono::duration_cast<std::chrono::milliseconds>(end - clock::now()).count()));
 }
 
 std::map<int32_t, int64_t> source::partitions() const {
@@ -230,6 +259,8 @@ void source::run() {
     }
     dispatch(polled);
     apply_backpressure();
+    if (committing_.valid() && committing_.wait_for(std::chrono::seconds(0)) == std::future_status::ready)
+      settle_transaction();
     auto now = clock::now();
     if (now - last_commit >= commit_every) {
       commit(all_partitions(), false);
@@ -241,16 +272,37 @@ void source::run() {
       last_lag = now;
     }
   }
-  // Shutdown: finish what is in flight, commit it, then leave the group.
+  // Shutdown: finish what is in flight, commit it, then leave the group, all by the deadline.
   auto partitions = all_partitions();
   spdlog::info("{}: stopping; draining {} partition(s)", options_.pipeline, partitions.size());
-  drain(partitions);
-  commit(partitions, true);
-  if (auto err = rd_kafka_consumer_close(rk_.get()))
-    spdlog::warn("{}: consumer close: {}", options_.pipeline, rd_kafka_err2str(err));
-  for (auto& [p, a] : assigned_)
-    a.actor->stop();
-  assigned_.clear();
+  clean_ = drain(partitions) && commit(partitions, true);
+  if (!close_consumer()) {
+    spdlog::warn("{}: Kafka did not answer our leaving the group in time; the group notices within "
+                 "session.timeout.ms",
+                 options_.pipeline);
+    clean_ = false;
+    drop(all_partitions());
+    rd_kafka_destroy_flags(rk_.release(), RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE); // or it would close and wait
+    return;
+  }
+  drop(all_partitions());
+}
+
+bool source::close_consumer() {
+  // librdkafka's own close waits for Kafka as long as it takes; this one stops at the deadline.
+  kafka::queue queue(rd_kafka_queue_new(rk_.get()));
+  if (auto* error = rd_kafka_consumer_close_queue(rk_.get(), queue.get())) {
+    spdlog::warn("{}: consumer close: {}", options_.pipeline, rd_kafka_error_string(error));
+    rd_kafka_error_destroy(error);
+    return false;
+  }
+  while (!rd_kafka_consumer_closed(rk_.get())) {
+    int ms = remaining_ms(options_.drain_timeout_ms);
+    if (ms == 0)
+      return false;
+    rd_kafka_queue_poll_callback(queue.get(), std::min(ms, 100)); // serves our rebalance callback
+  }
+  return true;
 }
 
 void source::dispatch(std::vector<rd_kafka_message_t*>& polled) {
@@ -347,8 +399,13 @@ void source::apply_backpressure() {
   }
 }
 
-void source::drain(const std::vector<int32_t>& partitions) {
-  auto deadline = clock::now() + std::chrono::milliseconds(options_.drain_timeout_ms);
+bool source::drain(const std::vector<int32_t>& partitions) {
+  if (committing_.valid())
+    settle_transaction(); // its release lets the held records finish
+  int budget = remaining_ms(options_.drain_timeout_ms);
+  if (stop_deadline_.load())
+    budget = budget * 3 / 4; // a quarter stays for the commit, leaving the group and the last writes
+  auto deadline = clock::now() + std::chrono::milliseconds(budget);
   auto busy = [&] {
     int64_t n = 0;
     for (int32_t p : partitions)
@@ -358,17 +415,18 @@ void source::drain(const std::vector<int32_t>& partitions) {
   };
   while (busy() > 0 && clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  if (auto left = busy())
+  if (auto left = busy()) {
     spdlog::warn("{}: {} record(s) still in flight after drain_timeout_ms={}; they stay uncommitted and will be "
                  "read again",
                  options_.pipeline, left, options_.drain_timeout_ms);
+    return false;
+  }
+  return true;
 }
 
-void source::commit(const std::vector<int32_t>& partitions, bool sync) {
-  if (options_.transactions) {
-    commit_transaction(); // every partition's offsets go with the transaction's outcomes
-    return;
-  }
+bool source::commit(const std::vector<int32_t>& partitions, bool sync) {
+  if (options_.transactions)
+    return commit_transaction(sync); // every partition's offsets go with the transaction's outcomes
   kafka::partition_list list(rd_kafka_topic_partition_list_new(static_cast<int>(partitions.size())));
   std::vector<std::pair<int32_t, int64_t>> advanced;
   for (int32_t p : partitions) {
@@ -382,16 +440,30 @@ void source::commit(const std::vector<int32_t>& partitions, bool sync) {
     }
   }
   if (advanced.empty())
-    return;
+    return true;
   probe_.commits.inc();
-  auto err = rd_kafka_commit(rk_.get(), list.get(), sync ? 0 : 1);
+  rd_kafka_resp_err_t err;
+  if (sync) {
+    // rd_kafka_commit(sync) would wait for Kafka indefinitely; this waits until the deadline.
+    kafka::queue queue(rd_kafka_queue_new(rk_.get()));
+    err = rd_kafka_commit_queue(rk_.get(), list.get(), queue.get(), nullptr, nullptr);
+    if (!err) {
+      rd_kafka_event_t* result = rd_kafka_queue_poll(queue.get(), remaining_ms(options_.drain_timeout_ms));
+      err = result ? rd_kafka_event_error(result) : RD_KAFKA_RESP_ERR__TIMED_OUT;
+      if (result)
+        rd_kafka_event_destroy(result);
+    }
+  } else {
+    err = rd_kafka_commit(rk_.get(), list.get(), 1);
+  }
   if (err) {
     probe_.commit_failures.inc();
     spdlog::warn("{}: offset commit failed: {}", options_.pipeline, rd_kafka_err2str(err));
-    return;
+    return false;
   }
   for (auto [p, offset] : advanced)
     assigned_[p].committed = offset;
+  return true;
 }
 
 bool source::hold_all() {
@@ -413,48 +485,67 @@ void source::release_all() {
     a.actor->release();
 }
 
-void source::commit_transaction() {
+bool source::commit_transaction(bool wait) {
+  if (committing_.valid() && !wait &&
+      committing_.wait_for(std::chrono::seconds(0)) != std::future_status::ready)
+    return true; // the last one is still on its way
+  if (committing_.valid() && !settle_transaction())
+    return false;
   // While every actor holds, the open transaction contains exactly the outcomes of the
   // records below each partition's issued_end: those offsets, and no others, commit with it.
   if (!hold_all()) {
     release_all();
     spdlog::warn("{}: a partition did not pause for the transaction within drain_timeout_ms={}; committing later",
                  options_.pipeline, options_.drain_timeout_ms);
-    return;
+    return false;
   }
-  kafka::partition_list offsets(rd_kafka_topic_partition_list_new(static_cast<int>(assigned_.size())));
+  committing_offsets_.reset(rd_kafka_topic_partition_list_new(static_cast<int>(assigned_.size())));
   for (auto& [p, a] : assigned_)
     if (int64_t end = a.shared->issued_end.load(); end > a.committed)
-      rd_kafka_topic_partition_list_add(offsets.get(), options_.topic.c_str(), p)->offset = end;
-  if (offsets->cnt == 0) {
+      rd_kafka_topic_partition_list_add(committing_offsets_.get(), options_.topic.c_str(), p)->offset = end;
+  if (committing_offsets_->cnt == 0) {
     release_all();
-    return;
+    return true;
   }
-  std::unique_ptr<rd_kafka_consumer_group_metadata_t, void (*)(rd_kafka_consumer_group_metadata_t*)> group(
-    rd_kafka_consumer_group_metadata(rk_.get()), rd_kafka_consumer_group_metadata_destroy);
-  std::string why;
   probe_.commits.inc();
-  switch (options_.transactions->commit_transaction(offsets.get(), group.get(), 30'000, why)) {
+  // Kafka takes a few round trips; meanwhile this thread goes on consuming and the actors on
+  // scoring, their writes waiting in order until the release.
+  std::shared_ptr<rd_kafka_consumer_group_metadata_t> group(rd_kafka_consumer_group_metadata(rk_.get()),
+                                                            rd_kafka_consumer_group_metadata_destroy);
+  committing_ = std::async(std::launch::async, [this, group, timeout = remaining_ms(30'000)] {
+    transaction_outcome outcome;
+    outcome.end = options_.transactions->commit_transaction(committing_offsets_.get(), group.get(), timeout,
+                                                            outcome.why);
+    return outcome;
+  });
+  return !wait || settle_transaction();
+}
+
+bool source::settle_transaction() {
+  auto outcome = committing_.get();
+  switch (outcome.end) {
     case kafka::producer::transaction_end::committed:
-      for (int i = 0; i < offsets->cnt; ++i)
-        assigned_[offsets->elems[i].partition].committed = offsets->elems[i].offset;
+      for (int i = 0; i < committing_offsets_->cnt; ++i)
+        if (auto it = assigned_.find(committing_offsets_->elems[i].partition); it != assigned_.end())
+          it->second.committed = committing_offsets_->elems[i].offset;
       consecutive_aborts_ = 0;
       release_all();
-      return;
+      return true;
     case kafka::producer::transaction_end::must_abort:
       probe_.commit_failures.inc();
       if (++consecutive_aborts_ >= 5)
         halt(fmt::format("Kafka refused {} transactions in a row (last: {}); check the output topics' limits "
                          "and ACLs, then restart",
-                         consecutive_aborts_, why));
-      abort_transaction(why);
-      return;
+                         consecutive_aborts_, outcome.why));
+      abort_transaction(outcome.why);
+      return false;
     case kafka::producer::transaction_end::fatal:
       probe_.commit_failures.inc();
-      halt("the transactional producer failed for good (" + why +
+      halt("the transactional producer failed for good (" + outcome.why +
            "); if another node fenced it, give every node of the group its own node.name");
-      return;
+      return false;
   }
+  return false;
 }
 
 void source::halt(const std::string& reason) {
@@ -466,18 +557,21 @@ void source::halt(const std::string& reason) {
 
 void source::abort_transaction(const std::string& why) {
   // Everything written since the last commit is rolled back: read it again from the committed offsets.
+  if (committing_.valid())
+    committing_.wait(); // whatever it did, what follows starts again from what is committed
+  committing_ = {};
   hold_all();
   std::string abort_why;
-  if (!options_.transactions->abort_transaction(30'000, abort_why)) {
+  if (!options_.transactions->abort_transaction(remaining_ms(30'000), abort_why)) {
     halt("aborting a transaction failed: " + abort_why);
     return;
   }
   spdlog::warn("{}: transaction aborted ({}); reading again from the committed offsets", options_.pipeline, why);
   auto partitions = all_partitions();
-  if (partitions.empty())
-    return;
   auto parts = make_list(options_.topic, partitions);
   drop(partitions);
+  if (partitions.empty() || stopping_)
+    return;
   unassign(parts.get());
   assign(parts.get()); // from the committed offsets
 }

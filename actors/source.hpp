@@ -13,6 +13,7 @@
 #include <atomic>
 #include <chrono>
 #include <functional>
+#include <future>
 #include <map>
 #include <optional>
 #include <memory>
@@ -48,6 +49,7 @@ class partition_handle {
 public:
   virtual ~partition_handle() = default;
   virtual void deliver(std::shared_ptr<record_batch> batch) = 0;
+  /// Ends the actor; returns once it has terminated.
   virtual void stop() = 0;
   /// exactly_once: issue no more writes and answer through partition_shared::held_epoch.
   virtual void hold(int64_t epoch) = 0;
@@ -75,8 +77,15 @@ public:
   ~source();
 
   void start();
-  /// Stops taking records, drains in-flight work, commits and closes. Blocks.
-  void stop();
+  /// Stops taking records and starts draining, committing and closing, all by `deadline`. Returns at once.
+  void request_stop(std::chrono::steady_clock::time_point deadline);
+  /// Waits for what request_stop started (asking for it first, with drain_timeout_ms, if nobody did);
+  /// when it returns, every partition actor has terminated. True if every record consumed was
+  /// finished and committed; false if some will be read again by the next start.
+  bool stop();
+  /// stop() gave up waiting for the consumer thread, which still uses this object: it must
+  /// outlive the process (the node exits without destroying it).
+  bool abandoned() const { return abandoned_; }
 
   /// True once the group has answered our join (with or without partitions).
   bool joined() const { return joined_.load(); }
@@ -108,10 +117,19 @@ private:
   void dispatch(std::vector<rd_kafka_message_t*>& polled);
   void count_lost_records(int32_t partition, assigned& a, int64_t first_offset);
   void apply_backpressure();
-  void drain(const std::vector<int32_t>& partitions);
-  void commit(const std::vector<int32_t>& partitions, bool sync);
-  /// exactly_once: commits the open transaction with the offsets whose outcomes it holds.
-  void commit_transaction();
+  /// How long the next shutdown or revoke step may take: `budget`, cut to the stop deadline if one is set.
+  int remaining_ms(int64_t budget_ms) const;
+  /// Waits (within drain_timeout_ms) until these partitions have nothing in flight; false if some still do.
+  bool drain(const std::vector<int32_t>& partitions);
+  /// Commits the finished offsets; `sync` waits for Kafka's answer (within remaining_ms). False on failure.
+  bool commit(const std::vector<int32_t>& partitions, bool sync);
+  /// Leaves the group within remaining_ms; false if Kafka did not answer in time.
+  bool close_consumer();
+  /// exactly_once: commits the open transaction with the offsets whose outcomes it holds, on
+  /// another thread; `wait` for Kafka's answer. False if it failed (and was rolled back).
+  bool commit_transaction(bool wait);
+  /// Acts on the answer to the commit on its way: offsets committed and writes resumed, or an abort.
+  bool settle_transaction();
   /// Makes every partition actor stop issuing writes; false if one did not answer in time.
   bool hold_all();
   void release_all();
@@ -137,6 +155,10 @@ private:
   mutable std::mutex snapshot_mutex_;
   std::map<int32_t, std::shared_ptr<partition_shared>> snapshot_;
   std::atomic<bool> stopping_{false};
+  std::atomic<int64_t> stop_deadline_{0}; ///< steady_clock ticks; 0 until request_stop
+  bool clean_ = true;                      ///< consumer thread: every record finished and committed
+  std::promise<void> finished_;            ///< set when the consumer thread is done
+  bool abandoned_ = false;
   std::atomic<bool> joined_{false};
   /// Since when a lost connection has made Kafka's reachability doubtful (consumer thread
   /// only); unset once a metadata request succeeds.
@@ -145,6 +167,12 @@ private:
   bool unreachable_reported_ = false;
   int64_t hold_epoch_ = 0;        ///< exactly_once: the last hold asked of the partition actors
   int consecutive_aborts_ = 0;    ///< exactly_once: transactions Kafka refused in a row
+  struct transaction_outcome {
+    kafka::producer::transaction_end end;
+    std::string why;
+  };
+  std::future<transaction_outcome> committing_; ///< exactly_once: the commit on its way, if any
+  kafka::partition_list committing_offsets_;   ///< and the offsets it commits
   std::thread thread_;
 };
 

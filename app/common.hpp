@@ -7,7 +7,7 @@
 namespace inflow::app {
 
 /// sysexits.h
-enum exit_code : int { ok = 0, usage = 64, unavailable = 69, internal = 70, config_error = 78 };
+enum exit_code : int { ok = 0, usage = 64, unavailable = 69, internal = 70, tempfail = 75, config_error = 78 };
 
 /// `format`: text or json; `level`: spdlog level name. Logs go to stderr.
 void setup_logging(const std::string& format, const std::string& level);

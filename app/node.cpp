@@ -6,6 +6,8 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <cstdlib>
+
 namespace inflow::app {
 
 namespace {
@@ -14,6 +16,16 @@ void print_errors(const std::string& source, const std::vector<config::config_er
   for (const auto& e : errors)
     fmt::print(stderr, "{}\n", config::format_error(source, e));
   fmt::print(stderr, "{} error(s); see docs/CONFIGURATION.md for every option\n", errors.size());
+}
+
+/// `code`, returned; or, when librdkafka still holds a thread the node could not wait for,
+/// the process ends here with it, before any destructor can free what that thread uses.
+int exit_code_of(const cluster::node& node, int code) {
+  if (node.abandoned()) {
+    spdlog::default_logger()->flush();
+    std::_Exit(code);
+  }
+  return code;
 }
 
 } // namespace
@@ -38,10 +50,14 @@ int run_node(const node_options& o) {
                        "producer); if this repeats, check the brokers' logs",
                        fatal);
       node.stop();
-      return internal;
+      return exit_code_of(node, internal);
     }
     spdlog::info("stopping: draining in-flight records");
-    node.stop();
+    if (!node.stop()) {
+      spdlog::warn("stopped with records not finished or not committed within node.drain_timeout_ms (the "
+                   "warnings above say which); they will be read again on the next start");
+      return exit_code_of(node, tempfail);
+    }
     spdlog::info("stopped cleanly");
     return ok;
   } catch (const cluster::config_failure& e) {

@@ -99,6 +99,7 @@ struct node::impl {
   std::vector<caf::actor> routers;
   mutable std::mutex pipelines_mutex; ///< report() reads pipelines from the cluster actor's thread
   bool stopped = false;
+  bool abandoned = false; ///< stop() left a consumer thread running
 
   std::map<std::string, size_t> topic_limits; ///< output topic -> max.message.bytes
 
@@ -178,6 +179,8 @@ node::node(config::node_file cfg) : impl_(new impl) {
 
 node::~node() {
   stop();
+  if (impl_->abandoned)
+    (void)impl_.release(); // still in use by the thread stop() left behind; the process is ending
 }
 
 void node::start() {
@@ -257,19 +260,37 @@ void node::start() {
   spdlog::info("admin API on http://{}:{}/ (metrics at /metrics)", d.cfg.node.admin.host, d.admin->port());
 }
 
-void node::stop() {
+bool node::stop() {
   auto& d = *impl_;
   if (d.stopped || !d.system)
-    return;
+    return true;
   d.stopped = true;
+  // In phases, all within node.drain_timeout_ms: stop intake everywhere and drain every pipeline
+  // at once; when a source returns, its partition actors have terminated.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(d.cfg.node.drain_timeout_ms);
   for (auto& [name, p] : d.pipelines)
-    p.source->stop(); // drains and commits
+    p.source->request_stop(deadline);
+  bool clean = true;
+  for (auto& [name, p] : d.pipelines) {
+    clean = p.source->stop() && clean;
+    d.abandoned = d.abandoned || p.source->abandoned();
+  }
+  if (d.abandoned)
+    return false; // a consumer thread still uses the pipelines: nothing may be freed (see abandoned())
+  // Then what the drained records wrote, with what time is left.
+  auto left = [&] {
+    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    return static_cast<int>(std::max<int64_t>(0, ms.count()));
+  };
+  if (d.producer && !d.producer->flush(left())) {
+    spdlog::warn("some alerts or dead letters were not acknowledged before shutdown; their records were not "
+                 "committed and will be read again");
+    clean = false;
+  }
   {
     std::lock_guard<std::mutex> guard(d.pipelines_mutex);
-    d.pipelines.clear();
+    d.pipelines.clear(); // no actor uses their probes, producers or health any more
   }
-  if (d.producer && !d.producer->flush(10'000))
-    spdlog::warn("some alerts or dead letters were not acknowledged before shutdown");
   d.producer.reset();
   // Remote calls were needed by the drain above: only now leave the cluster.
   if (d.cluster)
@@ -280,7 +301,12 @@ void node::stop() {
     caf::anon_send_exit(g, caf::exit_reason::user_shutdown);
   d.gateways.clear();
   d.admin.reset();
-  d.system.reset();
+  d.system.reset(); // waits for every actor
+  return clean;
+}
+
+bool node::abandoned() const {
+  return impl_->abandoned;
 }
 
 bool node::ready() const {

@@ -30,8 +30,12 @@ public:
 
   /// Starts gateways, pipelines and the admin API.
   void start();
-  /// Stops taking records, drains and commits, and stops everything. Idempotent.
-  void stop();
+  /// Stops taking records, drains and commits, and stops everything, within node.drain_timeout_ms.
+  /// True if every record consumed was finished and committed. Idempotent.
+  bool stop();
+  /// stop() could not wait for a consumer thread that librdkafka holds (Kafka unreachable): the
+  /// process must end without running destructors (std::_Exit) once it has said so.
+  bool abandoned() const;
 
   bool ready() const;
   /// Why the node cannot go on at all (its producer failed for good), or empty.

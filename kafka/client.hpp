@@ -23,6 +23,11 @@ struct partition_list_deleter {
 };
 using partition_list = std::unique_ptr<rd_kafka_topic_partition_list_t, partition_list_deleter>;
 
+struct queue_deleter {
+  void operator()(rd_kafka_queue_t* q) const { rd_kafka_queue_destroy(q); }
+};
+using queue = std::unique_ptr<rd_kafka_queue_t, queue_deleter>;
+
 /// Applies `defaults`, then `user` (so users can override any default), then
 /// `forced` (settings the delivery guarantees depend on). Routes librdkafka's
 /// logs to spdlog. Throws std::runtime_error naming the rejected property.

@@ -40,8 +40,12 @@ producer::producer(const properties& user, const properties& overrides) {
 }
 
 producer::~producer() {
-  if (!flush(10'000))
-    spdlog::warn("producer closed with {} records not acknowledged", rd_kafka_outq_len(rk_.get()));
+  // Owners flush within their own deadlines first; what is left now is given up (and reported
+  // to its listeners as purged), so that destruction never waits for an unreachable Kafka.
+  if (int left = rd_kafka_outq_len(rk_.get()); left > 0) {
+    spdlog::warn("producer closed with {} records not acknowledged", left);
+    rd_kafka_purge(rk_.get(), RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+  }
   stop_ = true;
   delivery_thread_.join();
   rd_kafka_poll(rk_.get(), 0);

@@ -147,3 +147,18 @@ def test_exactly_once_when_a_member_joins_and_another_is_killed(model_path):
     except AssertionError as e:
         raise AssertionError(f"{e}\n{first.describe()}\n{second.describe()}") from None
     assert second.stop() == 0, second.stderr()
+
+
+@needs_kafka
+def test_a_fenced_transactional_producer_stops_the_node_with_70(model_path):
+    bootstrap = Topics(shared_kafka(), TOPICS).bootstrap
+    gen = generate(bootstrap, 100_000, rate=10_000)
+    sets = [*EVERY_RECORD_ALERTS, "pipelines.fraud.delivery=exactly_once"]
+    first = Node(bootstrap, model_path, sets=sets)
+    time.sleep(2)
+    second = Node(bootstrap, model_path, sets=sets)  # the same node.name: the same transactional id fences the first
+    assert first.proc.wait(timeout=60) == 70, first.stderr()
+    assert "give every node of the group its own node.name" in first.stderr()
+    assert gen.wait(timeout=120) == 0, gen.stderr.read()
+    check_exactly_once(bootstrap, 100_000)  # the survivor finishes, still exactly once
+    assert second.stop() == 0, second.stderr()

@@ -149,6 +149,25 @@ def test_the_broker_sigkilled_and_restarted_on_its_data(model_path, tmp_path):
         kafka.stop()
 
 
+def test_sigterm_with_kafka_gone_exits_within_drain_timeout(model_path, tmp_path):
+    kafka = Kafka(args=["--dir", str(tmp_path / "kafka")])
+    try:
+        bootstrap = Topics(kafka, TOPICS).bootstrap
+        gen = generate(bootstrap, 50_000, rate=10_000)
+        node = Node(bootstrap, model_path, sets=[*EVERY_RECORD_ALERTS, "node.drain_timeout_ms=3000"])
+        wait_for_consumed(node, 10_000)
+        kafka.kill_broker(1)
+        wait_until(lambda: node.readyz()[0] == 503, node)
+        started = time.time()
+        # Nothing can be committed: the exit says so (75), and it comes within the drain budget.
+        assert node.stop() == 75, node.stderr()
+        assert time.time() - started < 3 + 5, f"SIGTERM took {time.time() - started:.1f} s\n{node.stderr()}"
+        assert "will be read again on the next start" in node.stderr()
+        gen.kill()
+    finally:
+        kafka.stop()
+
+
 def test_three_brokers_one_stopped_mid_stream(model_path):
     kafka = Kafka(brokers=3)
     try:
