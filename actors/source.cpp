@@ -300,7 +300,11 @@ bool source::close_consumer() {
     int ms = remaining_ms(options_.drain_timeout_ms);
     if (ms == 0)
       return false;
-    rd_kafka_queue_poll_callback(queue.get(), std::min(ms, 100)); // serves our rebalance callback
+    rd_kafka_event_t* event = rd_kafka_queue_poll(queue.get(), std::min(ms, 100));
+    if (event && rd_kafka_event_type(event) == RD_KAFKA_EVENT_REBALANCE) // the revoke, handled as ever
+      on_rebalance(rk_.get(), rd_kafka_event_error(event), rd_kafka_event_topic_partition_list(event), this);
+    if (event)
+      rd_kafka_event_destroy(event);
   }
   return true;
 }
