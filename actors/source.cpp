@@ -511,11 +511,15 @@ bool source::commit_transaction(bool wait) {
     release_all();
     return true;
   }
+  auto* metadata = rd_kafka_consumer_group_metadata(rk_.get());
+  if (!metadata) { // the consumer is leaving its group: its offsets can no longer be committed
+    release_all();
+    return false;
+  }
+  std::shared_ptr<rd_kafka_consumer_group_metadata_t> group(metadata, rd_kafka_consumer_group_metadata_destroy);
   probe_.commits.inc();
   // Kafka takes a few round trips; meanwhile this thread goes on consuming and the actors on
   // scoring, their writes waiting in order until the release.
-  std::shared_ptr<rd_kafka_consumer_group_metadata_t> group(rd_kafka_consumer_group_metadata(rk_.get()),
-                                                            rd_kafka_consumer_group_metadata_destroy);
   committing_ = std::async(std::launch::async, [this, group, timeout = remaining_ms(30'000)] {
     transaction_outcome outcome;
     outcome.end = options_.transactions->commit_transaction(committing_offsets_.get(), group.get(), timeout,
