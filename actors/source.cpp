@@ -241,7 +241,8 @@ void source::unassign(rd_kafka_topic_partition_list_t* parts) {
 }
 
 bool source::cooperative() const {
-  return strcmp(rd_kafka_rebalance_protocol(rk_.get()), "COOPERATIVE") == 0;
+  const char* protocol = rd_kafka_rebalance_protocol(rk_.get()); // none while leaving the group
+  return protocol && strcmp(protocol, "COOPERATIVE") == 0;
 }
 
 void source::run() {
