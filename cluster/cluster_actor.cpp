@@ -676,11 +676,13 @@ uint16_t start_cluster(caf::actor_system& system, cluster_setup setup, caf::acto
 }
 
 caf::actor spawn_model_router(caf::actor_system& system, const caf::actor& cluster, const std::string& model) {
-  return system.spawn([cluster, model](caf::event_based_actor* self) -> caf::behavior {
+  // Arguments, not captures: CAF 0.17 dereferences a null argument tuple when there are none (UBSan).
+  auto router = [](caf::event_based_actor* self, caf::actor cluster, std::string model) -> caf::behavior {
     return {
       [=](gateways::score_request& request) { self->delegate(cluster, route_atom::value, model, std::move(request)); },
     };
-  });
+  };
+  return system.spawn(router, cluster, model);
 }
 
 std::string cluster_status_json(caf::actor_system& system, const caf::actor& cluster) {

@@ -23,6 +23,8 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 INFLOW = os.environ.get("INFLOW_BIN", os.path.join(ROOT, "build", "inflow"))
+# AddressSanitizer build (deploy/test on CI): its quarantine keeps freed memory, so RSS bounds are looser.
+SANITIZED = os.environ.get("INFLOW_SANITIZE") == "1"
 EXAMPLE = os.path.join(ROOT, "config", "examples", "fraud.yaml")
 BROKER_KIND = os.environ.get("INFLOW_TEST_BROKER", "kafka")
 assert BROKER_KIND in ("kafka", "mock"), f"INFLOW_TEST_BROKER is kafka or mock, not {BROKER_KIND!r}"
