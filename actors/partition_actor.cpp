@@ -157,9 +157,8 @@ void decided(partition_actor* self, int64_t offset) {
     return;
   }
   issue(self, offset);
-  auto& rec = *st.pending.find(offset);
-  if (rec.writes == 0)
-    finish(self, offset, rec, now_ms());
+  if (auto* rec = st.pending.find(offset); rec && rec->writes == 0) // a refused write may have finished it
+    finish(self, offset, *rec, now_ms());
 }
 
 /// Queues one write of the record's outcome; Kafka's ack (on_ack) counts it done.
