@@ -221,6 +221,13 @@ class Node(Process):
         return self.metrics().get(f'{name}{{pipeline="{pipeline}"}}', 0)
 
 
+def generate(bootstrap, count, rate=0):
+    """`inflow gen` in the background: card transactions keyed by card."""
+    return subprocess.Popen([INFLOW, "gen", "--bootstrap", bootstrap, "--topic", "transactions",
+                             "--count", str(count), "--rate", str(rate), "--seed", "7"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
 def wait_until(condition, node, timeout=60):
     """Polls `condition` until it holds; fails with the node's state and log after `timeout` s."""
     deadline = time.time() + timeout

@@ -9,27 +9,20 @@ Every record alerts here (`score >= 0`), so the alert topic accounts for every i
 import collections
 import json
 import signal
-import subprocess
 import time
 
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
 from fault_server import FaultServer
-from harness import INFLOW, REAL_KAFKA, Broker, Node, Topics, remote_sets, shared_kafka, wait_until_committed
+from harness import REAL_KAFKA, Broker, Node, Topics, generate, remote_sets, shared_kafka, wait_until_committed
 
 PARTITIONS = 4
 TOPICS = {"transactions": PARTITIONS, "fraud-alerts": PARTITIONS, "transactions.dlq": 1}
 EVERY_RECORD_ALERTS = ["pipelines.fraud.alert.when=score >= 0", "pipelines.fraud.commit_interval_ms=200",
                        "kafka.session.timeout.ms=6000", "kafka.heartbeat.interval.ms=500"]
+EXACTLY_ONCE = [*EVERY_RECORD_ALERTS, "pipelines.fraud.delivery=exactly_once"]
 needs_kafka = pytest.mark.skipif(not REAL_KAFKA, reason="transactions need Apache Kafka (INFLOW_TEST_BROKER=kafka)")
-
-
-def generate(bootstrap, count, rate=0):
-    """`inflow gen` in the background: card transactions keyed by card."""
-    return subprocess.Popen([INFLOW, "gen", "--bootstrap", bootstrap, "--topic", "transactions",
-                             "--count", str(count), "--rate", str(rate), "--seed", "7"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
 def committed_alerts(bootstrap):
@@ -117,16 +110,15 @@ def check_exactly_once(bootstrap, total):
 def test_exactly_once_across_two_sigkills(model_path):
     bootstrap = Topics(shared_kafka(), TOPICS).bootstrap
     gen = generate(bootstrap, 200_000, rate=40_000)
-    sets = [*EVERY_RECORD_ALERTS, "pipelines.fraud.delivery=exactly_once"]
     for _ in range(2):
-        node = Node(bootstrap, model_path, sets=sets)
+        node = Node(bootstrap, model_path, sets=EXACTLY_ONCE)
         deadline = time.time() + 60
         while node.metric("inflow_records_alerted_total") < 30_000:  # mid-stream, transactions open
             assert time.time() < deadline, node.describe()
             time.sleep(0.05)
         assert node.stop(signal.SIGKILL) == -signal.SIGKILL
     assert gen.wait(timeout=300) == 0, gen.stderr.read()
-    last = Node(bootstrap, model_path, sets=sets)  # the same transactional id: it fences the dead one
+    last = Node(bootstrap, model_path, sets=EXACTLY_ONCE)  # the same transactional id: it fences the dead one
     check_exactly_once(bootstrap, 200_000)
     assert last.stop() == 0, last.stderr()
 
@@ -135,10 +127,9 @@ def test_exactly_once_across_two_sigkills(model_path):
 def test_exactly_once_when_a_member_joins_and_another_is_killed(model_path):
     bootstrap = Topics(shared_kafka(), TOPICS).bootstrap
     gen = generate(bootstrap, 200_000, rate=20_000)
-    sets = [*EVERY_RECORD_ALERTS, "pipelines.fraud.delivery=exactly_once"]
-    first = Node(bootstrap, model_path, sets=[*sets, "node.name=first"])
+    first = Node(bootstrap, model_path, sets=[*EXACTLY_ONCE, "node.name=first"])
     time.sleep(3)
-    second = Node(bootstrap, model_path, sets=[*sets, "node.name=second"])  # a rebalance under load
+    second = Node(bootstrap, model_path, sets=[*EXACTLY_ONCE, "node.name=second"])  # a rebalance under load
     time.sleep(3)
     assert first.stop(signal.SIGKILL) == -signal.SIGKILL  # its open transaction times out; second takes over
     assert gen.wait(timeout=300) == 0, gen.stderr.read()
@@ -153,10 +144,9 @@ def test_exactly_once_when_a_member_joins_and_another_is_killed(model_path):
 def test_a_fenced_transactional_producer_stops_the_node_with_70(model_path):
     bootstrap = Topics(shared_kafka(), TOPICS).bootstrap
     gen = generate(bootstrap, 100_000, rate=10_000)
-    sets = [*EVERY_RECORD_ALERTS, "pipelines.fraud.delivery=exactly_once"]
-    first = Node(bootstrap, model_path, sets=sets)
+    first = Node(bootstrap, model_path, sets=EXACTLY_ONCE)
     time.sleep(2)
-    second = Node(bootstrap, model_path, sets=sets)  # the same node.name: the same transactional id fences the first
+    second = Node(bootstrap, model_path, sets=EXACTLY_ONCE)  # the same node.name: the same transactional id fences the first
     assert first.proc.wait(timeout=60) == 70, first.stderr()
     assert "give every node of the group its own node.name" in first.stderr()
     assert gen.wait(timeout=120) == 0, gen.stderr.read()

@@ -8,13 +8,12 @@ offset: a missing one is a lost record, a repeated one a duplicate."""
 import collections
 import json
 import signal
-import subprocess
 import time
 
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
-from harness import (INFLOW, REAL_KAFKA, Kafka, Node, Topics, end_offsets, shared_kafka, wait_until,
+from harness import (INFLOW, REAL_KAFKA, Kafka, Node, Topics, end_offsets, generate, shared_kafka, wait_until,
                      wait_until_committed)
 
 pytestmark = pytest.mark.skipif(not REAL_KAFKA, reason="needs Apache Kafka (INFLOW_TEST_BROKER=kafka)")
@@ -27,13 +26,6 @@ EVERY_RECORD_ALERTS = ["pipelines.fraud.alert.when=score >= 0", f"pipelines.frau
                        f"pipelines.fraud.commit_interval_ms={COMMIT_INTERVAL_MS}",
                        "kafka.session.timeout.ms=6000", "kafka.heartbeat.interval.ms=500"]
 TOPICS = {"transactions": PARTITIONS, "fraud-alerts": PARTITIONS, "transactions.dlq": 1}
-
-
-def generate(bootstrap, count, rate=0):
-    """`inflow gen` in the background: card transactions keyed by card."""
-    return subprocess.Popen([INFLOW, "gen", "--bootstrap", bootstrap, "--topic", "transactions",
-                             "--count", str(count), "--rate", str(rate), "--seed", "7"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
 def alert_counts(bootstrap, expected):
