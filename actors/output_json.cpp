@@ -1,7 +1,7 @@
 // The JSON of alerts and results. Both carry a deterministic id derived from
 // the source position, so that a record replayed after a crash yields the same id.
 
-#include "actors/partition_actor.hpp"
+#include "actors/outcome_sink.hpp"
 #include "events/json_text.hpp"
 
 #include <fmt/format.h>

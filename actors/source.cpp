@@ -357,12 +357,14 @@ void source::count_lost_records(int32_t partition, assigned& a, int64_t first_of
                options_.pipeline, partition, a.next_offset, a.next_offset + lost - 1, lost);
 }
 
-int64_t source::held(const assigned& a) {
-  int64_t in_flight = a.shared->in_flight.load();
-  int64_t committable = a.shared->committable.load();
-  int64_t oldest = committable >= 0 ? committable : a.first_offset;
-  int64_t span = oldest >= 0 && a.next_offset > oldest ? a.next_offset - oldest : 0;
+int64_t window_held(int64_t in_flight, int64_t committable, int64_t first_offset, int64_t next_offset) {
+  int64_t oldest = committable >= 0 ? committable : first_offset;
+  int64_t span = oldest >= 0 && next_offset > oldest ? next_offset - oldest : 0;
   return std::max(in_flight, span);
+}
+
+int64_t source::held(const assigned& a) {
+  return window_held(a.shared->in_flight.load(), a.shared->committable.load(), a.first_offset, a.next_offset);
 }
 
 void source::apply_backpressure() {

@@ -44,6 +44,12 @@ struct partition_shared {
   std::atomic<int64_t> issued_end{-1}; ///< then: the first offset whose outcome is not written yet
 };
 
+/// What a partition holds in memory, in records: the span from its oldest unfinished offset
+/// (`committable`, or the first consumed before any finished) to the next to consume, or the
+/// unfinished count when larger. Backpressure pauses on it, so one stuck record bounds memory
+/// as surely as many slow ones.
+int64_t window_held(int64_t in_flight, int64_t committable, int64_t first_offset, int64_t next_offset);
+
 /// The consumer thread's view of one partition actor.
 class partition_handle {
 public:

@@ -217,9 +217,9 @@ void node::start() {
                                        {"transactional.id", d.group_id() + "." + d.cfg.node.name + "." + name}});
       p.transactions->begin_transactions(30'000);
     }
-    auto& producer = p.transactions ? *p.transactions : *d.producer;
+    auto* producer = p.transactions ? p.transactions.get() : d.producer.get();
     p.context = std::make_shared<const actors::pipeline_context>(
-      actors::pipeline_context{pcfg, make_features(pcfg, model.info), model.info, producer, *p.probe, d.alerts,
+      actors::pipeline_context{pcfg, make_features(pcfg, model.info), model.info, *p.probe, d.alerts,
                                *p.health, d.dead_letter_limit(pcfg.dead_letter_topic)});
     actors::source_options options{name,
                                    pcfg.source.topic,
@@ -241,8 +241,8 @@ void node::start() {
     auto* system = d.system.get();
     p.source = std::make_unique<actors::source>(
       options,
-      [system, context, gateway](std::shared_ptr<actors::partition_shared> shared) {
-        return actors::spawn_partition_actor(*system, context, gateway, std::move(shared));
+      [system, context, producer, gateway](std::shared_ptr<actors::partition_shared> shared) {
+        return actors::spawn_partition_actor(*system, context, *producer, gateway, std::move(shared));
       },
       *p.probe, *p.health);
     p.source->start();

@@ -1,0 +1,374 @@
+#include "actors/outcome_sink.hpp"
+#include "kafka/produce_errors.hpp"
+#include "kafka/record_fit.hpp"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+namespace inflow::actors {
+
+namespace {
+
+using write_kind = outcome_sink::write_kind;
+
+const char* to_string(write_kind k) {
+  switch (k) {
+    case write_kind::alert: return "alert";
+    case write_kind::dead_letter: return "dead letter";
+    case write_kind::result: return "result";
+  }
+  return "?";
+}
+
+/// Stops the pipeline for good (the first reason stays), once in the metric and the log.
+void stop_pipeline(const pipeline_context& ctx, const std::string& reason) {
+  if (ctx.health.stop(reason)) {
+    ctx.probe.stopped.set(1);
+    spdlog::error("{}: pipeline stopped: {}", ctx.config.name, reason);
+  }
+}
+
+} // namespace
+
+outcome_sink::outcome_sink(std::shared_ptr<const pipeline_context> ctx, std::shared_ptr<partition_shared> shared,
+                           outside& out)
+  : ctx_(std::move(ctx)),
+    shared_(std::move(shared)),
+    out_(out),
+    decoder_(ctx_->config.source.format, ctx_->features.fields(), ctx_->config.source.limits),
+    in_order_(ctx_->config.in_offset_order()) {}
+
+/// The record's outcome is complete (`now`: one clock reading per message handled).
+void outcome_sink::finish(int64_t offset, const pending_record& rec, int64_t now) {
+  finished_ages_.push_back(std::max(0.0, static_cast<double>(now - rec.timestamp_ms) / 1000.0));
+  pending_.mark_done(offset); // resets `rec`
+}
+
+/// Publishes what the message just handled finished: the consumer thread's
+/// counters, the latency histogram and the batches no record needs any more,
+/// once per message rather than per record (they are shared across threads).
+void outcome_sink::settle() {
+  if (finished_ages_.empty())
+    return;
+  ctx_->probe.end_to_end_latency.observe_all(finished_ages_);
+  shared_->in_flight.fetch_sub(static_cast<int64_t>(finished_ages_.size()));
+  finished_ages_.clear();
+  const int64_t committable = pending_.committable();
+  shared_->committable.store(committable);
+  while (!batches_.empty() && batches_.front()->messages.back()->offset < committable)
+    batches_.pop_front();
+}
+
+/// In offset order: issues the decided records no earlier one holds back, and finishes the written ones.
+void outcome_sink::advance_in_order() {
+  order_.issue_ready([&](int64_t o) { return pending_.find(o)->scored; }, [&](int64_t o) { issue(o); });
+  const int64_t now = out_.now_ms();
+  order_.finish_ready([&](int64_t o) { return pending_.find(o)->writes == 0; },
+                      [&](int64_t o) { finish(o, *pending_.find(o), now); });
+}
+
+/// Finishes the record once none of its writes is outstanding (in offset order when ordered).
+void outcome_sink::finish_if_written(int64_t offset, const pending_record& rec) {
+  if (in_order_)
+    advance_in_order();
+  else if (rec.writes == 0)
+    finish(offset, rec, out_.now_ms());
+  settle();
+}
+
+/// The record's outcome is decided: write it now, or when its turn comes.
+void outcome_sink::decided(int64_t offset) {
+  if (in_order_) {
+    advance_in_order();
+    return;
+  }
+  issue(offset);
+  if (auto* rec = pending_.find(offset); rec && rec->writes == 0) // a refused write may have finished it
+    finish(offset, *rec, out_.now_ms());
+}
+
+/// Queues one write of the record's outcome; Kafka's verdict (on_ack) counts it done.
+void outcome_sink::write(int64_t offset, write_kind kind) {
+  auto& rec = *pending_.find(offset); // callers hold an unfinished record
+  const auto& ctx = *ctx_;
+  const auto& cfg = ctx.config;
+  const auto partition = shared_->partition;
+  const auto token = token_of(offset, kind);
+  rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
+  switch (kind) {
+    case write_kind::alert:
+      if (rec.alert_json.empty())
+        rec.alert_json = make_alert_json(ctx, partition, offset, rec.identity, rec.result, out_.now_ms());
+      err = out_.produce(cfg.alert.topic, rec.identity.key, rec.alert_json, {}, token);
+      break;
+    case write_kind::result:
+      err = out_.produce(cfg.output_topic, rec.identity.key,
+                         make_result_json(ctx, partition, offset, rec.identity, rec.result, out_.now_ms()), {},
+                         token);
+      break;
+    case write_kind::dead_letter: {
+      // Kafka Connect's dead-letter headers, so existing tools can read them.
+      std::vector<kafka::header> headers{
+        {"__connect.errors.topic", cfg.source.topic},
+        {"__connect.errors.partition", std::to_string(partition)},
+        {"__connect.errors.offset", std::to_string(offset)},
+        {"__connect.errors.exception.class.name", std::string(events::to_string(rec.error))},
+        {"__connect.errors.exception.message", rec.error_message},
+        {"inflow.pipeline", cfg.name},
+      };
+      // A record Kafka would refuse must not stall the partition: keep its head and say so.
+      const auto* m = rec.message;
+      std::string_view key = m->key ? std::string_view(static_cast<const char*>(m->key), m->key_len) : "";
+      std::string_view value(static_cast<const char*>(m->payload), m->len);
+      kafka::fit_record(key, value, headers, ctx.dead_letter_limit_bytes);
+      err = out_.produce(cfg.dead_letter_topic, key, value, headers, token);
+      break;
+    }
+  }
+  if (err)
+    write_failed(offset, kind, err);
+  else
+    ++outstanding_;
+}
+
+/// Writes every part of the record's decided outcome.
+void outcome_sink::issue(int64_t offset) {
+  auto& rec = *pending_.find(offset);
+  if (rec.dead_lettered) {
+    rec.writes = 1;
+    write(offset, write_kind::dead_letter);
+    return;
+  }
+  rec.writes = rec.alert + rec.output;
+  if (rec.alert)
+    write(offset, write_kind::alert);
+  if (rec.output)
+    write(offset, write_kind::result);
+}
+
+/// A write of the record's outcome failed (not queued, or refused by Kafka): decided by
+/// what the error means, never retried blindly.
+void outcome_sink::write_failed(int64_t offset, write_kind kind, rd_kafka_resp_err_t error) {
+  auto& ctx = *ctx_;
+  const auto& cfg = ctx.config;
+  auto& rec = *pending_.find(offset);
+  const auto partition = shared_->partition;
+  switch (kafka::classify_write_error(error)) {
+    case kafka::write_failure::retriable: {
+      // The outcome is not durable: keep the offset uncommitted and write again.
+      ctx.probe.produce_retries.inc();
+      if (!warned_produce_) {
+        spdlog::warn("{}: partition {}: writing an outcome failed ({}); retrying with backoff", cfg.name, partition,
+                     rd_kafka_err2str(error));
+        warned_produce_ = true;
+      }
+      auto backoff = std::chrono::milliseconds(std::min(5000, 100 << std::min(rec.attempts++, 6)));
+      if (!in_order_) {
+        out_.retry_after(backoff, token_of(offset, kind));
+        return;
+      }
+      // Writing this one again after later ones would leave a key's older outcome last:
+      // write it and every later issued record again, in order.
+      order_.rewind(offset);
+      if (!rewinding_) {
+        rewinding_ = true;
+        order_.hold();
+        out_.rewind_after(backoff);
+      }
+      return;
+    }
+    case kafka::write_failure::unwritable:
+      if (kind != write_kind::dead_letter) {
+        // The alert or result can never be written: the record becomes a dead letter saying why.
+        const auto& topic = kind == write_kind::alert ? cfg.alert.topic : cfg.output_topic;
+        if (!warned_refused_) {
+          spdlog::warn("{}: partition {} offset {}: Kafka refused its {} for {} for good ({}); dead-lettering it "
+                       "and any like it (inflow_records_dead_lettered_total counts them)",
+                       cfg.name, partition, offset, to_string(kind), topic, rd_kafka_err2str(error));
+          warned_refused_ = true;
+        }
+        if (rec.dead_lettered) {
+          --rec.writes; // one dead letter per record is enough
+          finish_if_written(offset, rec);
+          return;
+        }
+        rec.dead_lettered = true;
+        rec.error = events::record_error::output_refused;
+        rec.error_message = fmt::format("{} to {} refused: {}", to_string(kind), topic, rd_kafka_err2str(error));
+        write(offset, write_kind::dead_letter); // in this write's place: rec.writes stays
+        return;
+      }
+      if (cfg.skip_unwritable) {
+        ctx.probe.unwritable.inc();
+        spdlog::error("{}: {} partition {} offset {}: its dead letter was refused for good ({}); skipped as "
+                      "on_unwritable=skip says, and committed past (counted in inflow_records_unwritable_total)",
+                      cfg.name, cfg.source.topic, partition, offset, rd_kafka_err2str(error));
+        --rec.writes;
+        finish_if_written(offset, rec);
+        return;
+      }
+      stop_pipeline(ctx, fmt::format("{} partition {} offset {}: its dead letter for {} was refused for good ({}); "
+                                     "fix the cause (topic size limits, ACLs) and restart, or set "
+                                     "pipelines.{}.on_unwritable: skip to commit past such records",
+                                     cfg.source.topic, partition, offset, cfg.dead_letter_topic,
+                                     rd_kafka_err2str(error), cfg.name));
+      return;
+    case kafka::write_failure::fatal: {
+      std::string reason = out_.producer_failure();
+      stop_pipeline(ctx, fmt::format("the producer failed for good ({}{}{}); nothing more can be written",
+                                     rd_kafka_err2str(error), reason.empty() ? "" : ": ", reason));
+      return;
+    }
+  }
+}
+
+void outcome_sink::dead_letter(int64_t offset, events::record_error error, std::string message) {
+  auto& rec = *pending_.find(offset);
+  rec.scored = true;
+  rec.dead_lettered = true;
+  rec.error = error;
+  rec.error_message = std::move(message);
+  decided(offset);
+}
+
+void outcome_sink::on_batch(const std::shared_ptr<const record_batch>& batch) {
+  auto& ctx = *ctx_;
+  gateways::score_request request;
+  const size_t width = ctx.features.size();
+  std::vector<float> row(width);
+  std::string text;
+  request.ids.reserve(batch->messages.size());
+  request.rows.reserve(batch->messages.size() * width);
+  bool kept = false; // some record of the batch is new
+  for (auto* m : batch->messages) {
+    int64_t offset = m->offset;
+    auto* added = pending_.add(offset);
+    if (!added) {
+      ctx.probe.duplicates_skipped.inc();
+      shared_->in_flight.fetch_sub(1);
+      continue;
+    }
+    kept = true;
+    if (in_order_)
+      order_.consumed(offset);
+    auto& rec = *added;
+    int64_t ts = rd_kafka_message_timestamp(m, nullptr);
+    rec.timestamp_ms = ts > 0 ? ts : out_.now_ms();
+    std::string_view value(static_cast<const char*>(m->payload), m->len);
+    auto failure = decoder_.decode(value, values_);
+    if (!failure)
+      failure = ctx.features.is_text() ? ctx.features.extract_text(values_, text, rec.identity)
+                                       : ctx.features.extract(values_, row.data(), rec.identity);
+    rec.message = m;
+    if (failure) {
+      dead_letter(offset, failure->code, std::move(failure->message));
+      continue;
+    }
+    request.ids.push_back(static_cast<uint64_t>(offset));
+    if (ctx.features.is_text())
+      request.texts.push_back(std::move(text));
+    else
+      request.rows.insert(request.rows.end(), row.begin(), row.end());
+  }
+  if (kept)
+    batches_.push_back(batch);
+  settle(); // dead letters that needed no write of their own
+  if (!request.ids.empty())
+    out_.call_model(std::move(request));
+}
+
+void outcome_sink::on_scores(gateways::score_reply& reply) {
+  auto& ctx = *ctx_;
+  const auto& cfg = ctx.config;
+  const bool fallback = reply.model != ctx.model.name;
+  uint64_t scored = 0, no_alert = 0;
+  for (size_t i = 0; i < reply.ids.size(); ++i) {
+    auto offset = static_cast<int64_t>(reply.ids[i]);
+    auto* found = pending_.find(offset);
+    if (!found || found->scored)
+      continue;
+    if (!reply.error.empty()) {
+      dead_letter(offset, events::record_error::model_failed, reply.error);
+      continue;
+    }
+    ++scored;
+    auto& rec = *found;
+    rec.scored = true;
+    auto& result = rec.result;
+    if (fallback) {
+      result.model = reply.model;
+      result.model_version = reply.model_version;
+    }
+    if (!reply.texts.empty())
+      result.text = std::move(reply.texts[i]);
+    else if (reply.width == 1)
+      result.score = reply.values[i];
+    else
+      result.vector.assign(reply.values.begin() + static_cast<std::ptrdiff_t>(i * reply.width),
+                           reply.values.begin() + static_cast<std::ptrdiff_t>((i + 1) * reply.width));
+    rec.alert = !cfg.alert.topic.empty() && cfg.alert.matches(result.score);
+    rec.output = !cfg.output_topic.empty();
+    no_alert += !rec.alert;
+    decided(offset);
+  }
+  ctx.probe.scored.inc(scored);
+  ctx.probe.no_alert.inc(no_alert);
+  settle();
+}
+
+void outcome_sink::on_ack(uint64_t token, rd_kafka_resp_err_t error) {
+  auto& ctx = *ctx_;
+  const int64_t offset = offset_of(token);
+  const auto kind = kind_of(token);
+  --outstanding_;
+  auto* found = pending_.find(offset);
+  if (!found)
+    return;
+  auto& rec = *found;
+  if (error) {
+    write_failed(offset, kind, error);
+    return;
+  }
+  switch (kind) {
+    case write_kind::alert:
+      ctx.probe.alerted.inc();
+      ctx.alerts.add(std::move(rec.alert_json));
+      break;
+    case write_kind::result: ctx.probe.results.inc(); break;
+    case write_kind::dead_letter: ctx.probe.dead_lettered.inc(); break;
+  }
+  --rec.writes;
+  finish_if_written(offset, rec);
+}
+
+void outcome_sink::retry(uint64_t token) {
+  if (pending_.find(offset_of(token)))
+    write(offset_of(token), kind_of(token));
+}
+
+void outcome_sink::rewind() {
+  if (outstanding_ > 0) { // a write issued before the rewind may still be acknowledged
+    out_.rewind_after(std::chrono::milliseconds(10));
+    return;
+  }
+  rewinding_ = false;
+  order_.release();
+  advance_in_order();
+  settle();
+}
+
+void outcome_sink::hold(int64_t epoch) {
+  order_.hold();
+  shared_->issued_end.store(order_.issued_end());
+  shared_->held_epoch.store(epoch);
+}
+
+void outcome_sink::release() {
+  order_.release();
+  advance_in_order();
+  settle();
+}
+
+} // namespace inflow::actors

@@ -1,0 +1,153 @@
+#pragma once
+// Everything one partition decides about its records, from consumption to commit: decoding,
+// the model's answer, the writes that make up an outcome (alert, result, dead letter), what a
+// failed write means (kafka/produce_errors.hpp), the reorder buffer of ordered delivery and
+// the offset up to which records are finished. Every record's outcome passes through it.
+//
+// CAF-free, so tests drive it with a fake producer and clock (outcome_sink.test.cpp); the
+// partition actor (partition_actor.cpp) connects it to the gateway, the producer and timers.
+
+#include "actors/offset_window.hpp"
+#include "actors/outcome_order.hpp"
+#include "actors/pipeline_health.hpp"
+#include "actors/probes.hpp"
+#include "actors/recent_alerts.hpp"
+#include "actors/source.hpp"
+#include "config/config.hpp"
+#include "events/decoder.hpp"
+#include "events/features.hpp"
+#include "gateways/common/gateway_api.hpp"
+#include "kafka/producer.hpp"
+
+#include <chrono>
+#include <deque>
+#include <memory>
+#include <optional>
+
+namespace inflow::actors {
+
+/// Everything the partitions of one pipeline share; immutable once built.
+struct pipeline_context {
+  config::pipeline_config config;
+  events::feature_map features;
+  gateways::model_info model;
+  pipeline_probe& probe;
+  recent_alerts& alerts;
+  pipeline_health& health;
+  size_t dead_letter_limit_bytes; ///< the smaller of the producer's and the topic's record limits
+};
+
+/// What the model said about one record.
+struct model_result {
+  std::string model; ///< the model that answered (empty: the pipeline's own)
+  std::string model_version;
+  float score = 0;           ///< classification, regression
+  std::vector<float> vector; ///< embedding
+  std::string text;          ///< text_generation
+};
+
+class outcome_sink {
+public:
+  /// What the sink asks of the world around it.
+  class outside {
+  public:
+    virtual ~outside() = default;
+    /// Queues a write; Kafka's verdict comes back through on_ack(token, ...). Any other
+    /// return than NO_ERROR: it was not queued, and no verdict follows.
+    virtual rd_kafka_resp_err_t produce(const std::string& topic, std::string_view key, std::string_view value,
+                                        const std::vector<kafka::header>& headers, uint64_t token) = 0;
+    /// Why the producer became unusable, after a fatal write error.
+    virtual std::string producer_failure() = 0;
+    /// Asks the model; the answer comes back through on_scores.
+    virtual void call_model(gateways::score_request request) = 0;
+    /// Calls retry(token) after `delay`.
+    virtual void retry_after(std::chrono::milliseconds delay, uint64_t token) = 0;
+    /// Calls rewind() after `delay`.
+    virtual void rewind_after(std::chrono::milliseconds delay) = 0;
+    virtual int64_t now_ms() = 0;
+  };
+
+  outcome_sink(std::shared_ptr<const pipeline_context> ctx, std::shared_ptr<partition_shared> shared,
+               outside& out);
+
+  /// Records from the consumer thread, in offset order.
+  void on_batch(const std::shared_ptr<const record_batch>& batch);
+  /// The model's answer (or error) for some of the records asked for.
+  void on_scores(gateways::score_reply& reply);
+  /// Kafka's verdict on one write.
+  void on_ack(uint64_t token, rd_kafka_resp_err_t error);
+  /// Writes again what a retriable failure put off.
+  void retry(uint64_t token);
+  /// (in offset order) Writes again, in order, what a failed write rewound.
+  void rewind();
+  /// (exactly_once) Issues no more writes and answers through partition_shared; release() ends it.
+  void hold(int64_t epoch);
+  void release();
+
+  /// Writes queued and not acknowledged yet.
+  int64_t outstanding() const { return outstanding_; }
+
+  /// The writes of a record's outcome. A produce token carries the offset and the kind.
+  enum class write_kind : uint8_t { alert = 0, dead_letter = 1, result = 2 };
+  static uint64_t token_of(int64_t offset, write_kind k) {
+    return static_cast<uint64_t>(offset) * 4 + static_cast<uint64_t>(k);
+  }
+  static int64_t offset_of(uint64_t token) { return static_cast<int64_t>(token / 4); }
+  static write_kind kind_of(uint64_t token) { return static_cast<write_kind>(token % 4); }
+
+private:
+  struct pending_record {
+    bool scored = false; ///< its outcome is decided: scored, or a dead letter
+    bool alert = false;  ///< the outcome includes an alert
+    bool output = false; ///< ... and a result
+    int writes = 0;      ///< alert, result or dead letter issued and not yet acknowledged
+    int64_t timestamp_ms = 0;
+    /// The consumed record itself (batches_ keeps it alive): the dead-letter topic gets
+    /// its key and value unchanged.
+    const rd_kafka_message_t* message = nullptr;
+    events::record_identity identity;
+    model_result result;
+    std::string alert_json; ///< built once, written (and rewritten on retry) as is
+    events::record_error error{};
+    std::string error_message;
+    bool dead_lettered = false; ///< its dead letter is written or on its way
+    int attempts = 0;
+  };
+
+  void finish(int64_t offset, const pending_record& rec, int64_t now);
+  void settle();
+  void advance_in_order();
+  void finish_if_written(int64_t offset, const pending_record& rec);
+  void decided(int64_t offset);
+  void issue(int64_t offset);
+  void write(int64_t offset, write_kind kind);
+  void write_failed(int64_t offset, write_kind kind, rd_kafka_resp_err_t error);
+  void dead_letter(int64_t offset, events::record_error error, std::string message);
+
+  std::shared_ptr<const pipeline_context> ctx_;
+  std::shared_ptr<partition_shared> shared_;
+  outside& out_;
+  events::decoder decoder_;
+  std::vector<events::field_value> values_;
+  offset_window<pending_record> pending_;
+  bool in_order_; ///< delivery ordered or exactly_once: `order_` decides when writes go out
+  outcome_order order_;
+  int64_t outstanding_ = 0; ///< writes queued and not yet acknowledged, all records
+  bool rewinding_ = false;  ///< a failed write was rewound; rewriting waits for outstanding_ to reach 0
+  /// Consumed batches, kept until every record in them is finished.
+  std::deque<std::shared_ptr<const record_batch>> batches_;
+  /// Ages (s) of the records finished while handling the current message; settle() publishes them.
+  std::vector<double> finished_ages_;
+  bool warned_produce_ = false;
+  bool warned_refused_ = false;
+};
+
+/// The alert's JSON; `alert_id` is `topic/partition/offset`, the same on every replay.
+std::string make_alert_json(const pipeline_context& ctx, int32_t partition, int64_t offset,
+                            const events::record_identity& identity, const model_result& result, int64_t now_ms);
+
+/// The result's JSON for the output topic: score, embedding or text, by task.
+std::string make_result_json(const pipeline_context& ctx, int32_t partition, int64_t offset,
+                             const events::record_identity& identity, const model_result& result, int64_t now_ms);
+
+} // namespace inflow::actors
