@@ -216,6 +216,8 @@ void outcome_sink::write_failed(int64_t offset, write_kind kind, rd_kafka_resp_e
                                      rd_kafka_err2str(error), cfg.name));
       return;
     case kafka::write_failure::fatal: {
+      if (cfg.delivery == config::delivery::exactly_once)
+        return; // the source replaces the transactional producer and reads this record again
       std::string reason = out_.producer_failure();
       stop_pipeline(ctx, fmt::format("the producer failed for good ({}{}{}); nothing more can be written",
                                      rd_kafka_err2str(error), reason.empty() ? "" : ": ", reason));

@@ -256,6 +256,16 @@ TEST_CASE("a fatal producer error stops the pipeline with the producer's reason"
   CHECK(p.committable() == -1);
 }
 
+TEST_CASE("under exactly_once a fatal producer error leaves the record to be read again, the pipeline running") {
+  partition p(config::delivery::exactly_once);
+  p.consume({1});
+  p.answer({1}, {0.9f});
+  p.ack(0, RD_KAFKA_RESP_ERR__FENCED); // the source replaces the producer and re-reads from the commit
+  CHECK_FALSE(p.health.stopped());
+  CHECK(p.out.retries.empty());
+  CHECK(p.committable() == -1);
+}
+
 TEST_CASE("a model error dead-letters the records it covers") {
   partition p(config::delivery::at_least_once);
   p.consume({0, 1});

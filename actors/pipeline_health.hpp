@@ -21,6 +21,14 @@ public:
   }
   bool stopped() const { return stopped_.load(); }
 
+  /// Stops it as stop() does, and for a cause only a restart (or the operator) cures: the node
+  /// exits 70 with the reason (a transactional id another node uses, say).
+  void fail(const std::string& reason) {
+    failed_ = true;
+    stop(reason);
+  }
+  bool failed() const { return failed_.load(); }
+
   /// Partitions that have work and made no progress for a while (empty: none); from the consumer thread.
   void set_stalled(std::string description) {
     std::lock_guard<std::mutex> guard(mutex_);
@@ -35,6 +43,7 @@ public:
 
 private:
   std::atomic<bool> stopped_{false};
+  std::atomic<bool> failed_{false};
   mutable std::mutex mutex_;
   std::string stop_reason_;
   std::string stalled_;

@@ -552,8 +552,7 @@ bool source::settle_transaction() {
       return false;
     case kafka::producer::transaction_end::fatal:
       probe_.commit_failures.inc();
-      halt("the transactional producer failed for good (" + outcome.why +
-           "); if another node fenced it, give every node of the group its own node.name");
+      renew_transactions(outcome.why);
       return false;
   }
   return false;
@@ -566,6 +565,40 @@ void source::halt(const std::string& reason) {
   }
 }
 
+void source::renew_transactions(const std::string& why) {
+  // Fenced: Kafka ended our transaction for outlasting transaction.timeout.ms (a broker away
+  // that long), or another producer took our transactional.id. A new producer cures the first;
+  // fenced again soon after, it is the second, which only the operator can cure.
+  const auto now = clock::now();
+  if (renewed_at_ && now - *renewed_at_ < std::chrono::minutes(1)) {
+    probe_.stopped.set(1);
+    health_.fail("the transactional producer was fenced twice within a minute (" + why +
+                 "); if another node fenced it, give every node of the group its own node.name");
+    return;
+  }
+  renewed_at_ = now;
+  if (committing_.valid())
+    committing_.wait();
+  committing_ = {};
+  auto partitions = all_partitions();
+  auto parts = make_list(options_.topic, partitions);
+  drop(partitions); // no partition actor may write while the producer is replaced
+  try {
+    options_.transactions->renew_transactions(remaining_ms(30'000));
+  } catch (const std::exception& e) {
+    probe_.stopped.set(1);
+    health_.fail(std::string("the transactional producer failed for good (") + why + ") and could not be replaced: " +
+                 e.what());
+    return;
+  }
+  spdlog::warn("{}: the transactional producer failed ({}); replaced it, reading again from the committed offsets",
+               options_.pipeline, why);
+  if (partitions.empty() || stopping_)
+    return;
+  unassign(parts.get());
+  assign(parts.get()); // from the committed offsets
+}
+
 void source::abort_transaction(const std::string& why) {
   // Everything written since the last commit is rolled back: read it again from the committed offsets.
   if (committing_.valid())
@@ -574,7 +607,7 @@ void source::abort_transaction(const std::string& why) {
   hold_all();
   std::string abort_why;
   if (!options_.transactions->abort_transaction(remaining_ms(30'000), abort_why)) {
-    halt("aborting a transaction failed: " + abort_why);
+    renew_transactions("aborting a transaction failed: " + abort_why);
     return;
   }
   spdlog::warn("{}: transaction aborted ({}); reading again from the committed offsets", options_.pipeline, why);

@@ -146,6 +146,8 @@ private:
   void unassign(rd_kafka_topic_partition_list_t* parts);
   /// Stops the pipeline for good (readyz 503 with the reason); logged once.
   void halt(const std::string& reason);
+  /// exactly_once: replaces a fenced or broken transactional producer and reads again from the committed offsets.
+  void renew_transactions(const std::string& why);
   std::vector<int32_t> all_partitions() const;
   bool cooperative() const; ///< incremental (cooperative-sticky) or eager rebalancing
   void update_lag();
@@ -172,6 +174,7 @@ private:
   std::string unreachable_reason_;
   bool unreachable_reported_ = false;
   int64_t hold_epoch_ = 0;        ///< exactly_once: the last hold asked of the partition actors
+  std::optional<std::chrono::steady_clock::time_point> renewed_at_; ///< exactly_once: the transactional producer's last renewal
   int consecutive_aborts_ = 0;    ///< exactly_once: transactions Kafka refused in a row
   struct transaction_outcome {
     kafka::producer::transaction_end end;

@@ -319,9 +319,8 @@ std::string node::fatal_error() const {
     return "the Kafka producer failed for good: " + reason;
   std::lock_guard<std::mutex> guard(impl_->pipelines_mutex);
   for (const auto& [name, p] : impl_->pipelines)
-    if (p.transactions && p.transactions->fatal_error(&reason))
-      return "the transactional producer of pipeline " + name + " failed for good: " + reason +
-             " (if another node fenced it, give every node of the group its own node.name)";
+    if (p.health->failed())
+      return "pipeline " + name + ": " + p.health->problem();
   return {};
 }
 

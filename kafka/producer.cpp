@@ -32,16 +32,22 @@ producer::producer(const properties& user, const properties& overrides) {
   // Idempotence keeps retries from duplicating or reordering records.
   rd_kafka_conf_t* conf = make_conf(defaults, producer_props, {{"enable.idempotence", "true"}});
   rd_kafka_conf_set_dr_msg_cb(conf, &producer::on_delivery_report);
+  conf_.reset(rd_kafka_conf_dup(conf)); // for renew_transactions
+  open(conf);
+}
+
+void producer::open(rd_kafka_conf_t* conf) {
   rk_ = make_handle(RD_KAFKA_PRODUCER, conf);
+  stop_ = false;
   delivery_thread_ = std::thread([this] {
     while (!stop_.load(std::memory_order_relaxed))
       rd_kafka_poll(rk_.get(), 50);
   });
 }
 
-producer::~producer() {
+void producer::close() {
   // Owners flush within their own deadlines first; what is left now is given up (and reported
-  // to its listeners as purged), so that destruction never waits for an unreachable Kafka.
+  // to its listeners as purged), so that closing never waits for an unreachable Kafka.
   if (int left = rd_kafka_outq_len(rk_.get()); left > 0) {
     spdlog::warn("producer closed with {} records not acknowledged", left);
     rd_kafka_purge(rk_.get(), RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
@@ -49,6 +55,11 @@ producer::~producer() {
   stop_ = true;
   delivery_thread_.join();
   rd_kafka_poll(rk_.get(), 0);
+  rk_.reset();
+}
+
+producer::~producer() {
+  close();
 }
 
 void producer::on_delivery_report(rd_kafka_t*, const rd_kafka_message_t* msg, void*) {
@@ -128,6 +139,12 @@ void producer::begin_transactions(int timeout_ms) {
     throw std::runtime_error("cannot start Kafka transactions: " + why);
   if (auto why = consume_error(rd_kafka_begin_transaction(rk_.get())); !why.empty())
     throw std::runtime_error("cannot begin a Kafka transaction: " + why);
+}
+
+void producer::renew_transactions(int timeout_ms) {
+  close();
+  open(rd_kafka_conf_dup(conf_.get()));
+  begin_transactions(timeout_ms);
 }
 
 producer::transaction_end producer::commit_transaction(const rd_kafka_topic_partition_list_t* offsets,

@@ -68,12 +68,22 @@ public:
                                      std::string& why);
   /// Rolls back the open transaction and begins the next one; false if the producer is unusable.
   bool abort_transaction(int timeout_ms, std::string& why);
+  /// Replaces a fenced or broken producer with a new one of the same transactional.id (which
+  /// fences the old one for good) and begins its first transaction; what the old one had not
+  /// written is purged. Nobody may produce meanwhile. Throws std::runtime_error.
+  void renew_transactions(int timeout_ms);
 
   rd_kafka_t* raw() const { return rk_.get(); }
 
 private:
   static void on_delivery_report(rd_kafka_t*, const rd_kafka_message_t* msg, void*);
+  void open(rd_kafka_conf_t* conf);
+  void close();
 
+  struct conf_deleter {
+    void operator()(rd_kafka_conf_t* c) const { rd_kafka_conf_destroy(c); }
+  };
+  std::unique_ptr<rd_kafka_conf_t, conf_deleter> conf_;
   handle rk_;
   std::atomic<bool> stop_{false};
   std::thread delivery_thread_;

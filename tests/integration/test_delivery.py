@@ -1,8 +1,8 @@
 """The three delivery promises, checked from outside on the output topics:
 `ordered` keeps every partition's outcomes in offset order against a remote model whose
 calls finish out of order (and `at_least_once`, on the same model, is shown not to), and
-`exactly_once` gives each input offset exactly one committed alert across node SIGKILLs
-and a rebalance, read as a `read_committed` consumer reads it.
+`exactly_once` gives each input offset exactly one committed alert across node SIGKILLs,
+a rebalance and the broker's SIGKILL and restart, read as a `read_committed` consumer reads it.
 
 Every record alerts here (`score >= 0`), so the alert topic accounts for every input offset."""
 
@@ -15,7 +15,8 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 
 from fault_server import FaultServer
-from harness import REAL_KAFKA, Broker, Node, Topics, generate, remote_sets, shared_kafka, wait_until_committed
+from harness import (REAL_KAFKA, Broker, Kafka, Node, Topics, generate, remote_sets, shared_kafka, wait_until,
+                     wait_until_committed)
 
 PARTITIONS = 4
 TOPICS = {"transactions": PARTITIONS, "fraud-alerts": PARTITIONS, "transactions.dlq": 1}
@@ -138,6 +139,32 @@ def test_exactly_once_when_a_member_joins_and_another_is_killed(model_path):
     except AssertionError as e:
         raise AssertionError(f"{e}\n{first.describe()}\n{second.describe()}") from None
     assert second.stop() == 0, second.stderr()
+
+
+@needs_kafka
+def test_exactly_once_across_the_brokers_sigkill_and_restart(model_path, tmp_path):
+    kafka = Kafka(args=["--dir", str(tmp_path / "kafka")])  # its own broker: this one dies
+    try:
+        bootstrap = Topics(kafka, TOPICS).bootstrap
+        gen = generate(bootstrap, 100_000, rate=10_000)
+        node = Node(bootstrap, model_path, sets=EXACTLY_ONCE)
+        wait_until(lambda: node.metric("inflow_records_alerted_total") >= 20_000, node)
+        kafka.kill_broker(1)  # transactions open, a commit perhaps on its way
+        assert kafka.proc.wait(timeout=30) != 0
+        wait_until(lambda: node.readyz()[0] == 503, node)
+        time.sleep(12)  # past transaction.timeout.ms (10 s): the restarted coordinator aborts and fences
+        kafka = Kafka(args=["--dir", str(tmp_path / "kafka")])
+        assert kafka.bootstrap == bootstrap  # the same ports, kept with the data
+        assert gen.wait(timeout=300) == 0, gen.stderr.read()
+        try:
+            check_exactly_once(bootstrap, 100_000)
+        except AssertionError as e:
+            raise AssertionError(f"{e}\n{node.describe()}") from None
+        assert node.proc.poll() is None, "the node did not ride out the broker's restart:\n" + node.stderr()
+        assert "transactional producer failed" in node.stderr(), "the outage fenced nothing: the test proves less"
+        assert node.stop() == 0, node.stderr()
+    finally:
+        kafka.stop()
 
 
 @needs_kafka
