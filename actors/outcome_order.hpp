@@ -24,10 +24,11 @@ public:
   }
 
   /// Issues, in offset order, every waiting record that `decided(offset)` says has its
-  /// outcome, stopping at the first undecided one; nothing while held.
-  template <class Decided, class Issue>
-  void issue_ready(Decided decided, Issue issue) {
-    while (holds_ == 0 && !waiting_.empty() && decided(waiting_.front())) {
+  /// outcome, stopping at the first undecided one. While held, only records that
+  /// `writes(offset)` says write nothing go out (they put nothing in a transaction).
+  template <class Decided, class Writes, class Issue>
+  void issue_ready(Decided decided, Writes writes, Issue issue) {
+    while (!waiting_.empty() && decided(waiting_.front()) && (holds_ == 0 || !writes(waiting_.front()))) {
       int64_t offset = waiting_.front();
       waiting_.pop_front();
       issued_.push_back(offset);

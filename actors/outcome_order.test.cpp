@@ -15,11 +15,12 @@ namespace {
 /// A partition as the actor drives it: records decided and acknowledged in any order.
 struct partition {
   outcome_order order;
-  std::set<int64_t> decided, written;
+  std::set<int64_t> decided, written, silent; ///< silent: decided with nothing to write
   std::vector<int64_t> issued, finished;
 
   void step() {
-    order.issue_ready([&](int64_t o) { return decided.count(o) > 0; }, [&](int64_t o) { issued.push_back(o); });
+    order.issue_ready([&](int64_t o) { return decided.count(o) > 0; }, [&](int64_t o) { return !silent.count(o); },
+                      [&](int64_t o) { issued.push_back(o); });
     order.finish_ready([&](int64_t o) { return written.count(o) > 0; }, [&](int64_t o) { finished.push_back(o); });
   }
 };
@@ -97,6 +98,20 @@ TEST_CASE("a hold stops issuing and says where the written outcomes end") {
   CHECK(p.order.issued_end() == 13);
 }
 
+TEST_CASE("while held, records that write nothing still go out, up to the first that writes") {
+  partition p;
+  for (int64_t o = 0; o < 4; ++o)
+    p.order.consumed(o);
+  p.order.hold();
+  p.decided = {0, 1, 2, 3};
+  p.silent = {0, 1, 3};
+  p.step();
+  CHECK(p.issued == std::vector<int64_t>{0, 1}); // 2 writes: it and everything after it wait
+  p.order.release();
+  p.step();
+  CHECK(p.issued == std::vector<int64_t>{0, 1, 2, 3});
+}
+
 TEST_CASE("random decisions, acknowledgements and failures keep every key's last outcome its newest") {
   std::mt19937 rng(7);
   partition p;
@@ -133,7 +148,7 @@ TEST_CASE("random decisions, acknowledgements and failures keep every key's last
         p.written.erase(o);
       p.order.release();
     }
-    p.order.issue_ready([&](int64_t o) { return p.decided.count(o) > 0; }, issue);
+    p.order.issue_ready([&](int64_t o) { return p.decided.count(o) > 0; }, [](int64_t) { return true; }, issue);
     p.order.finish_ready([&](int64_t o) { return p.written.count(o) > 0; },
                          [&](int64_t o) { p.finished.push_back(o); });
   }

@@ -63,7 +63,12 @@ void outcome_sink::settle() {
 
 /// In offset order: issues the decided records no earlier one holds back, and finishes the written ones.
 void outcome_sink::advance_in_order() {
-  order_.issue_ready([&](int64_t o) { return pending_.find(o)->scored; }, [&](int64_t o) { issue(o); });
+  order_.issue_ready([&](int64_t o) { return pending_.find(o)->scored; },
+                     [&](int64_t o) {
+                       const auto& rec = *pending_.find(o);
+                       return rec.dead_lettered || rec.alert || rec.output;
+                     },
+                     [&](int64_t o) { issue(o); });
   const int64_t now = out_.now_ms();
   order_.finish_ready([&](int64_t o) { return pending_.find(o)->writes == 0; },
                       [&](int64_t o) { finish(o, *pending_.find(o), now); });

@@ -50,6 +50,9 @@ int run_gateways();
 struct serve_cli_options {
   std::vector<std::string> models; ///< NAME=PATH
   std::string listen = "127.0.0.1:8000";
+  std::string token; ///< required off loopback; also from INFLOW_SERVE_TOKEN
+  size_t max_request_bytes = 8 << 20;
+  int request_timeout_ms = 30'000;
   size_t max_batch = 256;
   int64_t max_linger_ms = 2;
   int threads = 1;

@@ -2,6 +2,7 @@
 
 #include "app/commands.hpp"
 #include "app/common.hpp"
+#include "config/config.hpp"
 
 #include <CLI/CLI.hpp>
 
@@ -74,8 +75,23 @@ int main(int argc, char** argv) {
   auto* s = app.add_subcommand("serve", "Serve embedded models over KServe v2 REST (the model side on its own machines). "
                                         "Prints its base URL as the first line of standard output.");
   s->add_option("--model", serve.models, "NAME=PATH of a model trained by `inflow train` (repeatable)")->required();
-  s->add_option("--listen", serve.listen, "host:port; port 0 picks a free port")->capture_default_str()
-    ->check([](const std::string& v) { return v.rfind(':') == std::string::npos ? "expected host:port" : ""; });
+  s->add_option("--listen", serve.listen, "IP:port to listen on; port 0 picks a free port")->capture_default_str()
+    ->check([](const std::string& v) {
+      auto address = inflow::config::parse_host_port(v);
+      return address && inflow::config::is_ip_address(address->host)
+               ? std::string()
+               : "expected an IP address and a port 0..65535, e.g. 127.0.0.1:8000 or [::1]:8000";
+    });
+  s->add_option("--token", serve.token,
+                "Bearer token every request must carry (Authorization: Bearer ...); required unless --listen is "
+                "loopback. Default: $INFLOW_SERVE_TOKEN")
+    ->envname("INFLOW_SERVE_TOKEN");
+  s->add_option("--max-request-bytes", serve.max_request_bytes, "Largest request body accepted")
+    ->capture_default_str()->check(CLI::Range(size_t{1024}, size_t{1} << 30));
+  s->add_option("--request-timeout-ms", serve.request_timeout_ms,
+                "A request must arrive whole within this long of the connection being ready for it (idle and "
+                "slow clients are cut)")
+    ->capture_default_str()->check(CLI::Range(100, 3'600'000));
   s->add_option("--max-batch", serve.max_batch, "Most rows in one model call")->capture_default_str()->check(CLI::Range(1, 1'000'000));
   s->add_option("--max-linger-ms", serve.max_linger_ms, "Longest wait for a batch to fill")->capture_default_str()->check(CLI::Range(0, 1000));
   s->add_option("--threads", serve.threads, "Threads per model call")->capture_default_str()->check(CLI::Range(1, 256));

@@ -1,5 +1,6 @@
 #include "app/commands.hpp"
 #include "app/common.hpp"
+#include "config/config.hpp"
 #include "gateways/kserve/model_server.hpp"
 
 #include <spdlog/spdlog.h>
@@ -18,16 +19,27 @@ int run_serve(const serve_cli_options& o) {
     }
     models.push_back({spec.substr(0, eq), spec.substr(eq + 1)});
   }
-  auto colon = o.listen.rfind(':');
+  auto address = config::parse_host_port(o.listen); // checked by the command line
+  if (!config::is_loopback(address->host) && o.token.empty()) {
+    spdlog::error("serve: --listen {} is reachable from other machines: give it a --token (or "
+                  "INFLOW_SERVE_TOKEN) that callers send as `Authorization: Bearer ...` (the kserve "
+                  "gateway's api_key)",
+                  o.listen);
+    return usage;
+  }
   gateways::kserve::serve_options options;
-  options.host = o.listen.substr(0, colon);
-  options.port = static_cast<uint16_t>(std::stoi(o.listen.substr(colon + 1)));
+  options.host = address->host;
+  options.port = address->port;
+  options.token = o.token;
+  options.max_request_bytes = o.max_request_bytes;
+  options.request_timeout_ms = o.request_timeout_ms;
   options.max_batch = o.max_batch;
   options.max_linger_ms = o.max_linger_ms;
   options.threads = o.threads;
   try {
     gateways::kserve::model_server server(models, options);
-    auto url = "http://" + options.host + ":" + std::to_string(server.port());
+    auto host = options.host.find(':') == std::string::npos ? options.host : "[" + options.host + "]";
+    auto url = "http://" + host + ":" + std::to_string(server.port());
     std::printf("%s\n", url.c_str());
     std::fflush(stdout);
     for (const auto& m : models)

@@ -277,6 +277,9 @@ bool node::stop() {
   }
   if (d.abandoned)
     return false; // a consumer thread still uses the pipelines: nothing may be freed (see abandoned())
+  // The admin API reads the pipelines, gateways and actor system: it goes before any of them
+  // (its destructor waits for the requests it is answering).
+  d.admin.reset();
   // Then what the drained records wrote, with what time is left.
   auto left = [&] {
     auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
@@ -300,7 +303,6 @@ bool node::stop() {
   for (auto& [name, g] : d.gateways)
     caf::anon_send_exit(g, caf::exit_reason::user_shutdown);
   d.gateways.clear();
-  d.admin.reset();
   d.system.reset(); // waits for every actor
   return clean;
 }

@@ -1,12 +1,18 @@
 #include "config/config.hpp"
 
+#include <arpa/inet.h>
 #include <fmt/format.h>
+#include <librdkafka/rdkafka.h>
+#include <sys/stat.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
 #include <charconv>
+#include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
+#include <memory>
 #include <functional>
 #include <set>
 #include <sstream>
@@ -84,7 +90,8 @@ const std::vector<option>& options() {
     {"models.*.breaker", "open_ms", "integer", "1000", "How long an open circuit refuses calls before one probe."},
     {"pipelines.*", "model", "string", nullptr, "Name of the model under `models:` that scores the records."},
     {"pipelines.*", "dead_letter_topic", "string", nullptr,
-     "Where records that cannot be scored go, unchanged, with `__connect.errors.*` headers."},
+     "Where records that cannot be scored go, unchanged (cut to fit the topic's size limit), with "
+     "`__connect.errors.*` headers."},
     {"pipelines.*", "max_in_flight", "integer", "5000",
      "Records per partition between consumption and a final outcome; when reached, the partition pauses (and resumes at three quarters)."},
     {"pipelines.*", "commit_interval_ms", "integer", "500", "How often finished offsets are committed."},
@@ -116,7 +123,7 @@ const std::vector<option>& options() {
 
 std::string reference_markdown() {
   std::string out = "| key | type | default | description |\n|---|---|---|---|\n";
-  out += "| `kafka.<property>` | string | | Any librdkafka property, passed through verbatim. |\n";
+  out += "| `kafka.<property>` | string | | Any librdkafka property, passed through verbatim; `inflow validate` has librdkafka check its name and value. |\n";
   for (const auto& o : options())
     out += fmt::format("| `{}.{}` | {} | {} | {} |\n", o.section, o.key, o.type,
                        o.default_value ? fmt::format("`{}`", o.default_value) : "required", o.description);
@@ -141,6 +148,33 @@ bool alert_rule::matches(double score) const {
     case comparison::less: return score < threshold;
   }
   return false;
+}
+
+std::optional<host_port> parse_host_port(const std::string& s) {
+  auto colon = s.rfind(':');
+  if (colon == std::string::npos || colon == 0)
+    return std::nullopt;
+  int port = -1;
+  auto [end, ec] = std::from_chars(s.data() + colon + 1, s.data() + s.size(), port);
+  if (ec != std::errc{} || end != s.data() + s.size() || port < 0 || port > 65535)
+    return std::nullopt;
+  auto host = s.substr(0, colon);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') // [::1]:9464
+    host = host.substr(1, host.size() - 2);
+  return host_port{host, static_cast<uint16_t>(port)};
+}
+
+bool is_ip_address(const std::string& host) {
+  unsigned char buffer[sizeof(in6_addr)];
+  return inet_pton(AF_INET, host.c_str(), buffer) == 1 || inet_pton(AF_INET6, host.c_str(), buffer) == 1;
+}
+
+bool is_loopback(const std::string& host) {
+  in_addr v4{};
+  if (inet_pton(AF_INET, host.c_str(), &v4) == 1)
+    return (ntohl(v4.s_addr) >> 24) == 127; // 127.0.0.0/8
+  in6_addr v6{};
+  return host == "localhost" || (inet_pton(AF_INET6, host.c_str(), &v6) == 1 && IN6_IS_ADDR_LOOPBACK(&v6));
 }
 
 namespace {
@@ -205,6 +239,22 @@ public:
   std::string get_string(const std::string& key) {
     auto v = scalar(key);
     return v ? v->first : std::string();
+  }
+
+  /// A topic name as Kafka takes it: 1 to 249 letters, digits, '.', '_' or '-'.
+  std::string get_topic(const std::string& key) {
+    auto v = scalar(key);
+    if (!v)
+      return {};
+    const auto& name = v->first;
+    bool legal = !name.empty() && name.size() <= 249 && name != "." && name != ".." &&
+                 std::all_of(name.begin(), name.end(), [](char c) {
+                   return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-';
+                 });
+    if (!legal)
+      error(v->second, join(key),
+            fmt::format("'{}' is not a Kafka topic name (1 to 249 letters, digits, '.', '_' or '-')", name));
+    return name;
   }
 
   int64_t get_int(const std::string& key, int64_t min, int64_t max) {
@@ -332,17 +382,6 @@ std::optional<delivery> parse_delivery(std::string_view name) {
   return std::nullopt;
 }
 
-std::optional<host_port> parse_host_port(const std::string& s) {
-  auto colon = s.rfind(':');
-  if (colon == std::string::npos || colon == 0)
-    return std::nullopt;
-  int port = -1;
-  auto [end, ec] = std::from_chars(s.data() + colon + 1, s.data() + s.size(), port);
-  if (ec != std::errc{} || end != s.data() + s.size() || port < 0 || port > 65535)
-    return std::nullopt;
-  return host_port{s.substr(0, colon), static_cast<uint16_t>(port)};
-}
-
 std::optional<alert_rule> parse_alert_rule(const std::string& text) {
   std::istringstream in(text);
   std::string subject, op, number;
@@ -362,7 +401,7 @@ std::optional<alert_rule> parse_alert_rule(const std::string& text) {
   else
     return std::nullopt;
   auto [end, ec] = std::from_chars(number.data(), number.data() + number.size(), rule.threshold);
-  if (ec != std::errc{} || end != number.data() + number.size())
+  if (ec != std::errc{} || end != number.data() + number.size() || !std::isfinite(rule.threshold))
     return std::nullopt;
   return rule;
 }
@@ -375,16 +414,20 @@ void read_node(section_reader r, node_config& out) {
       r.error(r.child("roles"), fmt::format("node.roles[{}]", i),
               fmt::format("unknown role '{}' (expected ingest, gateway or sink)", out.roles[i]));
   if (auto admin = r.scalar("admin")) {
-    if (auto hp = parse_host_port(admin->first))
+    if (auto hp = parse_host_port(admin->first); hp && is_ip_address(hp->host))
       out.admin = *hp;
     else
-      r.error(admin->second, "node.admin", fmt::format("expected host:port, got '{}'", admin->first));
+      r.error(admin->second, "node.admin",
+              fmt::format("expected an IP address and port to listen on (e.g. 127.0.0.1:9464), got '{}'",
+                          admin->first));
   }
   if (auto listen = r.scalar("listen"); listen && !listen->first.empty()) {
-    if (auto hp = parse_host_port(listen->first))
+    if (auto hp = parse_host_port(listen->first); hp && (hp->host.empty() || is_ip_address(hp->host)))
       out.listen = *hp;
     else
-      r.error(listen->second, "node.listen", fmt::format("expected host:port, got '{}'", listen->first));
+      r.error(listen->second, "node.listen",
+              fmt::format("expected an IP address and port to listen on (e.g. 127.0.0.1:7000), got '{}'",
+                          listen->first));
   }
   if (auto advertise = r.scalar("advertise"); advertise && !advertise->first.empty()) {
     if (auto hp = parse_host_port(advertise->first))
@@ -398,9 +441,6 @@ void read_node(section_reader r, node_config& out) {
   out.drain_timeout_ms = r.get_int("drain_timeout_ms", 0, 3'600'000);
 }
 
-bool is_loopback(const std::string& host) {
-  return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
-}
 
 void read_cluster(section_reader r, const node_config& node, cluster_config& out) {
   auto seeds = r.get_list("seeds");
@@ -490,7 +530,7 @@ void read_pipeline(section_reader r, const std::string& name, const std::map<std
   out.model = r.get_string("model");
   if (!out.model.empty() && !models.count(out.model))
     r.error(r.child("model"), r.join("model"), fmt::format("no model named '{}' under models:", out.model));
-  out.dead_letter_topic = r.get_string("dead_letter_topic");
+  out.dead_letter_topic = r.get_topic("dead_letter_topic");
   out.max_in_flight = r.get_int("max_in_flight", 1, 10'000'000);
   out.commit_interval_ms = r.get_int("commit_interval_ms", 10, 3'600'000);
   out.stall_timeout_ms = r.get_int("stall_timeout_ms", 100, 86'400'000);
@@ -513,7 +553,7 @@ void read_pipeline(section_reader r, const std::string& name, const std::map<std
   section_reader source(r.child("source"), r.join("source"), "pipelines.*.source", errors);
   if (!r.child("source"))
     r.error(r.node(), r.join("source"), "required key is missing");
-  out.source.topic = source.get_string("topic");
+  out.source.topic = source.get_topic("topic");
   if (auto format = source.scalar("format")) {
     if (auto f = events::parse_wire_format(format->first))
       out.source.format = *f;
@@ -537,9 +577,10 @@ void read_pipeline(section_reader r, const std::string& name, const std::map<std
         out.alert = *rule;
       else
         alert.error(when->second, alert.join("when"),
-                    fmt::format("expected `score <op> <number>` with op one of >=, >, <=, <; got '{}'", when->first));
+                    fmt::format("expected `score <op> <number>` with op one of >=, >, <=, < and a finite number; got '{}'",
+                                when->first));
     }
-    out.alert.topic = alert.get_string("topic");
+    out.alert.topic = alert.get_topic("topic");
     auto model = models.find(out.model);
     if (model != models.end() && (model->second.task == "embedding" || model->second.task == "text_generation"))
       r.error(r.child("alert"), r.join("alert"),
@@ -548,7 +589,7 @@ void read_pipeline(section_reader r, const std::string& name, const std::map<std
   }
   if (present("output")) {
     section_reader output(r.child("output"), r.join("output"), "pipelines.*.output", errors);
-    out.output_topic = output.get_string("topic");
+    out.output_topic = output.get_topic("topic");
   }
   if (!present("alert") && !present("output"))
     r.error(r.node(), r.join("alert"), "a pipeline needs `alert:` (a rule on the score), `output:` (a results topic) "
@@ -601,6 +642,46 @@ void apply_override(YAML::Node root, const std::string& assignment, std::vector<
   set(root, 0);
 }
 
+/// Every map key must be a plain string, once per map: reading any other key as a string
+/// throws, and yaml-cpp keeps one of two duplicates silently. Aliases can repeat a subtree
+/// exponentially, so the walk is bounded too.
+void check_keys(const YAML::Node& node, const std::string& path, int depth, size_t& visited,
+                std::vector<config_error>& errors) {
+  if (++visited > 100'000 || depth > 64) {
+    if (visited == 100'001 || depth == 65)
+      errors.push_back({path.empty() ? "(document)" : path, line_of(node),
+                        "too deeply nested or too large (aliases?) for a config"});
+    return;
+  }
+  if (node.IsMap()) {
+    std::set<std::string> seen;
+    for (auto it = node.begin(); it != node.end(); ++it) {
+      if (!it->first.IsScalar()) {
+        errors.push_back({path.empty() ? "(document)" : path, line_of(it->first), "a key must be a plain string"});
+        continue;
+      }
+      const auto& key = it->first.Scalar();
+      auto child = path.empty() ? key : path + "." + key;
+      if (!seen.insert(key).second)
+        errors.push_back({child, line_of(it->first), fmt::format("duplicate key '{}'", key)});
+      check_keys(it->second, child, depth + 1, visited, errors);
+    }
+  } else if (node.IsSequence()) {
+    for (size_t i = 0; i < node.size(); ++i)
+      check_keys(node[i], fmt::format("{}[{}]", path, i), depth + 1, visited, errors);
+  }
+}
+
+/// librdkafka's own verdict on a property (its error text), or empty when it takes it.
+std::string check_kafka_property(const std::string& name, const std::string& value) {
+  std::unique_ptr<rd_kafka_conf_t, decltype(&rd_kafka_conf_destroy)> conf(rd_kafka_conf_new(),
+                                                                         &rd_kafka_conf_destroy);
+  char error[512] = "";
+  if (rd_kafka_conf_set(conf.get(), name.c_str(), value.c_str(), error, sizeof(error)) != RD_KAFKA_CONF_OK)
+    return error;
+  return {};
+}
+
 } // namespace
 
 load_result load_text(const std::string& yaml, const std::vector<std::string>& overrides) {
@@ -621,6 +702,10 @@ load_result load_text(const std::string& yaml, const std::vector<std::string>& o
   }
   for (const auto& o : overrides)
     apply_override(root, o, errors);
+  size_t visited = 0, before = errors.size();
+  check_keys(root, "", 0, visited, errors);
+  if (errors.size() > before) // reading on would trip over the same keys
+    return result;
 
   for (auto it = root.begin(); it != root.end(); ++it) {
     auto key = it->first.as<std::string>();
@@ -644,8 +729,11 @@ load_result load_text(const std::string& yaml, const std::vector<std::string>& o
           errors.push_back({"kafka." + key, line_of(it->second), "expected a string"});
           continue;
         }
-        if (auto v = kafka_reader.interpolate(it->second.Scalar(), it->second, "kafka." + key))
+        if (auto v = kafka_reader.interpolate(it->second.Scalar(), it->second, "kafka." + key)) {
+          if (auto refused = check_kafka_property(key, *v); !refused.empty())
+            errors.push_back({"kafka." + key, line_of(it->second), refused});
           out.kafka.emplace_back(key, *v);
+        }
       }
     }
   }
@@ -693,15 +781,29 @@ load_result load_text(const std::string& yaml, const std::vector<std::string>& o
 }
 
 load_result load_file(const std::string& path, const std::vector<std::string>& overrides) {
-  std::ifstream in(path);
-  if (!in) {
+  constexpr off_t max_bytes = 1 << 20;
+  auto refuse = [&](std::string why) {
     load_result r;
-    r.errors.push_back({"(file)", 0, fmt::format("cannot read {}", path)});
+    r.errors.push_back({"(file)", 0, fmt::format("cannot read {}: {}", path, why)});
     return r;
-  }
-  std::stringstream text;
-  text << in.rdbuf();
-  return load_text(text.str(), overrides);
+  };
+  // Only a regular file: a FIFO would block the start, /dev/zero would never end.
+  struct stat st {};
+  if (stat(path.c_str(), &st) != 0)
+    return refuse(std::strerror(errno));
+  if (!S_ISREG(st.st_mode))
+    return refuse("not a regular file");
+  if (st.st_size > max_bytes)
+    return refuse(fmt::format("{} bytes, more than a config may have ({})", st.st_size, max_bytes));
+  std::ifstream in(path);
+  if (!in)
+    return refuse("cannot open it");
+  std::string text(static_cast<size_t>(max_bytes) + 1, '\0');
+  in.read(text.data(), static_cast<std::streamsize>(text.size()));
+  text.resize(static_cast<size_t>(in.gcount()));
+  if (text.size() > static_cast<size_t>(max_bytes))
+    return refuse("it grew past the size a config may have");
+  return load_text(text, overrides);
 }
 
 } // namespace inflow::config

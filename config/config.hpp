@@ -22,6 +22,13 @@ struct host_port {
   std::string to_string() const { return host + ":" + std::to_string(port); }
 };
 
+/// `host:port` or `[ipv6]:port`, the port 0..65535; nullopt otherwise.
+std::optional<host_port> parse_host_port(const std::string& s);
+/// An IPv4 or IPv6 address literal (what a listening socket binds to).
+bool is_ip_address(const std::string& host);
+/// 127.0.0.0/8, ::1 or `localhost`.
+bool is_loopback(const std::string& host);
+
 struct node_config {
   std::string name;
   std::vector<std::string> roles;

@@ -2,6 +2,9 @@
 
 #include <catch2/catch.hpp>
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -113,8 +116,9 @@ extra: 1
 
 TEST_CASE("a pipeline writes alerts, results or both, as its model allows") {
   std::string yaml = minimal;
-  yaml.replace(yaml.find("    alert: { when: score >= 0.9, topic: alerts }\n"), 48,
-               "    output: { topic: scores }\n    source: { topic: t, id_field: tx, key_field: account }\n");
+  yaml.replace(yaml.find("    alert: { when: score >= 0.9, topic: alerts }\n"), 48, "    output: { topic: scores }\n");
+  yaml.replace(yaml.find("    source: { topic: transactions }\n"), 35,
+               "    source: { topic: t, id_field: tx, key_field: account }\n");
   auto r = load_text(yaml);
   REQUIRE(r.errors.empty());
   const auto& p = r.config->pipelines.at("fraud");
@@ -207,4 +211,77 @@ TEST_CASE("cluster settings: seeds, mutual TLS off loopback, roles that fit toge
   CHECK(has_error(bad_seed, "cluster.seeds[0]", -1, "expected host:port"));
   auto no_sink = load_text(minimal, {"node.roles=[ingest, gateway]"});
   CHECK(has_error(no_sink, "node.roles", -1, "needs the sink role"));
+}
+
+TEST_CASE("malformed documents are errors, never crashes") {
+  SECTION("a key that is not a string") {
+    auto r = load_text(std::string(minimal) + "? [a, b]\n: 1\n");
+    CHECK(has_error(r, "(document)", 16, "a key must be a plain string"));
+    CHECK_FALSE(r.config);
+  }
+  SECTION("a duplicate key, at any depth") {
+    auto r = load_text(std::string(minimal) + "    dead_letter_topic: other\n");
+    CHECK(has_error(r, "pipelines.fraud.dead_letter_topic", 16, "duplicate key 'dead_letter_topic'"));
+  }
+  SECTION("aliases that would expand exponentially") {
+    std::string yaml = "a0: &a0 [x, x, x, x, x, x, x, x]\n";
+    for (int i = 1; i < 12; ++i)
+      yaml += "a" + std::to_string(i) + ": &a" + std::to_string(i) + " [*a" + std::to_string(i - 1) + ", *a" +
+              std::to_string(i - 1) + ", *a" + std::to_string(i - 1) + ", *a" + std::to_string(i - 1) + "]\n";
+    auto r = load_text(yaml);
+    CHECK_FALSE(r.config);
+    CHECK_FALSE(r.errors.empty());
+  }
+}
+
+TEST_CASE("every kafka property is checked by librdkafka itself") {
+  std::string yaml = minimal;
+  yaml.replace(yaml.find("  group.id: g"), 12, "  group.id: g\n  session.timeout.ms: banana\n  no.such.thing: 1");
+  auto r = load_text(yaml);
+  CHECK(has_error(r, "kafka.session.timeout.ms", 5, "Invalid value"));
+  CHECK(has_error(r, "kafka.no.such.thing", 6, "No such configuration property"));
+}
+
+TEST_CASE("topics must be names Kafka takes, rules finite numbers, listening addresses IP addresses") {
+  auto with = [](const std::string& from, const std::string& to) {
+    std::string yaml = minimal;
+    yaml.replace(yaml.find(from), from.size(), to);
+    return load_text(yaml);
+  };
+  CHECK(has_error(with("topic: alerts", "topic: ''"), "pipelines.fraud.alert.topic", -1, "not a Kafka topic name"));
+  CHECK(has_error(with("topic: transactions", "topic: \"\""), "pipelines.fraud.source.topic", -1, "not a Kafka"));
+  CHECK(has_error(with("dead_letter_topic: dlq", "dead_letter_topic: 'a b'"), "pipelines.fraud.dead_letter_topic",
+                  -1, "not a Kafka topic name"));
+  CHECK(has_error(with("score >= 0.9", "score >= nan"), "pipelines.fraud.alert.when", -1, "finite number"));
+  CHECK(has_error(with("score >= 0.9", "score >= inf"), "pipelines.fraud.alert.when", -1, "finite number"));
+  auto admin = [&](const std::string& address) { return with("kafka:", "node: { admin: '" + address + "' }\nkafka:"); };
+  CHECK(has_error(admin("localhost:9464"), "node.admin", -1, "expected an IP address"));
+  CHECK(has_error(admin("300.1.1.1:9464"), "node.admin", -1, "expected an IP address"));
+  CHECK(has_error(admin("127.0.0.1:99999"), "node.admin", -1, "expected an IP address"));
+  CHECK(admin("[::1]:9464").errors.empty());
+  CHECK(admin("0.0.0.0:9464").errors.empty());
+}
+
+TEST_CASE("loopback means the loopback networks, not a name that starts like one") {
+  CHECK(is_loopback("127.0.0.1"));
+  CHECK(is_loopback("127.3.4.5"));
+  CHECK(is_loopback("::1"));
+  CHECK(is_loopback("localhost"));
+  CHECK_FALSE(is_loopback("127.evil.example"));
+  CHECK_FALSE(is_loopback("1270.0.0.1"));
+  CHECK_FALSE(is_loopback("10.0.0.1"));
+}
+
+TEST_CASE("only a regular file of a config's size is read") {
+  CHECK(load_file("/dev/zero").errors.at(0).message.find("not a regular file") != std::string::npos);
+  CHECK(load_file("/nonexistent/inflow.yaml").errors.at(0).message.find("No such file") != std::string::npos);
+  const std::string fifo = "/tmp/inflow-config-test.fifo";
+  unlink(fifo.c_str());
+  REQUIRE(mkfifo(fifo.c_str(), 0600) == 0);
+  CHECK(load_file(fifo).errors.at(0).message.find("not a regular file") != std::string::npos); // does not block
+  unlink(fifo.c_str());
+  const std::string big = "/tmp/inflow-config-test-big.yaml";
+  std::ofstream(big) << std::string(2 << 20, '#');
+  CHECK(load_file(big).errors.at(0).message.find("more than a config may have") != std::string::npos);
+  unlink(big.c_str());
 }

@@ -6,6 +6,19 @@
 
 namespace inflow::events {
 
+namespace {
+
+/// A double when it holds the integer exactly, else its text too (ids above 2^53 stay distinct).
+template <class Integer>
+field_value integer_value(Integer v) {
+  constexpr Integer exact = Integer(1) << 53;
+  if (v <= exact && (std::is_unsigned_v<Integer> || v >= -exact))
+    return static_cast<double>(v);
+  return big_integer{std::to_string(v), static_cast<double>(v)};
+}
+
+} // namespace
+
 std::string_view to_string(record_error e) {
   switch (e) {
     case record_error::empty: return "inflow.errors.empty";
@@ -82,8 +95,8 @@ std::optional<decode_failure> decoder::decode_json(std::string_view bytes, std::
       continue;
     auto& out = values[static_cast<size_t>(i)];
     switch (value.type()) {
-      case simdjson::dom::element_type::INT64: out = static_cast<double>(int64_t(value)); break;
-      case simdjson::dom::element_type::UINT64: out = static_cast<double>(uint64_t(value)); break;
+      case simdjson::dom::element_type::INT64: out = integer_value(int64_t(value)); break;
+      case simdjson::dom::element_type::UINT64: out = integer_value(uint64_t(value)); break;
       case simdjson::dom::element_type::DOUBLE: out = double(value); break;
       case simdjson::dom::element_type::BOOL: out = bool(value); break;
       case simdjson::dom::element_type::STRING: out = std::string(std::string_view(value)); break;
@@ -123,12 +136,18 @@ std::optional<decode_failure> decoder::decode_msgpack(std::string_view bytes, st
     auto& out = values[static_cast<size_t>(i)];
     const auto& v = kv.val;
     switch (v.type) {
-      case msgpack::type::POSITIVE_INTEGER: out = static_cast<double>(v.via.u64); break;
-      case msgpack::type::NEGATIVE_INTEGER: out = static_cast<double>(v.via.i64); break;
+      case msgpack::type::POSITIVE_INTEGER: out = integer_value(v.via.u64); break;
+      case msgpack::type::NEGATIVE_INTEGER: out = integer_value(v.via.i64); break;
       case msgpack::type::FLOAT32:
       case msgpack::type::FLOAT64: out = v.via.f64; break;
       case msgpack::type::BOOLEAN: out = v.via.boolean; break;
-      case msgpack::type::STR: out = std::string(v.via.str.ptr, v.via.str.size); break;
+      case msgpack::type::STR:
+        // JSON's parser checks UTF-8; msgpack's does not, and alerts are JSON.
+        if (!simdjson::validate_utf8(v.via.str.ptr, v.via.str.size))
+          return decode_failure{record_error::invalid_msgpack,
+                                fmt::format("field '{}' is not valid UTF-8", fields_[static_cast<size_t>(i)])};
+        out = std::string(v.via.str.ptr, v.via.str.size);
+        break;
       case msgpack::type::NIL: out = std::monostate{}; break;
       case msgpack::type::ARRAY: out = other_value{"array"}; break;
       case msgpack::type::MAP: out = other_value{"map"}; break;

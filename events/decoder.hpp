@@ -40,7 +40,13 @@ struct decode_failure {
 struct other_value {
   std::string_view kind;
 };
-using field_value = std::variant<std::monostate, double, bool, std::string, other_value>;
+/// An integer a double cannot hold exactly (beyond ±2^53): its decimal text keeps ids
+/// distinct; as a feature it is `value`, rounded as any number is.
+struct big_integer {
+  std::string text;
+  double value;
+};
+using field_value = std::variant<std::monostate, double, bool, std::string, other_value, big_integer>;
 
 enum class wire_format : uint8_t { json, msgpack };
 std::optional<wire_format> parse_wire_format(std::string_view name);

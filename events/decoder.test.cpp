@@ -94,6 +94,54 @@ TEST_CASE("poison msgpack records fail with the right error") {
   CHECK(code(deep) == record_error::too_deep);
 }
 
+TEST_CASE("integer ids above 2^53 stay exact and distinct, from JSON and msgpack") {
+  auto m = feature_map({"amount"}, {"id", "card_id"});
+  record_identity a, b;
+  float row = 0;
+  for (auto format : {wire_format::json, wire_format::msgpack}) {
+    decoder d(format, m.fields(), {});
+    std::vector<field_value> values;
+    auto ids_of = [&](uint64_t id, record_identity& out) {
+      std::string bytes;
+      if (format == wire_format::json) {
+        bytes = R"({"id":)" + std::to_string(id) + R"(,"card_id":-9007199254740993,"amount":1234567890123456789})";
+      } else {
+        msgpack::sbuffer buffer;
+        msgpack::packer<msgpack::sbuffer> pk(buffer);
+        pk.pack_map(3);
+        pk.pack(std::string("id")), pk.pack(id);
+        pk.pack(std::string("card_id")), pk.pack(int64_t{-9007199254740993});
+        pk.pack(std::string("amount")), pk.pack(uint64_t{1234567890123456789});
+        bytes.assign(buffer.data(), buffer.size());
+      }
+      REQUIRE_FALSE(d.decode(bytes, values));
+      REQUIRE_FALSE(m.extract(values, &row, out));
+    };
+    ids_of(1234567890123456789u, a);
+    ids_of(1234567890123456790u, b);
+    CHECK(a.id == "1234567890123456789");
+    CHECK(b.id == "1234567890123456790");
+    CHECK(a.key == "-9007199254740993");
+    CHECK(row == Approx(1.2345679e18f)); // as a feature, the number rounded
+  }
+}
+
+TEST_CASE("msgpack strings must be UTF-8, as alerts are JSON") {
+  auto m = feature_map({"amount"}, {"id", "card_id"});
+  decoder d(wire_format::msgpack, m.fields(), {});
+  msgpack::sbuffer buffer;
+  msgpack::packer<msgpack::sbuffer> pk(buffer);
+  pk.pack_map(3);
+  pk.pack(std::string("id")), pk.pack(std::string("tx\xff\xfe"));
+  pk.pack(std::string("card_id")), pk.pack(std::string("c"));
+  pk.pack(std::string("amount")), pk.pack(1.0);
+  std::vector<field_value> values;
+  auto err = d.decode({buffer.data(), buffer.size()}, values);
+  REQUIRE(err);
+  CHECK(err->code == record_error::invalid_msgpack);
+  CHECK_THAT(err->message, Catch::Contains("'id' is not valid UTF-8"));
+}
+
 TEST_CASE("text templates render fields and need them") {
   auto m = feature_map::text("Customer {customer}: {message} ({n})", {"message_id", "customer"});
   CHECK(m.is_text());

@@ -34,6 +34,7 @@ const char* kind_name(const field_value& v) {
     case 1: return "number";
     case 2: return "boolean";
     case 3: return "string";
+    case 5: return "number";
     default: return std::get<other_value>(v).kind.data();
   }
 }
@@ -120,6 +121,8 @@ std::optional<std::string> as_text(const field_value& v) {
                                                               : fmt::format("{}", *d);
   if (auto b = std::get_if<bool>(&v))
     return std::string(*b ? "true" : "false");
+  if (auto big = std::get_if<big_integer>(&v))
+    return big->text;
   return std::nullopt;
 }
 
@@ -131,7 +134,8 @@ std::optional<decode_failure> feature_map::read_identity(std::vector<field_value
     auto& v = values[i];
     if (std::holds_alternative<std::monostate>(v))
       return decode_failure{record_error::missing_field, fmt::format("missing field '{}'", fields_[i])};
-    if (!std::holds_alternative<std::string>(v) && !std::holds_alternative<double>(v))
+    if (!std::holds_alternative<std::string>(v) && !std::holds_alternative<double>(v) &&
+        !std::holds_alternative<big_integer>(v))
       return decode_failure{record_error::wrong_type, fmt::format("field '{}' must be a string or number, got {}",
                                                                   fields_[i], kind_name(v))};
   }
@@ -177,6 +181,8 @@ std::optional<decode_failure> feature_map::extract(std::vector<field_value>& val
     const auto& v = values[i];
     if (auto d = std::get_if<double>(&v))
       out = *d;
+    else if (auto big = std::get_if<big_integer>(&v))
+      out = big->value;
     else if (auto b = std::get_if<bool>(&v))
       out = *b ? 1.0 : 0.0;
     else if (std::holds_alternative<std::monostate>(v))
@@ -209,6 +215,8 @@ std::optional<decode_failure> feature_map::extract(std::vector<field_value>& val
           double lit = 0;
           auto [end, ec] = std::from_chars(f.literal.data(), f.literal.data() + f.literal.size(), lit);
           row[k] = ec == std::errc{} && lit == *d ? 1.0f : 0.0f;
+        } else if (auto big = std::get_if<big_integer>(&v)) {
+          row[k] = big->text == f.literal ? 1.0f : 0.0f;
         } else if (auto bo = std::get_if<bool>(&v)) {
           row[k] = (*bo ? "true" : "false") == f.literal ? 1.0f : 0.0f;
         } else if (std::holds_alternative<std::monostate>(v)) {

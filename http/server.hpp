@@ -1,6 +1,10 @@
 #pragma once
-// A small HTTP/1.1 server (Boost.Beast): one thread per connection, keep-alive,
-// capped request sizes. Serves the admin API and `inflow serve`.
+// A small HTTP/1.1 server (Boost.Beast): one thread per connection, keep-alive.
+// Serves the admin API and `inflow serve`. Bounded against clients that send too
+// much, too slowly or not at all: header and body sizes are checked before
+// anything is allocated for them, bodies in flight share a byte budget, a request
+// must arrive whole within a timeout, and at the connection cap the longest-idle
+// connection makes room for the new one.
 
 #include <cstddef>
 #include <cstdint>
@@ -27,9 +31,15 @@ struct response {
 using handler = std::function<response(const request&)>;
 
 struct server_limits {
+  size_t max_header_bytes = 16 * 1024;
   size_t max_body_bytes = 64 * 1024;
-  size_t max_connections = 256;
-  int idle_timeout_s = 30;
+  /// Bodies being read or handled at once, all connections together (0: 4 × max_body_bytes);
+  /// beyond it a request is answered 503 with Retry-After.
+  size_t max_body_bytes_in_flight = 0;
+  size_t max_connections = 64;
+  /// From a connection being ready for a request (opened, or the last answer sent) to the
+  /// request having arrived whole: bounds idle connections and slow senders alike.
+  int request_timeout_ms = 30'000;
 };
 
 class server {

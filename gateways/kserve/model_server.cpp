@@ -145,11 +145,25 @@ struct model_server::impl {
   metrics::registry registry;
   std::map<std::string, std::unique_ptr<batching_model>> models;
   std::unique_ptr<http::server> server;
+  std::string token;
+
+  /// The request carries the token (compared in constant time), or no token is needed.
+  bool authorized(const http::request& r) const {
+    if (token.empty())
+      return true;
+    const std::string given = r.header("Authorization"), expected = "Bearer " + token;
+    unsigned char differ = given.size() != expected.size();
+    for (size_t i = 0; i < expected.size(); ++i)
+      differ |= static_cast<unsigned char>(i < given.size() ? given[i] ^ expected[i] : 1);
+    return differ == 0;
+  }
 
   http::response handle(const http::request& r) {
     auto path = r.target.substr(0, r.target.find('?'));
     if (path == "/v2/health/live" || path == "/v2/health/ready")
       return json(200, R"({"live":true,"ready":true})");
+    if (!authorized(r))
+      return error(401, "missing or wrong bearer token (Authorization: Bearer ...)");
     if (path == "/metrics")
       return {200, "text/plain; version=0.0.4; charset=utf-8", registry.render()};
     if (path == "/v2")
@@ -208,8 +222,10 @@ model_server::model_server(const std::vector<served_model>& models, const serve_
       throw std::runtime_error(fmt::format("model {}: {}", m.name, e.what()));
     }
   }
+  impl_->token = options.token;
   http::server_limits limits;
-  limits.max_body_bytes = 64 * 1024 * 1024;
+  limits.max_body_bytes = options.max_request_bytes;
+  limits.request_timeout_ms = options.request_timeout_ms;
   impl_->server = std::make_unique<http::server>(
     options.host, options.port, [this](const http::request& r) { return impl_->handle(r); }, limits);
 }

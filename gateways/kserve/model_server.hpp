@@ -23,6 +23,9 @@ struct serve_options {
   size_t max_batch = 256;
   int64_t max_linger_ms = 2;
   int threads = 1; ///< per model call
+  std::string token; ///< non-empty: every request but the health checks needs `Authorization: Bearer <token>`
+  size_t max_request_bytes = 8 << 20;
+  int request_timeout_ms = 30'000;
 };
 
 class model_server {

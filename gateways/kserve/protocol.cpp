@@ -90,8 +90,9 @@ std::optional<infer_request> decode_infer_request(std::string_view body, std::st
     error = "input \"data\" must be an array of numbers";
     return std::nullopt;
   }
-  if (out.rows.size() != out.n * out.width) {
-    error = fmt::format("input \"data\" has {} numbers, shape says {}", out.rows.size(), out.n * out.width);
+  // Divided, not multiplied: a shape like [2^60, 16] must not wrap around to the data's size.
+  if (out.width == 0 || out.rows.size() % out.width != 0 || out.rows.size() / out.width != out.n) {
+    error = fmt::format("input \"data\" has {} numbers, shape says [{}, {}]", out.rows.size(), out.n, out.width);
     return std::nullopt;
   }
   return out;

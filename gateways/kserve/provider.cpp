@@ -1,6 +1,9 @@
 // The `kserve` provider: Open Inference Protocol v2 REST (KServe, Triton,
 // `inflow serve`). A whole batch travels as one tensor of shape [n, features].
+// With `api_key`, each call carries it as a bearer token (`inflow serve --token`,
+// or a KServe endpoint behind an authenticating proxy).
 
+#include "gateways/common/provider_support.hpp"
 #include "gateways/common/remote_gateway.hpp"
 #include "gateways/kserve/protocol.hpp"
 
@@ -10,11 +13,14 @@ namespace {
 
 class v2_codec : public row_codec {
 public:
-  explicit v2_codec(std::string target) : target_(std::move(target)) {}
+  v2_codec(std::string target, std::string token) : target_(std::move(target)), token_(std::move(token)) {}
 
   http::call build_rows(const float* rows, size_t n, size_t width, uint64_t batch_id) const override {
-    return {"POST", target_, {{"Content-Type", "application/json"}},
-            encode_infer_request("b" + std::to_string(batch_id), rows, n, width)};
+    http::call call{"POST", target_, {{"Content-Type", "application/json"}},
+                    encode_infer_request("b" + std::to_string(batch_id), rows, n, width)};
+    if (!token_.empty())
+      call.headers.emplace_back("Authorization", "Bearer " + token_);
+    return call;
   }
 
   std::optional<std::vector<float>> parse_scores(const http::result& r, size_t n, std::string& error) const override {
@@ -23,11 +29,12 @@ public:
 
 private:
   std::string target_;
+  std::string token_;
 };
 
 prepared_model prepare(const config::model_config& cfg, metrics::registry& metrics) {
   auto target = cfg.endpoint.empty() ? std::string() : http::parse_url(cfg.endpoint).target;
-  return prepare_remote(cfg, metrics, std::make_shared<v2_codec>(target));
+  return prepare_remote(cfg, metrics, std::make_shared<v2_codec>(target, read_api_key(cfg, false)));
 }
 
 } // namespace
