@@ -10,10 +10,36 @@
 #include <msgpack.hpp>
 
 #include <cstdint>
+#include <cstring>
 #include <optional>
 #include <string>
 #include <variant>
 #include <vector>
+
+// msgpack-c 4.1 packs a float that holds an integer as that integer, converting 2^64 to uint64_t
+// on the way (undefined behaviour, found by fuzzing). Features come from outside bytes, so float
+// vectors go as plain float32, which every msgpack reader takes.
+namespace msgpack {
+MSGPACK_API_VERSION_NAMESPACE(v1) {
+namespace adaptor {
+template <>
+struct pack<std::vector<float>> {
+  template <class Stream>
+  packer<Stream>& operator()(packer<Stream>& o, const std::vector<float>& v) const {
+    o.pack_array(checked_get_container_size(v.size()));
+    for (float f : v) {
+      uint32_t bits;
+      std::memcpy(&bits, &f, sizeof bits);
+      const char item[5] = {static_cast<char>(0xca), static_cast<char>(bits >> 24), static_cast<char>(bits >> 16),
+                            static_cast<char>(bits >> 8), static_cast<char>(bits)};
+      o.pack_bin_body(item, sizeof item);
+    }
+    return o;
+  }
+};
+} // namespace adaptor
+} // MSGPACK_API_VERSION_NAMESPACE(v1)
+} // namespace msgpack
 
 namespace inflow::cluster::wire {
 

@@ -100,3 +100,12 @@ TEST_CASE("random and mutated bytes never crash the decoder", "[wire][fuzz]") {
   }
   SUCCEED("no crash, no exception escaped");
 }
+
+TEST_CASE("floats go as float32 whatever they hold, 2^64 included", "[wire]") {
+  wire::score_call call{1, "fraud", {0, 1}, {18446744073709551616.0f, 3.0f, -0.0f, 1e-30f}, {}};
+  auto bytes = wire::encode(call);
+  std::string error;
+  auto back = wire::decode(bytes.data(), bytes.size(), 1 << 20, error);
+  REQUIRE(back);
+  CHECK(std::get<wire::score_call>(*back).rows == call.rows);
+}

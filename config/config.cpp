@@ -180,6 +180,8 @@ bool is_loopback(const std::string& host) {
 namespace {
 
 int line_of(const YAML::Node& n) {
+  if (!n.IsDefined()) // also a node looked up under a scalar, whose Mark() throws
+    return 0;
   return n.Mark().is_null() ? 0 : n.Mark().line + 1;
 }
 
@@ -684,7 +686,9 @@ std::string check_kafka_property(const std::string& name, const std::string& val
 
 } // namespace
 
-load_result load_text(const std::string& yaml, const std::vector<std::string>& overrides) {
+namespace {
+
+load_result read_document(const std::string& yaml, const std::vector<std::string>& overrides) {
   load_result result;
   auto& errors = result.errors;
   YAML::Node root;
@@ -778,6 +782,18 @@ load_result load_text(const std::string& yaml, const std::vector<std::string>& o
   if (errors.empty())
     result.config = std::move(out);
   return result;
+}
+
+} // namespace
+
+load_result load_text(const std::string& yaml, const std::vector<std::string>& overrides) {
+  try {
+    return read_document(yaml, overrides);
+  } catch (const YAML::Exception& e) { // a shape the readers did not foresee: an error, never a crash
+    load_result r;
+    r.errors.push_back({"(document)", e.mark.is_null() ? 0 : e.mark.line + 1, e.msg});
+    return r;
+  }
 }
 
 load_result load_file(const std::string& path, const std::vector<std::string>& overrides) {

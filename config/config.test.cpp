@@ -285,3 +285,14 @@ TEST_CASE("only a regular file of a config's size is read") {
   CHECK(load_file(big).errors.at(0).message.find("more than a config may have") != std::string::npos);
   unlink(big.c_str());
 }
+
+TEST_CASE("inputs the fuzzer found are errors, not crashes") {
+  // A pipeline whose `source:` key is garbled: reading its missing topic looked up a line under an invalid node.
+  std::ifstream in(std::string(INFLOW_SOURCE_DIR) + "/fuzz/corpus/config_loader/regression-missing-source");
+  std::stringstream text;
+  text << in.rdbuf();
+  REQUIRE(!text.str().empty());
+  auto r = load_text(text.str());
+  CHECK_FALSE(r.config);
+  CHECK_FALSE(r.errors.empty());
+}
