@@ -65,8 +65,17 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
       auto conn = std::make_shared<connection>(io);
       beast::error_code ec;
       acceptor.accept(conn->socket, ec);
-      if (ec || stopping)
+      if (stopping)
         break;
+      if (ec) {
+        // A client gone before it was accepted, or no file descriptors left for a moment: the
+        // server must outlive both (found by fuzzing: one failed accept ended the loop for good).
+        if (ec != asio::error::connection_aborted && ec != asio::error::interrupted) {
+          spdlog::warn("http server: accepting a connection failed: {}", ec.message());
+          std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        }
+        continue;
+      }
       std::lock_guard<std::mutex> guard(mutex);
       reap();
       if (workers.size() >= limits.max_connections && !evict_idlest()) {

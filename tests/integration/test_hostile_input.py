@@ -152,28 +152,46 @@ def test_a_config_path_that_is_not_a_regular_file_is_refused_at_once(tmp_path):
         assert r.returncode == 78 and "not a regular file" in r.stderr, r.stderr
 
 
-def test_sigterm_while_the_status_api_is_polled(model_path):
-    broker = Broker({"transactions": 4, "fraud-alerts": 1, "transactions.dlq": 1})
+@pytest.fixture(scope="module")
+def broker():
+    b = Broker({"transactions": 4, "fraud-alerts": 1, "transactions.dlq": 1})
+    yield b
+    b.stop()
+
+
+def test_the_admin_api_answers_probes_past_idle_connections(broker, model_path):
+    node = Node(broker.bootstrap, model_path)
+    u = urllib.parse.urlparse(node.admin)
+    idle = []
     try:
-        for _ in range(5):
-            node = Node(broker.bootstrap, model_path)
-            stop = threading.Event()
-
-            def poll():
-                while not stop.is_set():
-                    try:
-                        node.get("/api/status")
-                    except OSError:
-                        pass
-
-            pollers = [threading.Thread(target=poll) for _ in range(4)]
-            for p in pollers:
-                p.start()
-            time.sleep(0.5)
-            rc = node.stop()
-            stop.set()
-            for p in pollers:
-                p.join()
-            assert rc == 0, f"exit {rc}\n{node.stderr()}"
+        idle = [socket.create_connection((u.hostname, u.port)) for _ in range(300)]
+        started = time.time()
+        assert node.get("/livez")[0] == 200
+        assert time.time() - started < 3
     finally:
-        broker.stop()
+        for s in idle:
+            s.close()
+        assert node.stop() == 0, node.stderr()
+
+
+def test_sigterm_while_the_status_api_is_polled(broker, model_path):
+    for _ in range(5):
+        node = Node(broker.bootstrap, model_path)
+        stop = threading.Event()
+
+        def poll():
+            while not stop.is_set():
+                try:
+                    node.get("/api/status")
+                except OSError:
+                    pass
+
+        pollers = [threading.Thread(target=poll) for _ in range(4)]
+        for p in pollers:
+            p.start()
+        time.sleep(0.5)
+        rc = node.stop()
+        stop.set()
+        for p in pollers:
+            p.join()
+        assert rc == 0, f"exit {rc}\n{node.stderr()}"
