@@ -253,6 +253,12 @@ void node::start() {
   }
   d.admin = std::make_unique<http::server>(d.cfg.node.admin.host, d.cfg.node.admin.port,
                                            [this](const http::request& r) {
+                                             const auto& token = impl_->cfg.node.admin_token;
+                                             if (!token.empty() && r.target != "/livez" &&
+                                                 !http::bearer_matches(r, token))
+                                               return http::response{401, "text/plain; charset=utf-8",
+                                                                     "missing or wrong bearer token "
+                                                                     "(Authorization: Bearer ...)\n"};
                                              if (r.target == "/api/status")
                                                return http::response{200, "application/json", status_json()};
                                              return impl_->serve(r);
@@ -349,6 +355,16 @@ actors::recent_alerts& node::alerts() {
   return impl_->alerts;
 }
 
+namespace {
+
+/// `card-000123` → `*********23`: enough to tell records apart, not to identify anyone.
+std::string mask(const std::string& value) {
+  const size_t keep = value.size() > 6 ? 2 : 0;
+  return std::string(value.size() - keep, '*') + value.substr(value.size() - keep);
+}
+
+} // namespace
+
 std::string node::status_json() const {
   const auto& d = *impl_;
   nlohmann::json j;
@@ -377,8 +393,14 @@ std::string node::status_json() const {
   uint64_t seen = 0;
   auto recent = d.alerts.since(seen);
   j["recent_alerts"] = nlohmann::json::array();
-  for (const auto& a : recent)
-    j["recent_alerts"].push_back(nlohmann::json::parse(a));
+  for (const auto& a : recent) {
+    auto alert = nlohmann::json::parse(a);
+    if (!d.cfg.node.admin_personal_data) // ids and keys may identify a person (a card, a customer)
+      for (const char* field : {"tx_id", "card_id"})
+        if (auto it = alert.find(field); it != alert.end() && it->is_string())
+          *it = mask(it->get<std::string>());
+    j["recent_alerts"].push_back(std::move(alert));
+  }
   return j.dump();
 }
 

@@ -29,6 +29,12 @@ const std::vector<option>& options() {
      "Cluster endpoint other nodes connect to; empty: this node works alone. Anything but loopback needs cluster.tls."},
     {"node", "advertise", "host:port", "",
      "Address other nodes are told to reach this one at; empty: node.listen (which must then not be 0.0.0.0)."},
+    {"node", "admin_token", "string", "",
+     "Bearer token the admin API requires for everything but /livez (`Authorization: Bearer ...`); required "
+     "when node.admin is not loopback. Write it as ${SOME_ENV_VAR}."},
+    {"node", "admin_token_file", "string", "", "A file holding node.admin_token (a mounted secret)."},
+    {"node", "admin_personal_data", "string", "mask",
+     "`mask` or `show`: record ids and keys of the recent alerts in /api/status and the dashboard."},
     {"node", "drain_timeout_ms", "integer", "10000",
      "On shutdown or revoke, how long in-flight records may take to finish before they are abandoned "
      "(and replayed by the next owner)."},
@@ -441,6 +447,25 @@ void read_node(section_reader r, node_config& out) {
     r.error(r.child("listen"), "node.listen",
             "listening on every interface: set node.advertise to the address other nodes reach this one at");
   out.drain_timeout_ms = r.get_int("drain_timeout_ms", 0, 3'600'000);
+  out.admin_token = r.get_string("admin_token");
+  if (auto file = r.scalar("admin_token_file"); file && !file->first.empty() && out.admin_token.empty()) {
+    std::ifstream in(file->first);
+    std::getline(in, out.admin_token);
+    if (!in && out.admin_token.empty())
+      r.error(file->second, "node.admin_token_file", fmt::format("cannot read {}", file->first));
+  }
+  if (!out.admin.host.empty() && !is_loopback(out.admin.host) && out.admin_token.empty())
+    r.error(r.child("admin"), "node.admin",
+            fmt::format("the admin API on {} is reachable from other machines: set node.admin_token (or "
+                        "admin_token_file), which every request but /livez must then carry",
+                        out.admin.to_string()));
+  if (auto personal = r.scalar("admin_personal_data")) {
+    if (personal->first == "mask" || personal->first == "show")
+      out.admin_personal_data = personal->first == "show";
+    else
+      r.error(personal->second, "node.admin_personal_data",
+              fmt::format("expected mask or show, got '{}'", personal->first));
+  }
 }
 
 

@@ -36,6 +36,8 @@ struct node_config {
   std::optional<host_port> listen; ///< cluster endpoint; unset: a node on its own
   std::optional<host_port> advertise; ///< where peers reach it, when not `listen` (NAT, 0.0.0.0)
   int64_t drain_timeout_ms = 0;
+  std::string admin_token;          ///< secret: never print; from admin_token or admin_token_file
+  bool admin_personal_data = false; ///< show record ids and keys in /api/status
   bool has(const std::string& role) const;
 };
 

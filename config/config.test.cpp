@@ -259,7 +259,25 @@ TEST_CASE("topics must be names Kafka takes, rules finite numbers, listening add
   CHECK(has_error(admin("300.1.1.1:9464"), "node.admin", -1, "expected an IP address"));
   CHECK(has_error(admin("127.0.0.1:99999"), "node.admin", -1, "expected an IP address"));
   CHECK(admin("[::1]:9464").errors.empty());
-  CHECK(admin("0.0.0.0:9464").errors.empty());
+  CHECK(has_error(admin("0.0.0.0:9464"), "node.admin", -1, "set node.admin_token"));
+  CHECK(with("kafka:", "node: { admin: '0.0.0.0:9464', admin_token: t0ken }\nkafka:").errors.empty());
+}
+
+TEST_CASE("the admin token comes from the config or a file, and personal data is masked unless asked") {
+  auto with_node = [](const std::string& node) {
+    std::string yaml = minimal;
+    return load_text("node: " + node + "\n" + yaml);
+  };
+  const std::string file = "/tmp/inflow-admin-token-test";
+  std::ofstream(file) << "from-file\n";
+  auto r = with_node("{ admin: '10.1.2.3:9464', admin_token_file: " + file + " }");
+  REQUIRE(r.errors.empty());
+  CHECK(r.config->node.admin_token == "from-file");
+  CHECK_FALSE(r.config->node.admin_personal_data);
+  unlink(file.c_str());
+  CHECK(has_error(with_node("{ admin_token_file: /nonexistent/token }"), "node.admin_token_file", -1, "cannot read"));
+  CHECK(with_node("{ admin_personal_data: show }").config->node.admin_personal_data);
+  CHECK(has_error(with_node("{ admin_personal_data: maybe }"), "node.admin_personal_data", -1, "mask or show"));
 }
 
 TEST_CASE("loopback means the loopback networks, not a name that starts like one") {

@@ -34,6 +34,14 @@ std::string request::header(const std::string& name) const {
   return header_lookup ? header_lookup(name) : std::string();
 }
 
+bool bearer_matches(const request& r, const std::string& token) {
+  const std::string given = r.header("Authorization"), expected = "Bearer " + token;
+  unsigned char differ = given.size() != expected.size();
+  for (size_t i = 0; i < expected.size(); ++i)
+    differ |= static_cast<unsigned char>(i < given.size() ? given[i] ^ expected[i] : 1);
+  return differ == 0;
+}
+
 struct server::impl : std::enable_shared_from_this<server::impl> {
   asio::io_context io;
   tcp::acceptor acceptor{io};

@@ -30,6 +30,9 @@ struct response {
 
 using handler = std::function<response(const request&)>;
 
+/// The request carries `Authorization: Bearer <token>` (compared in constant time).
+bool bearer_matches(const request& r, const std::string& token);
+
 struct server_limits {
   size_t max_header_bytes = 16 * 1024;
   size_t max_body_bytes = 64 * 1024;

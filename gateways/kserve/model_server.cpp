@@ -147,22 +147,11 @@ struct model_server::impl {
   std::unique_ptr<http::server> server;
   std::string token;
 
-  /// The request carries the token (compared in constant time), or no token is needed.
-  bool authorized(const http::request& r) const {
-    if (token.empty())
-      return true;
-    const std::string given = r.header("Authorization"), expected = "Bearer " + token;
-    unsigned char differ = given.size() != expected.size();
-    for (size_t i = 0; i < expected.size(); ++i)
-      differ |= static_cast<unsigned char>(i < given.size() ? given[i] ^ expected[i] : 1);
-    return differ == 0;
-  }
-
   http::response handle(const http::request& r) {
     auto path = r.target.substr(0, r.target.find('?'));
     if (path == "/v2/health/live" || path == "/v2/health/ready")
       return json(200, R"({"live":true,"ready":true})");
-    if (!authorized(r))
+    if (!token.empty() && !http::bearer_matches(r, token))
       return error(401, "missing or wrong bearer token (Authorization: Bearer ...)");
     if (path == "/metrics")
       return {200, "text/plain; version=0.0.4; charset=utf-8", registry.render()};

@@ -2,6 +2,7 @@
 loopback), and configs, addresses and signals that used to crash, hang or pass unchecked."""
 
 import http.client
+import json
 import os
 import signal
 import socket
@@ -195,3 +196,32 @@ def test_sigterm_while_the_status_api_is_polled(broker, model_path):
         for p in pollers:
             p.join()
         assert rc == 0, f"exit {rc}\n{node.stderr()}"
+
+
+def test_the_admin_api_off_loopback_needs_its_token_and_masks_personal_data(broker, model_path):
+    r = subprocess.run([INFLOW, "validate", "-c", EXAMPLE, "--set", f"models.fraud.path={model_path}",
+                        "--set", "node.admin=0.0.0.0:9464"], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 78 and "node.admin_token" in r.stderr, r.stderr
+    generator = subprocess.run([INFLOW, "gen", "--bootstrap", broker.bootstrap, "--count", "2000",
+                                "--fraud-rate", "0.5"], capture_output=True, text=True, timeout=60)
+    assert generator.returncode == 0, generator.stderr
+    node = Node(broker.bootstrap, model_path, sets=["node.admin=0.0.0.0:0", "node.admin_token=s3cret"])
+    try:
+        url = node.admin  # bound to every interface, reached on loopback
+        assert request(url, path="/livez")[0] == 200  # liveness probes need no token
+        for path in ("/readyz", "/metrics", "/api/status"):
+            assert request(url, path=path)[0] == 401, path
+        auth = {"Authorization": "Bearer s3cret"}
+        deadline = time.time() + 60
+        while True:
+            status, body = request(url, path="/api/status", headers=auth)
+            assert status == 200
+            alerts = json.loads(body)["recent_alerts"]
+            if alerts or time.time() > deadline:
+                break
+            time.sleep(0.5)
+        assert alerts, "no alert reached /api/status"
+        for alert in alerts:
+            assert set(alert["card_id"][:-2]) == {"*"} and alert["card_id"][-2:].isdigit(), alert
+    finally:
+        assert node.stop() == 0, node.stderr()
