@@ -1,4 +1,5 @@
 #include "actors/outcome_sink.hpp"
+#include "events/json_text.hpp"
 #include "kafka/produce_errors.hpp"
 #include "kafka/record_fit.hpp"
 
@@ -344,7 +345,19 @@ void outcome_sink::on_ack(uint64_t token, rd_kafka_resp_err_t error) {
       ctx.alerts.add(std::move(rec.alert_json));
       break;
     case write_kind::result: ctx.probe.results.inc(); break;
-    case write_kind::dead_letter: ctx.probe.dead_lettered.inc(); break;
+    case write_kind::dead_letter: {
+      ctx.probe.dead_lettered.inc();
+      std::string letter = fmt::format(R"({{"pipeline":)");
+      events::append_quoted(letter, ctx.config.name);
+      fmt::format_to(std::back_inserter(letter), R"(,"partition":{},"offset":{},"reason":)", shared_->partition,
+                     offset);
+      events::append_quoted(letter, events::to_string(rec.error));
+      letter += R"(,"message":)";
+      events::append_quoted(letter, rec.error_message);
+      fmt::format_to(std::back_inserter(letter), R"(,"ts":{}}})", out_.now_ms());
+      ctx.dead_letters.add(std::move(letter));
+      break;
+    }
   }
   --rec.writes;
   finish_if_written(offset, rec);

@@ -33,6 +33,7 @@ struct pipeline_context {
   gateways::model_info model;
   pipeline_probe& probe;
   recent_alerts& alerts;
+  recent_alerts& dead_letters; ///< the latest dead letters' JSON: where from and why
   pipeline_health& health;
   size_t dead_letter_limit_bytes; ///< the smaller of the producer's and the topic's record limits
 };

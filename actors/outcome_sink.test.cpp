@@ -50,7 +50,7 @@ struct fake_outside : outcome_sink::outside {
 struct partition {
   metrics::registry registry;
   pipeline_probe probe{registry, "fraud"};
-  recent_alerts alerts;
+  recent_alerts alerts, dead_letters;
   pipeline_health health;
   // Records as librdkafka hands them over, in zeroed room large enough for its private part
   // (rd_kafka_message_timestamp reads it: 0 means no timestamp, so the sink uses its clock).
@@ -71,7 +71,7 @@ struct partition {
     cfg.delivery = delivery;
     auto ctx = std::make_shared<const pipeline_context>(pipeline_context{
       cfg, events::feature_map({"amount"}), gateways::model_info{"fraud-model", "1", {"amount"}, "classification"},
-      probe, alerts, health, 1 << 20});
+      probe, alerts, dead_letters, health, 1 << 20});
     shared->partition = 3;
     sink.emplace(ctx, shared, out);
   }

@@ -74,7 +74,8 @@ int run_demo(const demo_options& o) {
     const auto pipeline = loaded.config->pipelines.begin()->first;
     cluster::node node(std::move(*loaded.config));
     node.start();
-    fmt::print("node running the fraud pipeline; metrics at http://{}/metrics, status at /api/status\n",
+    fmt::print("node running the fraud pipeline; dashboard at http://{}/ (metrics at /metrics, status at "
+               "/api/status)\n",
                o.admin.substr(0, o.admin.rfind(':')) + ":" + std::to_string(node.admin_port()));
 
     auto& reg = node.metrics();

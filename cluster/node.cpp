@@ -2,6 +2,7 @@
 
 #include "actors/messages.hpp"
 #include "actors/partition_actor.hpp"
+#include "admin_dashboard.hpp"
 #include "actors/probes.hpp"
 #include "actors/source.hpp"
 #include "cluster/cluster_actor.hpp"
@@ -80,6 +81,7 @@ struct node::impl {
   config::node_file cfg;
   metrics::registry registry;
   actors::recent_alerts alerts;
+  actors::recent_alerts dead_letters;
   std::map<std::string, gateways::prepared_model> models;
   caf::actor_system_config caf_cfg;
   std::unique_ptr<caf::actor_system> system;
@@ -219,7 +221,7 @@ void node::start() {
     }
     auto* producer = p.transactions ? p.transactions.get() : d.producer.get();
     p.context = std::make_shared<const actors::pipeline_context>(
-      actors::pipeline_context{pcfg, make_features(pcfg, model.info), model.info, *p.probe, d.alerts,
+      actors::pipeline_context{pcfg, make_features(pcfg, model.info), model.info, *p.probe, d.alerts, d.dead_letters,
                                *p.health, d.dead_letter_limit(pcfg.dead_letter_topic)});
     actors::source_options options{name,
                                    pcfg.source.topic,
@@ -253,6 +255,9 @@ void node::start() {
   }
   d.admin = std::make_unique<http::server>(d.cfg.node.admin.host, d.cfg.node.admin.port,
                                            [this](const http::request& r) {
+                                             if (r.target == "/" || r.target == "/index.html") // no data in it
+                                               return http::response{200, "text/html; charset=utf-8",
+                                                                     admin::dashboard_html};
                                              const auto& token = impl_->cfg.node.admin_token;
                                              if (!token.empty() && r.target != "/livez" &&
                                                  !http::bearer_matches(r, token))
@@ -369,12 +374,17 @@ std::string node::status_json() const {
   const auto& d = *impl_;
   nlohmann::json j;
   j["node"] = {{"name", d.cfg.node.name}, {"roles", d.cfg.node.roles}, {"version", INFLOW_VERSION},
-               {"ready", ready()}};
+               {"ready", ready()},
+               {"time_ms", std::chrono::duration_cast<std::chrono::milliseconds>(
+                             std::chrono::system_clock::now().time_since_epoch())
+                             .count()}};
   for (const auto& [name, p] : d.pipelines) {
     nlohmann::json parts = nlohmann::json::object();
     for (auto [partition, in_flight] : p.source->partitions())
       parts[std::to_string(partition)] = {{"in_flight", in_flight}};
     j["pipelines"][name] = {{"topic", p.context->config.source.topic},
+                            {"delivery", config::to_string(p.context->config.delivery)},
+                            {"problem", p.health->problem()},
                             {"model", p.context->model.name},
                             {"model_version", p.context->model.version},
                             {"consumed", p.probe->consumed.value()},
@@ -401,6 +411,10 @@ std::string node::status_json() const {
           *it = mask(it->get<std::string>());
     j["recent_alerts"].push_back(std::move(alert));
   }
+  seen = 0;
+  j["recent_dead_letters"] = nlohmann::json::array();
+  for (const auto& letter : d.dead_letters.since(seen))
+    j["recent_dead_letters"].push_back(nlohmann::json::parse(letter));
   return j.dump();
 }
 
@@ -429,7 +443,7 @@ http::response node::impl::serve(const http::request& r) {
   }
   if (path == "/metrics")
     return {200, "text/plain; version=0.0.4; charset=utf-8", registry.render()};
-  return {404, "text/plain; charset=utf-8", "not found; try /livez, /readyz, /metrics, /api/status\n"};
+  return {404, "text/plain; charset=utf-8", "not found; try / (the dashboard), /livez, /readyz, /metrics, /api/status\n"};
 }
 
 } // namespace inflow::cluster

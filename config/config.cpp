@@ -175,6 +175,25 @@ bool is_ip_address(const std::string& host) {
   return inet_pton(AF_INET, host.c_str(), buffer) == 1 || inet_pton(AF_INET6, host.c_str(), buffer) == 1;
 }
 
+const char* to_string(delivery d) {
+  switch (d) {
+    case delivery::at_least_once: return "at_least_once";
+    case delivery::ordered: return "ordered";
+    case delivery::exactly_once: return "exactly_once";
+  }
+  return "?";
+}
+
+std::optional<delivery> parse_delivery(std::string_view name) {
+  if (name == "at_least_once")
+    return delivery::at_least_once;
+  if (name == "ordered")
+    return delivery::ordered;
+  if (name == "exactly_once")
+    return delivery::exactly_once;
+  return std::nullopt;
+}
+
 bool is_loopback(const std::string& host) {
   in_addr v4{};
   if (inet_pton(AF_INET, host.c_str(), &v4) == 1)
@@ -380,15 +399,6 @@ private:
   std::vector<config_error>& errors_;
 };
 
-std::optional<delivery> parse_delivery(std::string_view name) {
-  if (name == "at_least_once")
-    return delivery::at_least_once;
-  if (name == "ordered")
-    return delivery::ordered;
-  if (name == "exactly_once")
-    return delivery::exactly_once;
-  return std::nullopt;
-}
 
 std::optional<alert_rule> parse_alert_rule(const std::string& text) {
   std::istringstream in(text);

@@ -4,6 +4,7 @@ query a real Prometheus scraping a real node evaluates."""
 
 import json
 import os
+import re
 import socket
 import subprocess
 import time
@@ -94,3 +95,34 @@ def test_every_dashboard_query_runs_on_prometheus_scraping_a_node(node, tmp_path
         assert answered[("End-to-end latency", "{{pipeline}} p99")] == 1, answered
     finally:
         prometheus.stop()
+
+
+def chromium(url, *flags):
+    """Loads `url` in headless Chromium for 8 s of (virtual) time; returns its stderr, where console messages go."""
+    r = subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr", "--v=0",
+                        "--virtual-time-budget=8000", "--window-size=1400,1800", *flags, url],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return r
+
+
+def cells(dom, table):
+    """The text of every cell of the dashboard table `table`, row by row."""
+    section = dom[dom.index(f'<table id="{table}"'):]
+    section = section[:section.index("</table>")]
+    return [re.findall(r"<td[^>]*>(.*?)</td>", row) for row in section.split("<tr>")[2:]]
+
+
+def test_the_dashboard_shows_the_pipeline_live_without_console_errors(node, tmp_path):
+    first = chromium(node.admin + "/", "--dump-dom")
+    console = [line for line in first.stderr.splitlines() if "CONSOLE" in line]
+    assert not console, console
+    pipelines = cells(first.stdout, "pipelines")
+    assert pipelines and pipelines[0][0] == "fraud" and pipelines[0][2] == "at_least_once", pipelines
+    assert float(pipelines[0][3]) > 0, f"consumed/s is {pipelines[0][3]} while records flow"
+    assert cells(first.stdout, "gateways")[0][1] == "embedded-xgboost"
+    second = chromium(node.admin + "/", "--dump-dom")
+    assert cells(second.stdout, "alerts") != cells(first.stdout, "alerts"), "the recent alerts did not move"
+    screenshot = tmp_path / "dashboard.png"
+    chromium(node.admin + "/", f"--screenshot={screenshot}")
+    assert screenshot.stat().st_size > 10_000
