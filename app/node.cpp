@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
+#include <systemd/sd-daemon.h>
 
 #include <cstdlib>
 
@@ -28,6 +29,33 @@ int exit_code_of(const cluster::node& node, int code) {
   return code;
 }
 
+/// Tells systemd (Type=notify; a no-op without NOTIFY_SOCKET) how the node is doing: started,
+/// alive (for WatchdogSec), ready or why not, stopping.
+class service_manager {
+public:
+  service_manager() {
+    uint64_t usec = 0;
+    if (sd_watchdog_enabled(0, &usec) > 0)
+      watchdog_ = true;
+  }
+  void started() { sd_notify(0, "READY=1\nSTATUS=started; waiting for the consumer group"); }
+  /// Once a second from the main loop: the loop itself turning is what the watchdog checks.
+  void tick(const cluster::node& node) {
+    if (watchdog_)
+      sd_notify(0, "WATCHDOG=1");
+    const bool ready = node.ready();
+    if (ready != ready_) {
+      ready_ = ready;
+      sd_notify(0, ready ? "STATUS=ready" : "STATUS=not ready (see /readyz)");
+    }
+  }
+  void stopping() { sd_notify(0, "STOPPING=1\nSTATUS=draining in-flight records"); }
+
+private:
+  bool watchdog_ = false;
+  bool ready_ = false;
+};
+
 } // namespace
 
 int run_node(const node_options& o) {
@@ -40,10 +68,15 @@ int run_node(const node_options& o) {
     cluster::node node(std::move(*loaded.config));
     node.start();
     spdlog::info("node running; SIGTERM or Ctrl-C drains in-flight records, commits and exits");
+    service_manager systemd;
+    systemd.started();
     std::string fatal;
-    while (!wait_for_stop(std::chrono::seconds(1)))
+    while (!wait_for_stop(std::chrono::seconds(1))) {
       if (fatal = node.fatal_error(); !fatal.empty())
         break;
+      systemd.tick(node);
+    }
+    systemd.stopping();
     if (!fatal.empty()) {
       // Uncommitted records are read again by the next start: nothing is lost.
       spdlog::critical("{}; stopping without committing what it could not write. Restart the node (a new "

@@ -176,12 +176,12 @@ def Broker(topics, configs=None):
 
 
 class Node(Process):
-    def __init__(self, bootstrap, model_path, sets=(), group="inflow-fraud"):
+    def __init__(self, bootstrap, model_path, sets=(), group="inflow-fraud", env=None):
         args = [INFLOW, "node", "-c", EXAMPLE, "--set", "node.admin=127.0.0.1:0",
                 "--set", f"kafka.group.id={group}", "--set", f"models.fraud.path={model_path}"]
         for s in sets:
             args += ["--set", s]
-        super().__init__(args, env={"INFLOW_BOOTSTRAP": bootstrap})
+        super().__init__(args, env={"INFLOW_BOOTSTRAP": bootstrap, **(env or {})})
         m = self.wait_for_stderr(r"admin API on http://[^/]+:(\d+)/")  # reached on loopback whatever it binds
         self.admin = f"http://127.0.0.1:{m.group(1)}"
 
