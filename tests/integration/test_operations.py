@@ -5,6 +5,7 @@ query a real Prometheus scraping a real node evaluates."""
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
 import time
@@ -36,11 +37,19 @@ def test_metrics_pass_promtool(node):
     assert r.returncode == 0, r.stdout + r.stderr
 
 
-def test_alert_rules_pass_promtool_and_their_unit_tests():
-    for args in (["check", "rules", "inflow-rules.yaml"], ["test", "rules", "inflow-rules.test.yaml"],
-                 ["check", "config", "prometheus.yaml"]):
+def test_alert_rules_and_scrape_config_pass_promtool(tmp_path):
+    for args in (["check", "rules", "inflow-rules.yaml"], ["test", "rules", "inflow-rules.test.yaml"]):
         r = subprocess.run(["promtool", *args], cwd=PROMETHEUS, capture_output=True, text=True, timeout=30)
         assert r.returncode == 0, (args, r.stdout + r.stderr)
+    # The scrape config reads the admin token from compose's secret: check it with a token of our own.
+    (tmp_path / "token").write_text("t0ken\n")
+    config = open(os.path.join(PROMETHEUS, "prometheus.yaml")).read().replace("/run/secrets/admin-token",
+                                                                             str(tmp_path / "token"))
+    (tmp_path / "prometheus.yaml").write_text(config)
+    shutil.copy(os.path.join(PROMETHEUS, "inflow-rules.yaml"), tmp_path)
+    r = subprocess.run(["promtool", "check", "config", str(tmp_path / "prometheus.yaml")], capture_output=True,
+                       text=True, timeout=30)
+    assert r.returncode == 0, r.stdout + r.stderr
 
 
 def free_port():
