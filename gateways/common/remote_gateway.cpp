@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <cmath>
 #include <deque>
 
 namespace inflow::gateways {
@@ -283,6 +284,19 @@ void dispatch(remote_actor* self) {
   st.probe->queued_rows.set(static_cast<int64_t>(st.pending->pending_rows()));
 }
 
+/// This node's part of the model's limits (0: none), so that dashboards can show the headroom left.
+void publish_limits(remote_state& st, double requests_per_second, double tokens_per_minute) {
+  const auto model = metrics::label("model", st.cfg.name);
+  st.metrics
+    ->get_gauge("inflow_gateway_limit_requests_per_minute",
+                "This node's part of the model's request limit, per minute (0: none).", model)
+    .set(std::llround(requests_per_second * 60));
+  st.metrics
+    ->get_gauge("inflow_gateway_limit_tokens_per_minute",
+                "This node's part of the model's token limit, per minute (0: none).", model)
+    .set(std::llround(tokens_per_minute));
+}
+
 caf::behavior remote_gateway(remote_actor* self, config::model_config cfg, model_info info, size_t width,
                              std::shared_ptr<const codec> c, std::shared_ptr<actors::gateway_probe> probe,
                              metrics::registry* metrics) {
@@ -313,6 +327,7 @@ caf::behavior remote_gateway(remote_actor* self, config::model_config cfg, model
   st.client = std::make_shared<http::client>(origin, options);
   st.cooldown = shared_cooldown::of(origin.scheme + "://" + http::host_header(origin));
   st.cfg = std::move(cfg);
+  publish_limits(st, st.cfg.limits.requests_per_second, st.cfg.limits.tokens_per_minute);
   return {
     [=](score_request& request) {
       auto& st = self->state;
@@ -360,6 +375,8 @@ caf::behavior remote_gateway(remote_actor* self, config::model_config cfg, model
         st.tokens->set_capacity(0.95 * tokens_per_minute / 60.0);
         st.token_pace.set_rate(tokens_per_minute / 60.0, tokens_per_minute / 600.0);
       }
+      publish_limits(st, st.cfg.limits.requests_per_second > 0 ? requests_per_second : 0,
+                     st.cfg.limits.tokens_per_minute > 0 ? tokens_per_minute : 0);
       dispatch(self);
     },
   };

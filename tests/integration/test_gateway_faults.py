@@ -108,6 +108,9 @@ def test_the_request_rate_holds_in_every_one_second_window(broker, model_path, p
                                                   "models.fraud.batch.max_batch=10", "models.fraud.limits.max_in_flight=8"])
     node = Node(broker.bootstrap, model_path, sets=sets)
     wait_until_committed(broker.bootstrap, "inflow-fraud", "transactions", 4, timeout=60)
+    # The limit is published, for dashboards to show the headroom left.
+    metrics = node.metrics()
+    assert metrics['inflow_gateway_limit_requests_per_minute{model="fraud"}'] == limit * 60
     assert node.stop() == 0
     times = sorted(t for t, _ in provider.arrivals)
     assert len(times) >= 240

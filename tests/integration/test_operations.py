@@ -135,3 +135,14 @@ def test_the_dashboard_shows_the_pipeline_live_without_console_errors(node, tmp_
     screenshot = tmp_path / "dashboard.png"
     chromium(node.admin + "/", f"--screenshot={screenshot}")
     assert screenshot.stat().st_size > 10_000
+
+
+def test_grafana_provisioning_matches_what_compose_mounts():
+    import yaml
+    grafana = os.path.join(ROOT, "deploy", "grafana")
+    datasource = yaml.safe_load(open(os.path.join(grafana, "datasource.yaml")))["datasources"][0]
+    assert datasource["type"] == "prometheus" and datasource["url"] == "http://prometheus:9090"
+    provider = yaml.safe_load(open(os.path.join(grafana, "dashboards.yaml")))["providers"][0]
+    compose = yaml.safe_load(open(os.path.join(ROOT, "deploy", "compose.yaml")))
+    mounts = compose["services"]["grafana"]["volumes"]
+    assert any(m.endswith(provider["options"]["path"] + "/inflow.json:ro") for m in mounts), mounts
