@@ -253,6 +253,9 @@ void node::start() {
                  pcfg.alert.topic.empty() ? "-" : pcfg.alert.topic,
                  pcfg.output_topic.empty() ? "-" : pcfg.output_topic, pcfg.dead_letter_topic);
   }
+  http::server_limits admin_limits;
+  admin_limits.tls_certificate = d.cfg.node.admin_tls_certificate;
+  admin_limits.tls_key = d.cfg.node.admin_tls_key;
   d.admin = std::make_unique<http::server>(d.cfg.node.admin.host, d.cfg.node.admin.port,
                                            [this](const http::request& r) {
                                              if (r.target == "/" || r.target == "/index.html") // no data in it
@@ -267,8 +270,10 @@ void node::start() {
                                              if (r.target == "/api/status")
                                                return http::response{200, "application/json", status_json()};
                                              return impl_->serve(r);
-                                           });
-  spdlog::info("admin API on http://{}:{}/ (metrics at /metrics)", d.cfg.node.admin.host, d.admin->port());
+                                           },
+                                           admin_limits);
+  spdlog::info("admin API on {}://{}:{}/ (dashboard; metrics at /metrics)",
+               admin_limits.tls_certificate.empty() ? "http" : "https", d.cfg.node.admin.host, d.admin->port());
 }
 
 bool node::stop() {

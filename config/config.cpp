@@ -33,6 +33,9 @@ const std::vector<option>& options() {
      "Bearer token the admin API requires for everything but /livez (`Authorization: Bearer ...`); required "
      "when node.admin is not loopback. Write it as ${SOME_ENV_VAR}."},
     {"node", "admin_token_file", "string", "", "A file holding node.admin_token (a mounted secret)."},
+    {"node", "admin_tls_certificate", "string", "",
+     "PEM certificate (chain) for the admin API: with admin_tls_key, it serves HTTPS instead of HTTP."},
+    {"node", "admin_tls_key", "string", "", "PEM private key of admin_tls_certificate."},
     {"node", "admin_personal_data", "string", "mask",
      "`mask` or `show`: record ids and keys of the recent alerts in /api/status and the dashboard."},
     {"node", "drain_timeout_ms", "integer", "10000",
@@ -469,6 +472,16 @@ void read_node(section_reader r, node_config& out) {
             fmt::format("the admin API on {} is reachable from other machines: set node.admin_token (or "
                         "admin_token_file), which every request but /livez must then carry",
                         out.admin.to_string()));
+  out.admin_tls_certificate = r.get_string("admin_tls_certificate");
+  out.admin_tls_key = r.get_string("admin_tls_key");
+  if (out.admin_tls_certificate.empty() != out.admin_tls_key.empty())
+    r.error(r.child(out.admin_tls_key.empty() ? "admin_tls_certificate" : "admin_tls_key"), "node.admin_tls_key",
+            "HTTPS needs both node.admin_tls_certificate and node.admin_tls_key");
+  for (const auto* file : {&out.admin_tls_certificate, &out.admin_tls_key})
+    if (!file->empty() && !std::ifstream(*file))
+      r.error(r.child(file == &out.admin_tls_key ? "admin_tls_key" : "admin_tls_certificate"),
+              file == &out.admin_tls_key ? "node.admin_tls_key" : "node.admin_tls_certificate",
+              fmt::format("cannot read {}", *file));
   if (auto personal = r.scalar("admin_personal_data")) {
     if (personal->first == "mask" || personal->first == "show")
       out.admin_personal_data = personal->first == "show";

@@ -38,6 +38,8 @@ struct node_config {
   int64_t drain_timeout_ms = 0;
   std::string admin_token;          ///< secret: never print; from admin_token or admin_token_file
   bool admin_personal_data = false; ///< show record ids and keys in /api/status
+  std::string admin_tls_certificate; ///< PEM; with admin_tls_key, the admin API speaks HTTPS
+  std::string admin_tls_key;
   bool has(const std::string& role) const;
 };
 

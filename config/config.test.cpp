@@ -111,7 +111,8 @@ extra: 1
   CHECK(has_error(r, "extra", 19, "unknown key 'extra'"));
   CHECK(r.errors.size() == 10);
   CHECK(format_error("f.yaml", r.errors.front()) == "f.yaml:4: node.colour: unknown key 'colour' (expected one of: "
-                                                    "name, roles, admin, listen, advertise, admin_token, admin_token_file, admin_personal_data, drain_timeout_ms)");
+                                                    "name, roles, admin, listen, advertise, admin_token, admin_token_file, admin_tls_certificate, admin_tls_key, "
+                                                    "admin_personal_data, drain_timeout_ms)");
 }
 
 TEST_CASE("a pipeline writes alerts, results or both, as its model allows") {

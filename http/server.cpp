@@ -3,6 +3,7 @@
 #include <utility> // Boost 1.74 Asio uses std::exchange without including it
 
 #include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <spdlog/spdlog.h>
@@ -12,6 +13,7 @@
 #include <condition_variable>
 #include <list>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 namespace inflow::http {
@@ -51,6 +53,7 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
   std::thread watch_thread;
   std::atomic<bool> stopping{false};
   std::atomic<size_t> body_bytes_in_flight{0};
+  std::optional<asio::ssl::context> tls; ///< set: HTTPS
   std::mutex mutex;
   std::condition_variable stopped;
   struct connection {
@@ -146,7 +149,23 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
   }
 
   void serve(connection& conn) {
-    auto& socket = conn.socket;
+    beast::error_code ec;
+    if (tls) {
+      asio::ssl::stream<tcp::socket&> stream(conn.socket, *tls);
+      stream.handshake(asio::ssl::stream_base::server, ec); // under the request deadline too
+      if (!ec) {
+        serve_requests(stream, conn);
+        stream.shutdown(ec);
+      }
+    } else {
+      serve_requests(conn.socket, conn);
+    }
+    conn.socket.shutdown(tcp::socket::shutdown_both, ec);
+    conn.socket.close(ec);
+  }
+
+  template <class Stream>
+  void serve_requests(Stream& socket, connection& conn) {
     beast::flat_buffer buffer;
     beast::error_code ec;
     while (!stopping) {
@@ -200,11 +219,10 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
       conn.ready_since_ms = steady_ms();
       conn.deadline_ms = conn.ready_since_ms + limits.request_timeout_ms;
     }
-    socket.shutdown(tcp::socket::shutdown_both, ec);
-    socket.close(ec);
   }
 
-  static void reply(tcp::socket& socket, unsigned version, bool keep_alive, response r, beast::error_code& ec) {
+  template <class Stream>
+  static void reply(Stream& socket, unsigned version, bool keep_alive, response r, beast::error_code& ec) {
     bhttp::response<bhttp::string_body> res{static_cast<bhttp::status>(r.status), version};
     res.set(bhttp::field::server, "inflow");
     res.set(bhttp::field::content_type, r.content_type);
@@ -222,6 +240,18 @@ server::server(const std::string& host, uint16_t port, handler h, server_limits 
   : impl_(std::make_shared<impl>()) {
   impl_->handle = std::move(h);
   impl_->limits = limits;
+  if (!limits.tls_certificate.empty() || !limits.tls_key.empty()) {
+    auto& tls = impl_->tls.emplace(asio::ssl::context::tls_server);
+    tls.set_options(asio::ssl::context::no_sslv2 | asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
+                    asio::ssl::context::no_tlsv1_1);
+    beast::error_code tls_error;
+    tls.use_certificate_chain_file(limits.tls_certificate, tls_error);
+    if (!tls_error)
+      tls.use_private_key_file(limits.tls_key, asio::ssl::context::pem, tls_error);
+    if (tls_error)
+      throw std::runtime_error("cannot load the TLS certificate " + limits.tls_certificate + " and key " +
+                               limits.tls_key + ": " + tls_error.message());
+  }
   beast::error_code ec;
   auto address = asio::ip::make_address(host, ec);
   if (ec)

@@ -43,11 +43,15 @@ struct server_limits {
   /// From a connection being ready for a request (opened, or the last answer sent) to the
   /// request having arrived whole: bounds idle connections and slow senders alike.
   int request_timeout_ms = 30'000;
+  /// PEM files: set both to serve HTTPS (TLS 1.2 or later) instead of HTTP.
+  std::string tls_certificate;
+  std::string tls_key;
 };
 
 class server {
 public:
-  /// Binds at once (port 0 picks a free port); throws std::runtime_error if it cannot.
+  /// Binds at once (port 0 picks a free port); throws std::runtime_error if it cannot (or if
+  /// the TLS certificate or key cannot be loaded).
   server(const std::string& host, uint16_t port, handler h, server_limits limits = {});
   ~server();
   uint16_t port() const;

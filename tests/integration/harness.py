@@ -182,7 +182,7 @@ class Node(Process):
         for s in sets:
             args += ["--set", s]
         super().__init__(args, env={"INFLOW_BOOTSTRAP": bootstrap, **(env or {})})
-        m = self.wait_for_stderr(r"admin API on http://[^/]+:(\d+)/")  # reached on loopback whatever it binds
+        m = self.wait_for_stderr(r"admin API on https?://[^/]+:(\d+)/")  # reached on loopback whatever it binds
         self.admin = f"http://127.0.0.1:{m.group(1)}"
 
     def get(self, path):

@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import threading
 import time
@@ -223,5 +224,27 @@ def test_the_admin_api_off_loopback_needs_its_token_and_masks_personal_data(brok
         assert alerts, "no alert reached /api/status"
         for alert in alerts:
             assert set(alert["card_id"][:-2]) == {"*"} and alert["card_id"][-2:].isdigit(), alert
+    finally:
+        assert node.stop() == 0, node.stderr()
+
+
+def test_the_admin_api_speaks_https_when_given_a_certificate(broker, model_path, tmp_path):
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(tmp_path / "admin.key"),
+                    "-out", str(tmp_path / "admin.pem")], check=True, capture_output=True)
+    node = Node(broker.bootstrap, model_path, sets=["node.admin=0.0.0.0:0", "node.admin_token=s3cret",
+                                                    f"node.admin_tls_certificate={tmp_path / 'admin.pem'}",
+                                                    f"node.admin_tls_key={tmp_path / 'admin.key'}"])
+    try:
+        assert "admin API on https://" in node.stderr()
+        port = urllib.parse.urlparse(node.admin).port
+        context = ssl.create_default_context(cafile=str(tmp_path / "admin.pem"))
+        conn = http.client.HTTPSConnection("127.0.0.1", port, context=context, timeout=10)
+        conn.request("GET", "/metrics", headers={"Authorization": "Bearer s3cret"})
+        response = conn.getresponse()
+        assert response.status == 200 and b"inflow_records_consumed_total" in response.read()
+        conn.close()
+        with pytest.raises((http.client.HTTPException, ConnectionError, OSError)):
+            request(f"http://127.0.0.1:{port}", path="/livez", timeout=5)  # no plain HTTP on a TLS port
     finally:
         assert node.stop() == 0, node.stderr()
