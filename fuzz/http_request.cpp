@@ -46,19 +46,25 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   address.sin_port = htons(port);
   address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   // Loopback ports run out for a moment when the server's side of closed connections waits in
-  // TIME_WAIT; that is this harness's doing, so wait for them. Any other refusal is the server's.
+  // TIME_WAIT, and libFuzzer's timer signal interrupts a connect, which then goes on by itself:
+  // both are this harness's doing, so wait. Any other refusal is the server's.
   int attempts = 0;
   while (connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) {
-    if (errno != EADDRNOTAVAIL || ++attempts > 100) {
+    if (errno == EISCONN)
+      break;
+    const bool ours = errno == EINTR || errno == EALREADY || errno == EINPROGRESS || errno == EADDRNOTAVAIL;
+    if (!ours || ++attempts > 200) {
       std::fprintf(stderr, "connect: %s\n", std::strerror(errno));
       __builtin_trap(); // the server must always take a connection
     }
-    usleep(50'000);
+    usleep(errno == EADDRNOTAVAIL ? 50'000 : 1'000);
   }
   timeval timeout{5, 0};
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
   for (size_t sent = 0; sent < size;) {
     ssize_t n = send(fd, data + sent, size - sent, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR)
+      continue;
     if (n <= 0)
       break; // the server may answer and close before reading everything
     sent += static_cast<size_t>(n);
