@@ -126,6 +126,24 @@ TEST_CASE("integer ids above 2^53 stay exact and distinct, from JSON and msgpack
   }
 }
 
+TEST_CASE("ids given as numbers of any size become text without overflowing") {
+  auto m = feature_map({"amount"}, {"id", "card_id"});
+  decoder d(wire_format::json, m.fields(), {});
+  auto id_of = [&](const std::string& number) {
+    std::vector<field_value> values;
+    REQUIRE_FALSE(d.decode(R"({"id":)" + number + R"(,"card_id":"c","amount":1})", values));
+    record_identity out;
+    float row = 0;
+    REQUIRE_FALSE(m.extract(values, &row, out));
+    return out.id;
+  };
+  CHECK(id_of("42.0") == "42");
+  CHECK(id_of("2.5") == "2.5");
+  CHECK(id_of("-1e3") == "-1000");
+  CHECK(id_of("1.23457e133") == "1.23457e+133"); // found by fuzz/record_decoder: the cast was undefined
+  CHECK(id_of("-9.3e18") == "-9.3e+18");
+}
+
 TEST_CASE("msgpack strings must be UTF-8, as alerts are JSON") {
   auto m = feature_map({"amount"}, {"id", "card_id"});
   decoder d(wire_format::msgpack, m.fields(), {});

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <charconv>
 #include <stdexcept>
 
@@ -116,9 +117,13 @@ namespace {
 std::optional<std::string> as_text(const field_value& v) {
   if (auto s = std::get_if<std::string>(&v))
     return *s;
-  if (auto d = std::get_if<double>(&v))
-    return *d == static_cast<double>(static_cast<int64_t>(*d)) ? std::to_string(static_cast<int64_t>(*d))
-                                                              : fmt::format("{}", *d);
+  if (auto d = std::get_if<double>(&v)) {
+    // Whole numbers an int64 holds print without a fraction; the range check comes first
+    // because casting a larger double to an integer is undefined behaviour.
+    if (std::abs(*d) < 0x1p63 && *d == std::trunc(*d))
+      return std::to_string(static_cast<int64_t>(*d));
+    return fmt::format("{}", *d);
+  }
   if (auto b = std::get_if<bool>(&v))
     return std::string(*b ? "true" : "false");
   if (auto big = std::get_if<big_integer>(&v))
