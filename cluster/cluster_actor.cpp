@@ -2,6 +2,7 @@
 
 #include "actors/messages.hpp"
 #include "admin/metrics.hpp"
+#include "cluster/frame_guard.hpp"
 #include "cluster/membership.hpp"
 #include "gateways/common/batcher.hpp"
 
@@ -34,6 +35,10 @@ using batch_t = gateways::batcher<caf::strong_actor_ptr>::batch;
 /// Ids of a served call's inputs on their way through a local gateway:
 /// the serving sequence number above, the caller's index below.
 constexpr int index_bits = 24;
+
+/// What CAF adds around a wire message in a frame (sender, stages, type names): the
+/// frame guard lets this much more than cluster.max_message_bytes through.
+constexpr size_t caf_envelope_bytes = 64 * 1024;
 
 /// A batch this node sent (or is about to send) to a gateway on another node.
 struct outgoing_call {
@@ -653,26 +658,38 @@ caf::behavior cluster(cluster_actor* self, cluster_setup setup, std::string list
 
 } // namespace
 
-uint16_t start_cluster(caf::actor_system& system, cluster_setup setup, caf::actor& out) {
+cluster_endpoint start_cluster(caf::actor_system& system, cluster_setup setup) {
   const auto cfg = setup.cfg;
   const auto& at = *cfg.node.listen;
-  const char* host = (at.host.empty() || at.host == "0.0.0.0") ? nullptr : at.host.c_str();
-  auto actor = system.spawn(cluster, std::move(setup), at.to_string());
-  auto published = cfg.cluster.tls.enabled() ? caf::openssl::publish(actor, at.port, host, true)
-                                             : system.middleman().publish(actor, at.port, host, true);
+  auto* refused = &setup.metrics->get_counter("inflow_cluster_connections_refused_total",
+                                              "Connections to the cluster port closed by the frame guard: malformed "
+                                              "or oversized frames, no handshake in time, too many connections.");
+  cluster_endpoint out;
+  out.actor = system.spawn(cluster, std::move(setup), at.to_string());
+  // CAF listens on loopback only; the guard owns node.listen (and its TLS) in front of it.
+  auto published = system.middleman().publish(out.actor, 0, "127.0.0.1", true);
   if (!published) {
-    caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
-    throw std::runtime_error(fmt::format("cannot listen for the cluster on {}: {}; pick a free node.listen",
-                                         at.to_string(), system.render(published.error())));
+    caf::anon_send_exit(out.actor, caf::exit_reason::user_shutdown);
+    throw std::runtime_error(fmt::format("cannot publish the cluster actor: {}", system.render(published.error())));
+  }
+  out.caf_port = *published;
+  guard_limits limits;
+  limits.max_frame_bytes = static_cast<size_t>(cfg.cluster.max_message_bytes) + caf_envelope_bytes;
+  limits.handshake_timeout = std::chrono::milliseconds(cfg.cluster.connection_timeout_ms);
+  try {
+    out.guard = std::make_shared<frame_guard>(at, out.caf_port, limits, cfg.cluster.tls, refused);
+  } catch (const std::exception& e) {
+    stop_cluster(system, out);
+    throw std::runtime_error(
+      fmt::format("cannot listen for the cluster on {}: {}; pick a free node.listen", at.to_string(), e.what()));
   }
   // Peers are told this address: node.advertise, or node.listen with the port really bound.
-  auto advertised = cfg.node.advertise.value_or(config::host_port{at.host, *published});
-  caf::anon_send(actor, listen_atom::value, advertised.to_string());
-  spdlog::info("cluster: listening on {}:{}{}", at.host, *published,
+  auto advertised = cfg.node.advertise.value_or(config::host_port{at.host, out.guard->port()});
+  caf::anon_send(out.actor, listen_atom::value, advertised.to_string());
+  spdlog::info("cluster: listening on {}:{}{}", at.host, out.guard->port(),
                cfg.cluster.tls.enabled() ? " (mutual TLS)" : " (plain TCP, loopback only)");
-  caf::anon_send(actor, join_atom::value);
-  out = actor;
-  return *published;
+  caf::anon_send(out.actor, join_atom::value);
+  return out;
 }
 
 caf::actor spawn_model_router(caf::actor_system& system, const caf::actor& cluster, const std::string& model) {
@@ -693,13 +710,13 @@ std::string cluster_status_json(caf::actor_system& system, const caf::actor& clu
   return out;
 }
 
-void stop_cluster(caf::actor_system& system, const caf::actor& cluster, uint16_t port, bool tls) {
-  // (Debian's caf/openssl/unpublish.hpp does not compile: ask the manager directly.)
-  auto mm = tls ? system.openssl_manager().actor_handle() : system.middleman().actor_handle();
+void stop_cluster(caf::actor_system& system, cluster_endpoint& cluster) {
+  cluster.guard.reset(); // no new links, and the peers' links close
   caf::scoped_actor self{system};
-  self->request(mm, std::chrono::seconds(2), caf::unpublish_atom::value, cluster.address(), port)
+  self->request(system.middleman().actor_handle(), std::chrono::seconds(2), caf::unpublish_atom::value,
+                cluster.actor.address(), cluster.caf_port)
     .receive([] {}, [](caf::error&) {});
-  caf::anon_send_exit(cluster, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(cluster.actor, caf::exit_reason::user_shutdown);
 }
 
 } // namespace inflow::cluster

@@ -15,10 +15,11 @@
 #include "config/config.hpp"
 #include "gateways/common/gateway_api.hpp"
 
-#include <caf/fwd.hpp>
+#include <caf/actor.hpp>
 
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 
 namespace inflow::metrics {
@@ -35,10 +36,20 @@ struct cluster_setup {
   metrics::registry* metrics = nullptr;
 };
 
-/// Spawns the cluster actor, publishes it on node.listen (with mutual TLS when
-/// cluster.tls is set) and starts joining. Returns the port it listens on;
-/// throws std::runtime_error with what to do when it cannot listen.
-uint16_t start_cluster(caf::actor_system& system, cluster_setup setup, caf::actor& out);
+class frame_guard;
+
+/// The node's part of the cluster: the actor, published by CAF on loopback, and the
+/// frame guard that owns node.listen in front of it (cluster/frame_guard.hpp).
+struct cluster_endpoint {
+  caf::actor actor;
+  uint16_t caf_port = 0;
+  std::shared_ptr<frame_guard> guard;
+};
+
+/// Spawns the cluster actor, publishes it behind a frame guard on node.listen (with
+/// mutual TLS when cluster.tls is set) and starts joining. Throws std::runtime_error
+/// with what to do when it cannot listen.
+cluster_endpoint start_cluster(caf::actor_system& system, cluster_setup setup);
 
 /// An actor that hands calls for `model` to the cluster actor (which routes them).
 caf::actor spawn_model_router(caf::actor_system& system, const caf::actor& cluster, const std::string& model);
@@ -46,7 +57,7 @@ caf::actor spawn_model_router(caf::actor_system& system, const caf::actor& clust
 /// The cluster as this node sees it, as JSON (`nodes`: one entry per node).
 std::string cluster_status_json(caf::actor_system& system, const caf::actor& cluster);
 
-/// Stops publishing and stops the actor; the system can then shut down.
-void stop_cluster(caf::actor_system& system, const caf::actor& cluster, uint16_t port, bool tls);
+/// Closes the cluster port, stops publishing and stops the actor; the system can then shut down.
+void stop_cluster(caf::actor_system& system, cluster_endpoint& cluster);
 
 } // namespace inflow::cluster

@@ -96,8 +96,7 @@ struct node::impl {
   };
   std::map<std::string, pipeline> pipelines;
   std::unique_ptr<http::server> admin;
-  caf::actor cluster; ///< unset when the node works alone
-  uint16_t cluster_port = 0;
+  cluster::cluster_endpoint cluster; ///< its actor unset when the node works alone
   std::vector<caf::actor> routers;
   mutable std::mutex pipelines_mutex; ///< report() reads pipelines from the cluster actor's thread
   bool stopped = false;
@@ -202,7 +201,7 @@ void node::start() {
     cluster::cluster_setup setup{d.cfg, d.gateways, {}, [this] { return report(); }, &d.registry};
     for (const auto& [name, model] : d.models)
       setup.models.emplace(name, model.info);
-    d.cluster_port = cluster::start_cluster(*d.system, std::move(setup), d.cluster);
+    d.cluster = cluster::start_cluster(*d.system, std::move(setup));
   }
   if (!d.cfg.pipelines.empty())
     d.start_sink();
@@ -236,7 +235,7 @@ void node::start() {
     if (auto local = d.gateways.find(pcfg.model); local != d.gateways.end()) {
       gateway = local->second;
     } else {
-      gateway = cluster::spawn_model_router(*d.system, d.cluster, pcfg.model);
+      gateway = cluster::spawn_model_router(*d.system, d.cluster.actor, pcfg.model);
       d.routers.push_back(gateway);
     }
     auto context = p.context;
@@ -312,8 +311,8 @@ bool node::stop() {
   }
   d.producer.reset();
   // Remote calls were needed by the drain above: only now leave the cluster.
-  if (d.cluster)
-    cluster::stop_cluster(*d.system, d.cluster, d.cluster_port, d.cfg.cluster.tls.enabled());
+  if (d.cluster.actor)
+    cluster::stop_cluster(*d.system, d.cluster);
   for (auto& r : d.routers)
     caf::anon_send_exit(r, caf::exit_reason::user_shutdown);
   for (auto& [name, g] : d.gateways)
@@ -403,8 +402,8 @@ std::string node::status_json() const {
   }
   for (const auto& [name, g] : d.gateways)
     j["gateways"][name] = {{"provider", d.cfg.models.at(name).provider}, {"version", d.models.at(name).info.version}};
-  if (d.cluster)
-    j["cluster"] = nlohmann::json::parse(cluster::cluster_status_json(*d.system, d.cluster));
+  if (d.cluster.actor)
+    j["cluster"] = nlohmann::json::parse(cluster::cluster_status_json(*d.system, d.cluster.actor));
   uint64_t seen = 0;
   auto recent = d.alerts.since(seen);
   j["recent_alerts"] = nlohmann::json::array();

@@ -44,11 +44,13 @@ const std::vector<option>& options() {
     {"cluster", "seeds", "list", "[]", "host:port of nodes to join through; every node learns the others from them."},
     {"cluster", "heartbeat_ms", "integer", "200", "Heartbeat interval between nodes."},
     {"cluster", "connection_timeout_ms", "integer", "2000",
-     "A peer silent this long is declared gone: its pending model calls are sent elsewhere at once."},
+     "A peer silent this long is declared gone: its pending model calls are sent elsewhere at once. "
+     "A new connection must complete its handshake within it."},
     {"cluster", "request_timeout_ms", "integer", "30000",
      "A model call on another node not answered by then is sent again elsewhere (or dead-lettered)."},
     {"cluster", "max_message_bytes", "integer", "8388608",
-     "Largest message between nodes; larger gateway batches are split, larger arrivals refused."},
+     "Largest message between nodes; larger gateway batches are split, a connection announcing a larger "
+     "one is closed before anything is allocated for it."},
     {"cluster.tls", "certificate", "string", "", "PEM certificate of this node, signed by the cluster's CA."},
     {"cluster.tls", "key", "string", "", "PEM private key of that certificate."},
     {"cluster.tls", "ca_file", "string", "", "PEM CA that every peer's certificate must be signed by."},

@@ -1,7 +1,7 @@
 """Cluster traffic off loopback: mutual TLS between two network namespaces
 joined by a veth pair. Peers without a certificate from the cluster's CA are
-refused before any message is read; a raw client announcing a huge message
-cannot make a node allocate it; bad certificate files stop a node at start-up."""
+refused before any message is read; a client announcing a huge message, with
+or without a certificate, cannot make a node allocate it; bad certificate files stop a node at start-up."""
 
 import json
 import os
@@ -154,6 +154,28 @@ for _ in range(20):
         assert grown < limit, f"RSS grew by {grown} KiB"
         assert a.proc.poll() is None
         a.wait_for_nodes(["node-a", "node-b"])  # and still serving its peer
+
+        # A certificate from the cluster's CA earns no more trust in frames: a forged length closes the link.
+        outcome = in_ns(NS_B, f"""
+import socket, ssl, struct
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+ctx.check_hostname = False
+ctx.load_verify_locations({pki['ca']!r})
+ctx.load_cert_chain({pki['b'][1]!r}, {pki['b'][0]!r})
+t = ctx.wrap_socket(socket.create_connection(({IP_A!r}, 4500), timeout=5))
+t.sendall(bytes([1, 0, 0, 0]) + struct.pack(">I", 0xfffffff0) + bytes(24))
+try:
+    while t.recv(65536):
+        pass  # the node's own handshake first
+    print("closed")
+except socket.timeout:
+    print("still open")
+except (ssl.SSLError, ConnectionError):
+    print("closed")
+""")
+        assert outcome == "closed"
+        a.wait_for_stderr(rf"closed the connection from {IP_B}:\d+: a frame of 4294967280 bytes announced")
+        a.wait_for_nodes(["node-a", "node-b"])
     finally:
         assert b.stop() == 0, b.stderr()
         assert a.stop() == 0, a.stderr()

@@ -14,7 +14,7 @@ import urllib.parse
 
 import pytest
 
-from harness import EXAMPLE, INFLOW, Broker, ModelServer, Node
+from harness import EXAMPLE, INFLOW, Broker, ModelServer, Node, Process
 
 
 def rss_mib(pid):
@@ -246,5 +246,78 @@ def test_the_admin_api_speaks_https_when_given_a_certificate(broker, model_path,
         conn.close()
         with pytest.raises((http.client.HTTPException, ConnectionError, OSError)):
             request(f"http://127.0.0.1:{port}", path="/livez", timeout=5)  # no plain HTTP on a TLS port
+    finally:
+        assert node.stop() == 0, node.stderr()
+
+
+class GatewayNode(Process):
+    """A gateway-only cluster node on loopback (plain TCP): it never touches Kafka."""
+
+    def __init__(self, model_path, name, seeds=()):
+        super().__init__([INFLOW, "node", "-c", EXAMPLE, "--set", f"node.name={name}", "--set", "node.roles=[gateway]",
+                          "--set", "node.admin=127.0.0.1:0", "--set", "node.listen=127.0.0.1:0",
+                          "--set", f"cluster.seeds=[{', '.join(seeds)}]", "--set", "cluster.connection_timeout_ms=1000",
+                          "--set", f"models.fraud.path={model_path}"], env={"INFLOW_BOOTSTRAP": "127.0.0.1:9"})
+        self.port = int(self.wait_for_stderr(r"cluster: listening on 127\.0\.0\.1:(\d+)").group(1))
+        self.admin = self.wait_for_stderr(r"admin API on (http://127\.0\.0\.1:\d+)/").group(1)
+
+    def nodes(self):
+        return sorted(n["name"] for n in json.loads(request(self.admin, path="/api/status")[1])["cluster"]["nodes"])
+
+
+def closed_by_peer(s, timeout):
+    """The node closed the connection (EOF or reset) within `timeout` seconds."""
+    s.settimeout(timeout)
+    try:
+        while s.recv(65536):
+            pass  # the node's own handshake comes first
+        return True
+    except ConnectionResetError:
+        return True
+    except socket.timeout:
+        return False
+
+
+def test_the_cluster_port_closes_forged_frames_before_allocating_them(model_path):
+    node = GatewayNode(model_path, "guarded")
+    try:
+        before = rss_mib(node.proc.pid)
+        # A handshake header announcing ~4 GiB, then bytes of it: closed at the header, nothing allocated.
+        for _ in range(20):
+            s = socket.create_connection(("127.0.0.1", node.port), timeout=5)
+            s.sendall(bytes([1, 0, 0, 0]) + (0xfffffff0).to_bytes(4, "big") + bytes(24))
+            try:
+                s.sendall(b"\xff" * (1 << 20))
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+            assert closed_by_peer(s, 2)
+            s.close()
+        # Not BASP at all (an HTTP request), and a client that never sends its handshake.
+        s = socket.create_connection(("127.0.0.1", node.port), timeout=5)
+        s.sendall(b"GET / HTTP/1.1\r\nHost: inflow.example\r\n\r\n")
+        assert closed_by_peer(s, 2)
+        s.close()
+        silent = socket.create_connection(("127.0.0.1", node.port), timeout=5)
+        started = time.time()
+        assert closed_by_peer(silent, 5)
+        assert time.time() - started < 3  # cluster.connection_timeout_ms: 1000
+        silent.close()
+
+        grown = rss_mib(node.proc.pid) - before
+        assert grown < 64, f"RSS grew by {grown:.0f} MiB"
+        node.wait_for_stderr(r"closed the connection from 127\.0\.0\.1:\d+: a frame of 4294967280 bytes announced")
+        metrics = request(node.admin, path="/metrics")[1]
+        refused = [line for line in metrics.splitlines() if line.startswith("inflow_cluster_connections_refused_total")]
+        assert refused and float(refused[0].split()[-1]) >= 22, refused
+
+        # Real peers still get through the same port.
+        peer = GatewayNode(model_path, "peer", seeds=[f"127.0.0.1:{node.port}"])
+        try:
+            deadline = time.time() + 15
+            while time.time() < deadline and node.nodes() != ["guarded", "peer"]:
+                time.sleep(0.2)
+            assert node.nodes() == ["guarded", "peer"], node.stderr()
+        finally:
+            assert peer.stop() == 0, peer.stderr()
     finally:
         assert node.stop() == 0, node.stderr()
