@@ -274,6 +274,7 @@ void source::run() {
     }
   }
   // Shutdown: finish what is in flight, commit it, then leave the group, all by the deadline.
+  await_first_assignment();
   auto partitions = all_partitions();
   spdlog::info("{}: stopping; draining {} partition(s)", options_.pipeline, partitions.size());
   clean_ = drain(partitions) && commit(partitions, true);
@@ -283,10 +284,39 @@ void source::run() {
                  options_.pipeline);
     clean_ = false;
     drop(all_partitions());
-    rd_kafka_destroy_flags(rk_.release(), RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE); // or it would close and wait
+    if (!release_if_unsafe_to_destroy())
+      rd_kafka_destroy_flags(rk_.release(), RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE); // or it would close and wait
     return;
   }
   drop(all_partitions());
+  release_if_unsafe_to_destroy();
+}
+
+// librdkafka 2.0.2 aborts the process when it destroys a cooperative-sticky consumer that has
+// joined its group but not yet had its first assignment (librdkafka #4312, fixed in 2.2). Once the
+// group's protocol is chosen that assignment is on its way: let it arrive, then leave as ever.
+void source::await_first_assignment() {
+  if (joined_ || !cooperative())
+    return;
+  std::vector<rd_kafka_message_t*> polled;
+  while (!joined_ && remaining_ms(options_.drain_timeout_ms / 4) > 0)
+    if (auto* m = rd_kafka_consumer_poll(rk_.get(), 50))
+      polled.push_back(m);
+  dispatch(polled);
+}
+
+// If the assignment never came (Kafka gone mid-join), the handle is never destroyed: its
+// memory goes with the process, which is ending.
+bool source::release_if_unsafe_to_destroy() {
+  if (joined_)
+    return false;
+  for (const auto& [key, value] : options_.kafka)
+    if (key == "partition.assignment.strategy" && value.find("cooperative-sticky") != std::string::npos) {
+      (void)rk_.release();
+      spdlog::debug("{}: consumer left undestroyed to the process's exit (librdkafka #4312)", options_.pipeline);
+      return true;
+    }
+  return false;
 }
 
 bool source::close_consumer() {
@@ -441,7 +471,7 @@ bool source::commit(const std::vector<int32_t>& partitions, bool sync) {
     if (it == assigned_.end())
       continue;
     int64_t offset = it->second.shared->committable.load();
-    if (offset > it->second.committed) {
+    if (offset >= 0 && offset > it->second.committed) { // -1: nothing finished yet
       rd_kafka_topic_partition_list_add(list.get(), options_.topic.c_str(), p)->offset = offset;
       advanced.emplace_back(p, offset);
     }

@@ -131,6 +131,11 @@ private:
   bool commit(const std::vector<int32_t>& partitions, bool sync);
   /// Leaves the group within remaining_ms; false if Kafka did not answer in time.
   bool close_consumer();
+  /// Work around librdkafka #4312 (an abort destroying a cooperative-sticky consumer mid-join):
+  /// the first lets a pending first assignment arrive; the second, if none ever came, releases
+  /// the handle undestroyed (true).
+  void await_first_assignment();
+  bool release_if_unsafe_to_destroy();
   /// exactly_once: commits the open transaction with the offsets whose outcomes it holds, on
   /// another thread; `wait` for Kafka's answer. False if it failed (and was rolled back).
   bool commit_transaction(bool wait);
