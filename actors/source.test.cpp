@@ -45,7 +45,7 @@ private:
 TEST_CASE("a cooperative-sticky consumer stopped between joining and its first assignment exits cleanly") {
   kafka::mock_broker broker(1);
   broker.create_topic("events", 4);
-  rd_kafka_mock_broker_set_rtt(broker.cluster(), 1, 500);
+  rd_kafka_mock_broker_set_rtt(broker.cluster(), 1, 500); // librdkafka's mock: only it can be this slow on cue
 
   metrics::registry registry;
   actors::pipeline_probe probe(registry, "p");

@@ -144,6 +144,19 @@ TEST_CASE("ids given as numbers of any size become text without overflowing") {
   CHECK(id_of("-9.3e18") == "-9.3e+18");
 }
 
+TEST_CASE("one field may be both the id and the key") {
+  auto m = feature_map::text("{title}", {"product_id", "product_id"});
+  decoder d(wire_format::json, m.fields(), {});
+  std::vector<field_value> values;
+  REQUIRE_FALSE(d.decode(R"({"product_id":"p-7","title":"lamp"})", values));
+  record_identity id;
+  std::string text;
+  REQUIRE_FALSE(m.extract_text(values, text, id));
+  CHECK(id.id == "p-7");
+  CHECK(id.key == "p-7");
+  CHECK(text == "lamp");
+}
+
 TEST_CASE("msgpack strings must be UTF-8, as alerts are JSON") {
   auto m = feature_map({"amount"}, {"id", "card_id"});
   decoder d(wire_format::msgpack, m.fields(), {});

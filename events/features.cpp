@@ -13,7 +13,6 @@ namespace inflow::events {
 namespace {
 
 constexpr size_t id_field = 0;
-constexpr size_t key_field = 1;
 
 std::string trim(std::string_view s) {
   while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front())))
@@ -44,7 +43,8 @@ const char* kind_name(const field_value& v) {
 
 feature_map feature_map::text(const std::string& text_template, identity_fields ids) {
   feature_map m;
-  m.fields_ = {ids.id, ids.key};
+  m.fields_ = {ids.id};
+  m.key_field_ = m.field_index(ids.key); // the id's own when both name one field
   size_t pos = 0;
   std::string literal;
   while (pos < text_template.size()) {
@@ -72,7 +72,8 @@ feature_map feature_map::text(const std::string& text_template, identity_fields 
 }
 
 feature_map::feature_map(const std::vector<std::string>& expressions, identity_fields ids) {
-  fields_ = {ids.id, ids.key};
+  fields_ = {ids.id};
+  key_field_ = field_index(ids.key); // the id's own when both name one field
   for (const auto& raw : expressions) {
     feature f{trim(raw), kind::field, 0};
     const auto& e = f.expression;
@@ -135,7 +136,7 @@ std::optional<std::string> as_text(const field_value& v) {
 
 std::optional<decode_failure> feature_map::read_identity(std::vector<field_value>& values,
                                                          record_identity& identity) const {
-  for (size_t i : {id_field, key_field}) {
+  for (size_t i : {id_field, key_field_}) {
     auto& v = values[i];
     if (std::holds_alternative<std::monostate>(v))
       return decode_failure{record_error::missing_field, fmt::format("missing field '{}'", fields_[i])};
@@ -145,7 +146,7 @@ std::optional<decode_failure> feature_map::read_identity(std::vector<field_value
                                                                   fields_[i], kind_name(v))};
   }
   identity.id = *as_text(values[id_field]);
-  identity.key = *as_text(values[key_field]);
+  identity.key = *as_text(values[key_field_]);
   return std::nullopt;
 }
 

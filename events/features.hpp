@@ -66,7 +66,8 @@ private:
   size_t field_index(const std::string& name);
   std::optional<decode_failure> read_identity(std::vector<field_value>& values, record_identity& identity) const;
 
-  std::vector<std::string> fields_;
+  std::vector<std::string> fields_; ///< the id field first, then the key field unless the same
+  size_t key_field_ = 1;
   std::vector<feature> features_;
   std::vector<piece> pieces_;
 };
