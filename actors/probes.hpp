@@ -42,6 +42,8 @@ struct gateway_probe {
   metrics::histogram& wait; ///< from a batch being ready to its call leaving
   metrics::gauge& queued_rows;
   metrics::gauge& circuit; ///< 0 closed, 1 open, 2 half-open
+  metrics::gauge& failing_calls; ///< calls failed in a row since the last that succeeded
+  metrics::gauge& held_rows;     ///< on_failure: block: rows kept until the provider answers again
   metrics::histogram& batch_size;
   metrics::histogram& predict_latency;
 };

@@ -39,6 +39,17 @@ int run_gen(const gen_options& o);
 
 int run_train(gateways::xgboost::train_options o);
 
+struct redrive_options {
+  std::string bootstrap;
+  std::string from;  ///< the dead-letter topic
+  std::string to;    ///< empty: each letter's source topic (its __connect.errors.topic header)
+  std::string error_class = "inflow.errors.model_failed"; ///< "any": every class
+  std::string reason; ///< a part of the dead letters' reason, or empty
+  std::string group = "inflow-redrive";
+  bool dry_run = false;
+};
+int run_redrive(const redrive_options& o);
+
 struct node_options {
   std::string config_path;
   std::vector<std::string> overrides;

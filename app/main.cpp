@@ -53,6 +53,21 @@ int main(int argc, char** argv) {
   t->add_option("--rounds", train.rounds, "Boosting rounds")->capture_default_str()->check(CLI::Range(1, 5000));
   t->callback([&] { code = run_train(train); });
 
+  redrive_options redrive;
+  auto* r = app.add_subcommand("redrive", "Write dead letters back to the topic they came from, once their cause "
+                                          "is fixed (a provider outage, an expired credential); a second run "
+                                          "continues where the last stopped");
+  r->add_option("--bootstrap", redrive.bootstrap, "Kafka bootstrap servers")->required();
+  r->add_option("--from", redrive.from, "The dead-letter topic")->required();
+  r->add_option("--to", redrive.to, "Topic to write to; default: each letter's source topic")->capture_default_str();
+  r->add_option("--class", redrive.error_class,
+                "Only dead letters of this class (header __connect.errors.exception.class.name); `any` for all")
+    ->capture_default_str();
+  r->add_option("--reason", redrive.reason, "Only dead letters whose reason contains this text, e.g. unavailable");
+  r->add_option("--group", redrive.group, "Consumer group that remembers how far redriving got")->capture_default_str();
+  r->add_flag("--dry-run", redrive.dry_run, "Count what would be written; write and commit nothing");
+  r->callback([&] { code = run_redrive(redrive); });
+
   node_options node;
   auto* n = app.add_subcommand("node", "Run a node");
   n->add_option("-c,--config", node.config_path, "YAML config file")->required();

@@ -83,6 +83,7 @@ struct node::impl {
   actors::recent_alerts alerts;
   actors::recent_alerts dead_letters;
   std::map<std::string, gateways::prepared_model> models;
+  std::map<std::string, std::unique_ptr<actors::gateway_probe>> gateway_probes; ///< of the models hosted here
   caf::actor_system_config caf_cfg;
   std::unique_ptr<caf::actor_system> system;
   std::map<std::string, caf::actor> gateways;
@@ -191,8 +192,10 @@ void node::start() {
                  "written by the ingest node that consumed each record; see docs/CLUSTER.md)");
   d.system = std::make_unique<caf::actor_system>(actor_config(d.caf_cfg, d.cfg));
   if (d.cfg.node.has("gateway")) {
-    for (auto& [name, model] : d.models)
+    for (auto& [name, model] : d.models) {
       d.gateways[name] = model.spawn(*d.system);
+      d.gateway_probes.emplace(name, std::make_unique<actors::gateway_probe>(d.registry, name));
+    }
     for (const auto& [name, model] : d.cfg.models)
       if (!model.fallback.empty())
         caf::anon_send(d.gateways.at(name), actors::fallback_atom::value, d.gateways.at(model.fallback));
@@ -348,6 +351,12 @@ std::map<std::string, std::string> node::impl::unready_reasons() const {
       reasons[name] = problem;
     else if (!p.source->joined())
       reasons[name] = "waiting for the consumer group";
+    // A model whose every call fails scores nothing: say so, not only in the log.
+    const auto& model = cfg.pipelines.at(name).model;
+    if (auto probe = gateway_probes.find(model); probe != gateway_probes.end())
+      if (auto failing = probe->second->failing_calls.value(); failing >= cfg.models.at(model).breaker.failure_threshold)
+        reasons[name] += fmt::format("{}model {}: its last {} calls failed (see the log)",
+                                     reasons[name].empty() ? "" : "; ", model, failing);
   }
   return reasons;
 }

@@ -88,6 +88,16 @@ const std::vector<option>& options() {
     {"models.*", "price_per_million_output_tokens", "number", "0", "For the cost metric: USD per million output tokens."},
     {"models.*", "fallback", "string", "",
      "Another model (same task and input) that scores what this one cannot: retries exhausted, circuit open."},
+    {"models.*", "on_failure", "string", "dead_letter",
+     "Records a remote model cannot score: dead_letter once retries run out, block (hold them, pausing "
+     "the partitions, until the provider answers again) or fallback (the `fallback` model; the default when "
+     "one is set)."},
+    {"models.*", "deadline_ms", "integer", "0",
+     "Longest a record may wait for its model's answer (queues, cooldowns, retries); then it is dead-lettered. "
+     "0: no limit."},
+    {"models.*", "max_cooldown_ms", "integer", "60000", "Retry-After and rate-limit resets longer than this are cut to it."},
+    {"models.*", "cooldown_scope", "string", "model",
+     "model: a provider's Retry-After pauses this model only; origin: every model on the same scheme://host:port."},
     {"models.*.batch", "max_batch", "integer", "256", "Most rows in one model call."},
     {"models.*.batch", "max_linger_ms", "integer", "5", "Longest a row waits for its batch to fill."},
     {"models.*.limits", "requests_per_second", "integer", "0", "Most calls per second to the provider; 0: no limit."},
@@ -538,6 +548,30 @@ void read_model(section_reader r, const std::string& name, model_config& out) {
   out.input = r.get_list("input");
   out.threads = r.get_int("threads", 1, 256);
   out.fallback = r.get_string("fallback");
+  if (!out.fallback.empty())
+    out.on_failure = failure_policy::fallback;
+  if (auto policy = r.child("on_failure") ? r.scalar("on_failure") : std::nullopt) { // absent: as `fallback` says
+    if (policy->first == "dead_letter")
+      out.on_failure = failure_policy::dead_letter;
+    else if (policy->first == "block")
+      out.on_failure = failure_policy::block;
+    else if (policy->first == "fallback")
+      out.on_failure = failure_policy::fallback;
+    else
+      r.error(policy->second, r.join("on_failure"),
+              fmt::format("unknown policy '{}' (expected dead_letter, block or fallback)", policy->first));
+    if (out.on_failure == failure_policy::fallback && out.fallback.empty())
+      r.error(policy->second, r.join("on_failure"), "on_failure: fallback needs `fallback:` (another model's name)");
+  }
+  out.deadline_ms = r.get_int("deadline_ms", 0, 7 * 86'400'000LL);
+  out.max_cooldown_ms = r.get_int("max_cooldown_ms", 0, 86'400'000);
+  if (auto scope = r.scalar("cooldown_scope")) {
+    if (scope->first == "model" || scope->first == "origin")
+      out.cooldown_per_origin = scope->first == "origin";
+    else
+      r.error(scope->second, r.join("cooldown_scope"),
+              fmt::format("unknown scope '{}' (expected model or origin)", scope->first));
+  }
   out.price_per_million_input_tokens = r.get_number("price_per_million_input_tokens", 0, 1e6);
   out.price_per_million_output_tokens = r.get_number("price_per_million_output_tokens", 0, 1e6);
   out.endpoint = r.get_string("endpoint");

@@ -82,6 +82,13 @@ struct breaker_config {
   int64_t open_ms = 1000;
 };
 
+/// What a remote model does with records it cannot score (`on_failure`).
+enum class failure_policy {
+  dead_letter, ///< write them to the dead-letter topic once retries run out
+  block,       ///< keep them (and so pause the partitions) until the provider answers again
+  fallback,    ///< score them with the `fallback` model
+};
+
 struct model_config {
   std::string name;
   std::string task;
@@ -115,6 +122,10 @@ struct model_config {
   batch_config batch;
   int64_t threads = 1;
   std::string fallback; ///< name of another model, or empty
+  failure_policy on_failure = failure_policy::dead_letter; ///< fallback when `fallback` is set
+  int64_t deadline_ms = 0;         ///< longest a record waits for its answer; 0: no limit
+  int64_t max_cooldown_ms = 60'000; ///< Retry-After and rate-limit resets are capped at this
+  bool cooldown_per_origin = false; ///< `cooldown_scope: origin`: every model on that host waits
   double price_per_million_input_tokens = 0;
   double price_per_million_output_tokens = 0;
   int64_t max_queue = 0;

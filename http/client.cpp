@@ -103,7 +103,13 @@ struct client::impl {
         j = std::move(jobs.front());
         jobs.pop_front();
       }
-      auto r = perform(conn, j.c);
+      const bool reused = conn.open();
+      bool answered_nothing = false;
+      auto r = perform(conn, j.c, answered_nothing);
+      // A keep-alive connection the server closed while it sat idle breaks on its next use. That
+      // says nothing of the server: the call goes again at once, on a fresh connection.
+      if (reused && r.error == result::failure::reset && answered_nothing)
+        r = perform(conn, j.c, answered_nothing);
       // A failed or closed connection is not reused.
       if (r.error != result::failure::none || r.header("connection") == "close")
         conn.reset();
@@ -124,8 +130,10 @@ struct client::impl {
     return done;
   }
 
-  result perform(connection& conn, const call& c) {
+  /// `answered_nothing`: the call failed before a byte of the response arrived.
+  result perform(connection& conn, const call& c, bool& answered_nothing) {
     result r;
+    answered_nothing = false;
     auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(options.timeout_ms);
     auto fail = [&](result::failure f, std::string message) {
       r.error = f;
@@ -196,8 +204,10 @@ struct client::impl {
     auto io = [&](auto& stream) -> std::optional<result> {
       if (!step([&](auto h) { bhttp::async_write(stream, req, h); }))
         return fail(result::failure::timeout, "timed out sending the request");
-      if (ec)
+      if (ec) {
+        answered_nothing = true;
         return fail(result::failure::reset, "sending the request failed: " + ec.message());
+      }
       const auto timed_out = "no complete response within " + std::to_string(options.timeout_ms) + " ms";
       if (!step([&](auto h) { bhttp::async_read_header(stream, conn.buffer, parser, h); }))
         return fail(result::failure::timeout, timed_out);
@@ -208,8 +218,10 @@ struct client::impl {
         return fail(result::failure::timeout, timed_out);
       if (ec == bhttp::error::body_limit || ec == bhttp::error::header_limit)
         return fail(result::failure::too_large, "response over the size cap: " + ec.message());
-      if (ec)
+      if (ec) {
+        answered_nothing = !parser.got_some();
         return fail(result::failure::reset, "reading the response failed: " + ec.message());
+      }
       return std::nullopt;
     };
     if (auto failed = conn.tls_stream ? io(*conn.tls_stream) : io(*conn.stream))

@@ -77,6 +77,39 @@ public:
     return out;
   }
 
+  /// Cuts a batch in two (the first half takes the odd input), a part split where it straddles
+  /// the cut: bisecting a call the provider refused finds the input it refuses.
+  static std::pair<batch, batch> halve(batch&& b, size_t width) {
+    std::pair<batch, batch> out;
+    const size_t cut = (b.n + 1) / 2;
+    size_t at = 0;
+    for (auto& p : b.parts) {
+      const size_t k = p.ids.size();
+      if (at < cut && at + k > cut) {
+        const auto first = static_cast<std::ptrdiff_t>(cut - at);
+        out.second.parts.push_back({p.caller, {p.ids.begin() + first, p.ids.end()}});
+        p.ids.resize(cut - at);
+        out.first.parts.push_back(std::move(p));
+      } else {
+        (at < cut ? out.first : out.second).parts.push_back(std::move(p));
+      }
+      at += k;
+    }
+    out.first.n = cut;
+    out.second.n = b.n - cut;
+    if (width == 0) {
+      out.second.texts.assign(std::make_move_iterator(b.texts.begin() + static_cast<std::ptrdiff_t>(cut)),
+                              std::make_move_iterator(b.texts.end()));
+      b.texts.resize(cut);
+      out.first.texts = std::move(b.texts);
+    } else {
+      out.second.rows.assign(b.rows.begin() + static_cast<std::ptrdiff_t>(cut * width), b.rows.end());
+      b.rows.resize(cut * width);
+      out.first.rows = std::move(b.rows);
+    }
+    return out;
+  }
+
 private:
   struct entry {
     Caller caller;

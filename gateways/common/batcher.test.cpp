@@ -76,3 +76,29 @@ TEST_CASE("a request whose rows do not match its ids is refused") {
   CHECK_THROWS_AS(b.add(1, std::move(r)), std::invalid_argument);
   CHECK(b.empty());
 }
+
+TEST_CASE("a batch halves down to single inputs, parts cut where they straddle") {
+  batcher<int> b(8, 2);
+  b.add(1, request({1, 2}, 2));
+  b.add(2, request({3, 4, 5}, 2));
+  auto [first, second] = batcher<int>::halve(b.take(), 2);
+  CHECK(first.size() == 3);
+  CHECK(second.size() == 2);
+  REQUIRE(first.parts.size() == 2);
+  CHECK(first.parts[1].caller == 2);
+  CHECK(first.parts[1].ids == std::vector<uint64_t>{3});
+  REQUIRE(second.parts.size() == 1);
+  CHECK(second.parts[0].caller == 2);
+  CHECK(second.parts[0].ids == std::vector<uint64_t>{4, 5});
+  CHECK(first.rows == std::vector<float>{10, 11, 20, 21, 30, 31});
+  CHECK(second.rows == std::vector<float>{40, 41, 50, 51});
+  auto [one, two] = batcher<int>::halve(std::move(second), 2);
+  CHECK(one.parts[0].ids == std::vector<uint64_t>{4});
+  CHECK(two.rows == std::vector<float>{50, 51});
+
+  batcher<int> text(4, 0);
+  text.add(7, {{1, 2, 3}, {}, {"a", "b", "c"}});
+  auto [t1, t2] = batcher<int>::halve(text.take(), 0);
+  CHECK(t1.texts == std::vector<std::string>{"a", "b"});
+  CHECK(t2.texts == std::vector<std::string>{"c"});
+}

@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cmath>
 #include <deque>
 
@@ -40,6 +41,14 @@ struct outgoing {
   clock::time_point not_before{}; ///< backoff: no call before this
   clock::time_point started{};    ///< of the call in flight
   clock::time_point ready_at = clock::now(); ///< when the batch was ready to go
+  clock::time_point created = ready_at;      ///< its records' deadline counts from here
+  bool held = false;                         ///< counted in held_rows (on_failure: block)
+};
+
+/// Dead-lettered rows of one cause, between two warnings about it.
+struct failure_note {
+  uint64_t rows = 0;
+  clock::time_point warned{};
 };
 
 struct remote_state {
@@ -65,7 +74,9 @@ struct remote_state {
   token_bucket token_pace{0, 0};        ///< spreads those tokens evenly over the second
   double estimate_scale = 1.0;          ///< reported usage / our estimate, learnt from responses
   std::optional<circuit_breaker> breaker;
-  std::shared_ptr<shared_cooldown> cooldown; ///< shared with every gateway on the same origin
+  std::shared_ptr<shared_cooldown> cooldown; ///< this model's, or its origin's (cooldown_scope)
+  std::map<std::string, failure_note> failures; ///< by cause: warned at most once a minute
+  bool warned_holding = false;
   clock::time_point wake_at = clock::time_point::max();
   std::mt19937_64 rng{std::random_device{}()};
   bool linger_armed = false;
@@ -77,6 +88,7 @@ using remote_actor = caf::stateful_actor<remote_state>;
 
 void dispatch(remote_actor* self);
 void track_breaker(remote_actor* self);
+void release(remote_actor* self, outgoing& b);
 
 void answer(remote_actor* self, outgoing& b, call_output* out, const std::string& error) {
   split_results(b.batch.parts, out ? &out->values : nullptr, out ? out->width : 1, out ? &out->texts : nullptr,
@@ -126,11 +138,80 @@ void apply_cooldown(remote_actor* self, const http::result& r) {
       if (auto reset = parse_reset_duration(r.header(h)))
         wait = std::max(wait.value_or(milliseconds(0)), *reset);
   if (wait && *wait > milliseconds(0)) {
-    auto until = clock::now() + *wait;
+    // A proxy's `Retry-After: 3600` must not stop a stream for an hour.
+    auto capped = std::min(*wait, milliseconds(st.cfg.max_cooldown_ms));
+    auto until = clock::now() + capped;
     if (until > st.cooldown->until()) {
       st.cooldown->extend_to(until);
-      spdlog::warn("model {}: provider asked to wait {} ms; no call to it leaves before then", st.cfg.name,
-                   wait->count());
+      if (capped < *wait)
+        spdlog::warn("model {}: provider asked to wait {} ms; waiting max_cooldown_ms={} ms", st.cfg.name,
+                     wait->count(), capped.count());
+      else
+        spdlog::warn("model {}: provider asked to wait {} ms; no call {}leaves before then", st.cfg.name,
+                     wait->count(), st.cfg.cooldown_per_origin ? "to its host " : "");
+    }
+  }
+}
+
+/// What to do about each cause of dead letters, for the warning that reports them.
+std::string_view what_to_do(const std::string& cause) {
+  if (cause == "unauthorized")
+    return "check the model's credential (api_key, api_key_file or the provider's own variables)";
+  if (cause == "client_error")
+    return "the provider refuses these inputs; the dead letters carry its answer";
+  if (cause == "bad_response" || cause == "too_large")
+    return "check endpoint, provider and max_response_bytes";
+  if (cause == "deadline")
+    return "raise deadline_ms, or the provider's limits";
+  return "the provider keeps failing; `on_failure: block` keeps records until it answers, "
+         "`inflow redrive` replays dead letters";
+}
+
+/// Dead-letters a batch (or hands it to the fallback): counted by cause, and said in the log
+/// once a minute per cause, with how many and what to do.
+void fail(remote_actor* self, outgoing& b, const std::string& cause, const std::string& why) {
+  auto& st = self->state;
+  release(self, b);
+  if (st.cfg.on_failure == config::failure_policy::fallback && st.fallback)
+    return to_fallback(self, b, why);
+  st.metrics
+    ->get_counter("inflow_gateway_failed_rows_total", "Rows a model could not score, by cause (dead-lettered).",
+                  metrics::label("model", st.cfg.name) + "," + metrics::label("reason", cause))
+    .inc(b.batch.size());
+  auto& note = st.failures[cause];
+  note.rows += b.batch.size();
+  auto now = clock::now();
+  if (note.warned == clock::time_point{} || now - note.warned >= std::chrono::minutes(1)) {
+    spdlog::warn("model {}: {} record(s) dead-lettered{}: {}; {}", st.cfg.name, note.rows,
+                 note.warned == clock::time_point{} ? "" : " in the last minute", why, what_to_do(cause));
+    note = {0, now};
+  }
+  answer(self, b, nullptr, why);
+}
+
+/// on_failure: block: the batch stays until the provider answers, however long that takes.
+void hold(remote_actor* self, outgoing& b, const std::string& why) {
+  auto& st = self->state;
+  if (!b.held) {
+    b.held = true;
+    st.probe->held_rows.add(static_cast<int64_t>(b.batch.size()));
+  }
+  if (!st.warned_holding) {
+    spdlog::warn("model {}: retries ran out ({}); holding its records until the provider answers again "
+                 "(on_failure: block): their partitions pause when full, nothing is dead-lettered",
+                 st.cfg.name, why);
+    st.warned_holding = true;
+  }
+}
+
+void release(remote_actor* self, outgoing& b) {
+  auto& st = self->state;
+  if (b.held) {
+    b.held = false;
+    st.probe->held_rows.add(-static_cast<int64_t>(b.batch.size()));
+    if (st.probe->held_rows.value() == 0 && st.warned_holding) {
+      spdlog::info("model {}: the provider answers again; no records held", st.cfg.name);
+      st.warned_holding = false;
     }
   }
 }
@@ -170,6 +251,8 @@ void on_done(remote_actor* self, call_done& done) {
 
   if (!error) {
     st.breaker->on_success();
+    st.probe->failing_calls.set(0);
+    release(self, b);
     st.probe->rows.inc(b.batch.size());
     st.probe->tokens_in.inc(static_cast<uint64_t>(output->tokens_in));
     st.probe->tokens_out.inc(static_cast<uint64_t>(output->tokens_out));
@@ -188,22 +271,31 @@ void on_done(remote_actor* self, call_done& done) {
     st.metrics->get_counter("inflow_gateway_call_errors_total", "Failed model calls by type.",
                             metrics::label("model", st.cfg.name) + "," + metrics::label("type", std::string(to_string(*error))))
       .inc();
+    st.probe->errors.inc();
+    st.probe->failing_calls.add(1);
+    // What says nothing of the provider's health does not count: a bad input, a bad answer, a 429.
     if (*error != call_error::client_error && *error != call_error::bad_response && *error != call_error::rate_limited)
       st.breaker->on_failure(now);
-    if (is_retriable(*error) && b.attempts < st.cfg.retry.max_attempts) {
-      st.probe->errors.inc();
+    const bool block = st.cfg.on_failure == config::failure_policy::block;
+    if (*error == call_error::client_error && b.batch.size() > 1) {
+      // One input the provider refuses (over its token limit, caught by a filter) fails the whole
+      // call: halve it until that input is alone, so only it fails.
+      release(self, b);
+      auto [first, second] = batcher<caf::strong_actor_ptr>::halve(std::move(b.batch), st.width);
+      for (auto* half : {&second, &first})
+        st.ready.push_front({st.next_id++, std::move(*half), 0, 0, now, {}, now, b.created, false});
+    } else if ((is_retriable(*error) && (b.attempts < st.cfg.retry.max_attempts || block)) ||
+               (*error == call_error::unauthorized && block)) {
+      if (block && b.attempts >= st.cfg.retry.max_attempts)
+        hold(self, b, fmt::format("{}: {}", to_string(*error), message));
       b.not_before = now + backoff(b.attempts - 1, milliseconds(st.cfg.retry.initial_backoff_ms),
                                    milliseconds(st.cfg.retry.max_backoff_ms), st.rng);
       b.ready_at = now;
       st.ready.push_front(std::move(b)); // keep its place in line
     } else {
-      st.probe->errors.inc();
-      auto why = fmt::format("model {} failed after {} attempt(s): {}: {}", st.cfg.name, b.attempts,
-                             to_string(*error), message);
-      if (st.fallback)
-        to_fallback(self, b, why);
-      else
-        answer(self, b, nullptr, why);
+      fail(self, b, std::string(to_string(*error)),
+           fmt::format("model {} failed after {} attempt(s): {}: {}", st.cfg.name, b.attempts, to_string(*error),
+                       message));
     }
   }
   track_breaker(self);
@@ -239,48 +331,80 @@ void send_call(remote_actor* self, outgoing b, clock::time_point now) {
   });
 }
 
+/// Dead-letters the ready batches whose records waited deadline_ms; returns when the next one will.
+clock::time_point expire(remote_actor* self, clock::time_point now) {
+  auto& st = self->state;
+  auto next = clock::time_point::max();
+  if (st.cfg.deadline_ms <= 0)
+    return next;
+  const milliseconds deadline(st.cfg.deadline_ms);
+  for (auto it = st.ready.begin(); it != st.ready.end();) {
+    if (now - it->created < deadline) {
+      next = std::min(next, it->created + deadline);
+      ++it;
+      continue;
+    }
+    auto b = std::move(*it);
+    it = st.ready.erase(it);
+    fail(self, b, "deadline",
+         fmt::format("model {}: no answer within deadline_ms={} ({} attempt(s))", st.cfg.name, st.cfg.deadline_ms,
+                     b.attempts));
+  }
+  return next;
+}
+
 void dispatch(remote_actor* self) {
   auto& st = self->state;
   while (st.pending->full())
     st.ready.push_back({st.next_id++, st.pending->take()});
+  auto wake = expire(self, clock::now());
   while (!st.paused && !st.ready.empty() && st.in_flight.size() < static_cast<size_t>(st.cfg.limits.max_in_flight)) {
     auto now = clock::now();
-    auto& b = st.ready.front();
+    // The oldest batch not backing off goes next: one waiting to be retried holds nobody up.
+    auto it = std::find_if(st.ready.begin(), st.ready.end(), [now](const outgoing& o) { return o.not_before <= now; });
+    if (it == st.ready.end()) {
+      for (const auto& o : st.ready)
+        wake = std::min(wake, o.not_before);
+      break;
+    }
+    auto& b = *it;
     if (st.cfg.limits.tokens_per_minute > 0) // only a token budget needs the estimate
       b.estimated_tokens = static_cast<int64_t>(std::llround(
         st.estimate_scale * static_cast<double>(st.codec_->estimate_tokens(
                               {b.batch.rows.data(), b.batch.size(), st.width, b.batch.texts.data()}))));
     auto needed = static_cast<double>(b.estimated_tokens);
     const double pace_burst = st.cfg.limits.tokens_per_minute / 600.0;
-    auto at = std::max({b.not_before, st.cooldown->until(), now + st.rate.wait_for(now),
+    auto at = std::max({st.cooldown->until(), now + st.rate.wait_for(now),
                         now + (st.requests ? st.requests->wait_for(now, 1) : milliseconds(0)),
                         now + st.tokens->wait_for(now, needed),
                         now + st.token_pace.wait_for(now, std::min(needed, pace_burst))});
     if (at > now) {
-      wake_in(self, at);
-      return;
+      wake = std::min(wake, at);
+      break;
     }
     bool allowed = st.breaker->allow(now);
     track_breaker(self);
-    if (!allowed && st.fallback) { // degraded mode: the fallback takes the traffic
-      auto next = std::move(st.ready.front());
-      st.ready.pop_front();
+    if (!allowed && st.fallback && st.cfg.on_failure == config::failure_policy::fallback) {
+      auto next = std::move(b); // degraded mode: the fallback takes the traffic
+      st.ready.erase(it);
       to_fallback(self, next, "circuit open");
       continue;
     }
     if (!allowed) {
-      wake_in(self, std::max(st.breaker->reopens_at(), now + milliseconds(1)));
-      return;
+      wake = std::min(wake, std::max(st.breaker->reopens_at(), now + milliseconds(1)));
+      break;
     }
     st.rate.try_take(now);
     if (st.requests)
       st.requests->take(now, 1);
     st.tokens->take(now, needed);
     st.token_pace.adjust(now, needed);
-    auto next = std::move(st.ready.front());
-    st.ready.pop_front();
+    auto next = std::move(b);
+    st.ready.erase(it);
     send_call(self, std::move(next), now);
   }
+  if (!st.ready.empty() && wake != clock::time_point::max())
+    wake_in(self, wake);
   st.probe->queued_rows.set(static_cast<int64_t>(st.pending->pending_rows()));
 }
 
@@ -325,7 +449,8 @@ caf::behavior remote_gateway(remote_actor* self, config::model_config cfg, model
   options.ca_file = cfg.ca_file;
   auto origin = http::parse_url(cfg.endpoint);
   st.client = std::make_shared<http::client>(origin, options);
-  st.cooldown = shared_cooldown::of(origin.scheme + "://" + http::host_header(origin));
+  auto origin_key = origin.scheme + "://" + http::host_header(origin);
+  st.cooldown = shared_cooldown::of(cfg.cooldown_per_origin ? origin_key : origin_key + " " + cfg.name);
   st.cfg = std::move(cfg);
   publish_limits(st, st.cfg.limits.requests_per_second, st.cfg.limits.tokens_per_minute);
   return {

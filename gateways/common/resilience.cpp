@@ -18,6 +18,7 @@ std::string_view to_string(call_error e) {
     case call_error::rate_limited: return "rate_limited";
     case call_error::unavailable: return "unavailable";
     case call_error::server_error: return "server_error";
+    case call_error::unauthorized: return "unauthorized";
     case call_error::client_error: return "client_error";
     case call_error::bad_response: return "bad_response";
   }
@@ -35,6 +36,8 @@ std::optional<call_error> classify_status(int status) {
     return call_error::unavailable;
   if (status >= 500)
     return call_error::server_error;
+  if (status == 401 || status == 403)
+    return call_error::unauthorized;
   if (status >= 400)
     return call_error::client_error;
   return call_error::bad_response; // 1xx, 3xx: nothing we can use

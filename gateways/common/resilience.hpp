@@ -26,7 +26,8 @@ enum class call_error : uint8_t {
   rate_limited,  ///< HTTP 429
   unavailable,   ///< HTTP 502, 503, 504
   server_error,  ///< other HTTP 5xx
-  client_error,  ///< HTTP 4xx other than 408/429: our request is wrong
+  unauthorized,  ///< HTTP 401, 403: the credential is missing, wrong or expired
+  client_error,  ///< other HTTP 4xx than 408/429: this request is wrong
   bad_response,  ///< 2xx but not the shape we expect (invalid JSON, wrong count, wrong type)
 };
 
@@ -43,6 +44,7 @@ constexpr bool is_retriable(call_error e) {
     case call_error::server_error:
       return true;
     case call_error::too_large:
+    case call_error::unauthorized:
     case call_error::client_error:
     case call_error::bad_response:
       return false;

@@ -17,6 +17,8 @@ TEST_CASE("only transient failures are retried") {
   CHECK(classify_status(503) == call_error::unavailable);
   CHECK(classify_status(500) == call_error::server_error);
   CHECK(classify_status(400) == call_error::client_error);
+  CHECK(classify_status(401) == call_error::unauthorized);
+  CHECK(classify_status(403) == call_error::unauthorized);
   CHECK(classify_status(408) == call_error::timeout);
 }
 

@@ -16,6 +16,8 @@ class FaultServer:
         self.script = []      # actions for the next requests, then normal answers
         self.arrivals = []    # (time, rows) of every request
         self.jitter = 0.0     # each answer waits up to this long (s), so calls finish out of order
+        self.down_until = 0.0  # until this time, every call is answered 503 (an outage)
+        self.refuse_amount = None  # a request with a row of this amount is refused with 400, as a whole
         self.lock = threading.Lock()
         server = self
 
@@ -34,6 +36,12 @@ class FaultServer:
                     server.arrivals.append((time.time(), shape[0]))
                     action = server.script.pop(0) if server.script else ("ok",)
                 kind = action[0]
+                width = shape[1]
+                if time.time() < server.down_until:
+                    return self.reply(503, b'{"error":"outage"}')
+                if server.refuse_amount is not None and any(
+                        abs(data[i * width] - server.refuse_amount) < 1e-3 for i in range(shape[0])):
+                    return self.reply(400, b'{"error":"input refused"}')
                 if server.jitter:
                     time.sleep(random.uniform(0, server.jitter))
                 if kind == "status":
@@ -50,11 +58,14 @@ class FaultServer:
                     return self.reply(200, b'{"outputs":[]}', {"Content-Type": "text/html"})
                 if kind == "oversized":
                     return self.reply(200, b'{"pad":"' + b"x" * action[1] + b'"}')
-                width = shape[1]
                 scores = [min(1.0, data[i * width] / 1000.0) for i in range(shape[0])]
                 out = {"model_name": "fraud", "id": req.get("id", ""),
                        "outputs": [{"name": "output-0", "shape": [shape[0]], "datatype": "FP32", "data": scores}]}
                 self.reply(200, json.dumps(out).encode())
+                if kind == "close_after":  # a keep-alive connection the server then drops while idle
+                    self.wfile.flush()
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    self.close_connection = True
 
             def reply(self, status, body, headers=None):
                 self.send_response(status)

@@ -4,12 +4,13 @@ dead letters with the reason."""
 
 import email.utils
 import json
+import subprocess
 import time
 
 import pytest
 
 from fault_server import FaultServer
-from harness import Feeder, Node, headers, read_all, remote_sets, transaction, wait_until_committed
+from harness import INFLOW, Feeder, Node, headers, read_all, remote_sets, transaction, wait_until_committed
 
 RECORDS = 300
 
@@ -88,12 +89,16 @@ def test_a_reset_connection_is_retried(broker, model_path, provider):
 
 
 def test_unusable_answers_become_dead_letters_with_the_reason(broker, model_path, provider):
-    provider.script = [("invalid_json",), ("oversized", 100000), ("status", 400), ("html",)]
-    metrics, alerts, dead, feeder, _ = run(broker, model_path, provider, ["models.fraud.max_response_bytes=4096"])
+    provider.script = [("invalid_json",), ("oversized", 100000), ("status", 401), ("html",)]
+    metrics, alerts, dead, feeder, node = run(broker, model_path, provider, ["models.fraud.max_response_bytes=4096"])
     failed_rows = sum(rows for _, rows in provider.arrivals[:4])
     assert len(dead) == failed_rows
     reasons = {headers(m)["__connect.errors.exception.message"].split(":")[1].strip() for m in dead}
-    assert reasons == {"bad_response", "too_large", "client_error"}
+    assert reasons == {"bad_response", "too_large", "unauthorized"}
+    # Said in the log at the default level, once per cause, with what to do.
+    log = node.stderr()
+    assert "record(s) dead-lettered" in log and "check the model's credential" in log, log
+    assert sum(v for k, v in metrics.items() if k.startswith("inflow_gateway_failed_rows_total")) == failed_rows
     assert any("unexpected content type 'text/html'" in headers(m)["__connect.errors.exception.message"] for m in dead)
     assert all(headers(m)["__connect.errors.exception.class.name"] == "inflow.errors.model_failed" for m in dead)
     assert len(alerts) + len(dead) <= RECORDS
@@ -172,3 +177,113 @@ def test_a_failing_provider_falls_back_to_another_model(broker, model_path, prov
     assert alerts and all(a["model"] == "local" and a["model_version"] == meta["version"] for a in alerts)
     assert metrics['inflow_gateway_fallback_rows_total{model="fraud"}'] == RECORDS
     assert "scoring with the fallback model" in node.stderr()
+
+
+OUTAGE_SECONDS = 120
+
+
+def test_a_two_minute_outage_under_block_dead_letters_nothing(broker, model_path, provider):
+    provider.down_until = time.time() + 3600  # down until told otherwise
+    feeder = Feeder(broker.bootstrap)
+    feeder.feed(RECORDS, seed=13, fraud_every=10, poison_every=0)
+    node = Node(broker.bootstrap, model_path, sets=remote_sets(provider.url, model_path, [
+        "models.fraud.on_failure=block", "models.fraud.batch.max_batch=50", "models.fraud.retry.initial_backoff_ms=10",
+        "models.fraud.retry.max_backoff_ms=1000", "models.fraud.breaker.failure_threshold=3",
+        "models.fraud.breaker.open_ms=500"]))
+    try:
+        node.wait_for_stderr(r"holding its records until the provider answers again")
+        started = time.time()
+        # While it lasts: records held (none dead-lettered), and /readyz says which model fails.
+        deadline = started + 30
+        while time.time() < deadline and "model fraud: its last" not in node.readyz()[1]:
+            time.sleep(0.2)
+        status, body = node.readyz()
+        assert status == 503 and "model fraud: its last" in body, body
+        time.sleep(max(0.0, started + OUTAGE_SECONDS - time.time()))
+        metrics = node.metrics()
+        assert metrics['inflow_gateway_held_rows{model="fraud"}'] > 0
+        assert metrics.get('inflow_records_dead_lettered_total{pipeline="fraud"}', 0) == 0
+        provider.down_until = 0  # the provider is back
+        wait_until_committed(broker.bootstrap, "inflow-fraud", "transactions", 4, timeout=60)
+        node.wait_for_stderr(r"the provider answers again; no records held")
+        assert node.metrics()['inflow_gateway_held_rows{model="fraud"}'] == 0
+    finally:
+        assert node.stop() == 0, node.stderr()
+    assert not read_all(broker.bootstrap, "transactions.dlq", 1)
+    alerts = [json.loads(m.value()) for m in read_all(broker.bootstrap, "fraud-alerts", 2)]
+    assert {(a["source"]["partition"], a["source"]["offset"]) for a in alerts} == expected_alerts(feeder)
+
+
+def test_a_deadline_bounds_how_long_block_holds_a_record(broker, model_path, provider):
+    provider.down_until = time.time() + 3600
+    metrics, alerts, dead, feeder, node = run(broker, model_path, provider, [
+        "models.fraud.on_failure=block", "models.fraud.deadline_ms=1500", "models.fraud.retry.max_backoff_ms=200"])
+    assert len(dead) == RECORDS and not alerts
+    assert all("no answer within deadline_ms=1500" in headers(m)["__connect.errors.exception.message"] for m in dead)
+    assert metrics['inflow_gateway_failed_rows_total{model="fraud",reason="deadline"}'] == RECORDS
+    assert "raise deadline_ms" in node.stderr()
+
+
+def test_one_refused_input_is_found_by_bisection_and_only_it_is_dead_lettered(broker, model_path, provider):
+    provider.refuse_amount = 777.77
+    feeder = Feeder(broker.bootstrap)
+    feeder.feed(127, seed=14, fraud_every=10, poison_every=0)
+    bad = json.loads(transaction(__import__("random").Random(1), 999, False))
+    bad.update(amount=777.77, id="refused-1")
+    feeder.send(json.dumps(bad).encode(), "refused", b"card-x")
+    feeder.producer.flush(10)
+    node = Node(broker.bootstrap, model_path, sets=remote_sets(provider.url, model_path, [
+        "models.fraud.batch.max_batch=128", "models.fraud.batch.max_linger_ms=1000"]))
+    wait_until_committed(broker.bootstrap, "inflow-fraud", "transactions", 4, timeout=60)
+    metrics = node.metrics()
+    assert node.stop() == 0, node.stderr()
+    dead = read_all(broker.bootstrap, "transactions.dlq", 1)
+    assert [json.loads(m.value())["id"] for m in dead] == ["refused-1"]
+    assert "client_error" in headers(dead[0])["__connect.errors.exception.message"]
+    assert metrics['inflow_gateway_rows_total{model="fraud"}'] == 127
+
+
+def test_retry_after_an_hour_is_capped(broker, model_path, provider):
+    provider.script = [("status", 429, {"Retry-After": "3600"})]
+    _, alerts, dead, feeder, node = run(broker, model_path, provider, [
+        "models.fraud.limits.max_in_flight=1", "models.fraud.max_cooldown_ms=1000"])
+    first, later = provider.arrivals[0][0], [t for t, _ in provider.arrivals[1:]]
+    assert first + 0.95 <= min(later) <= first + 10
+    assert not dead
+    assert "waiting max_cooldown_ms=1000 ms" in node.stderr()
+
+
+def test_an_idle_connection_the_server_dropped_is_not_a_failed_call(broker, model_path, provider):
+    # Each answer is followed by the server dropping the connection, without saying so.
+    provider.script = [("close_after",)] * 10000
+    metrics, alerts, dead, feeder, _ = run(broker, model_path, provider, ["models.fraud.limits.max_in_flight=1"])
+    assert not dead and len(alerts) == len(expected_alerts(feeder))
+    errors = {k: v for k, v in metrics.items() if k.startswith("inflow_gateway_call_errors_total")}
+    assert not errors, errors
+
+
+def test_redrive_writes_an_outages_dead_letters_back_and_they_are_scored(broker, model_path, provider):
+    provider.down_until = time.time() + 3600
+    metrics, alerts, dead, feeder, node = run(broker, model_path, provider, ["models.fraud.retry.max_attempts=2"])
+    assert len(dead) == RECORDS and not alerts
+    assert "`inflow redrive` replays dead letters" in node.stderr()
+    provider.down_until = 0  # fixed
+
+    redrive = [INFLOW, "redrive", "--bootstrap", broker.bootstrap, "--from", "transactions.dlq"]
+    dry = subprocess.run(redrive + ["--dry-run"], capture_output=True, text=True, timeout=60)
+    assert dry.returncode == 0 and f"would write {RECORDS} of {RECORDS}" in dry.stdout, dry.stdout + dry.stderr
+    other = subprocess.run(redrive + ["--reason", "no such reason", "--group", "picky"], capture_output=True, text=True,
+                           timeout=60)
+    assert other.returncode == 0 and f"wrote 0 of {RECORDS}" in other.stdout, other.stdout + other.stderr
+    done = subprocess.run(redrive, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and f"wrote {RECORDS} of {RECORDS}" in done.stdout, done.stdout + done.stderr
+    again = subprocess.run(redrive, capture_output=True, text=True, timeout=60)
+    assert again.returncode == 0 and "wrote 0 of 0" in again.stdout, again.stdout  # it continues where it stopped
+
+    node = Node(broker.bootstrap, model_path, sets=remote_sets(provider.url, model_path))
+    wait_until_committed(broker.bootstrap, "inflow-fraud", "transactions", 4, timeout=60)
+    assert node.stop() == 0, node.stderr()
+    alerts = [json.loads(m.value()) for m in read_all(broker.bootstrap, "fraud-alerts", 2)]
+    fraud_ids = {json.loads(v)["id"] for (_, (kind, v)) in feeder.landed.items() if json.loads(v)["amount"] >= 900}
+    assert sorted(a["tx_id"] for a in alerts) == sorted(fraud_ids)
+    assert len(read_all(broker.bootstrap, "transactions.dlq", 1)) == RECORDS  # nothing new
