@@ -76,11 +76,13 @@ const std::vector<option>& options() {
     {"models.*", "aws_session_token", "secret", "", "bedrock, sagemaker: for temporary credentials; empty uses AWS_SESSION_TOKEN."},
     {"models.*", "content_type", "string", "text/csv", "sagemaker: text/csv (rows as CSV lines) or application/json ({\"instances\": rows})."},
     {"models.*", "request_template", "string", "",
-     "http: the JSON body; `{{rows}}` becomes the rows (array of arrays), `{{features}}` their names, `{{id}}` the call id."},
+     "http: the JSON body; `{{rows}}` becomes the rows (array of arrays), `{{features}}` their names, `{{id}}` the call id "
+     "(a JSON string: write it without quotes)."},
     {"models.*", "response_pointer", "string", "", "http: JSON pointer to the array of scores in the response, e.g. /predictions."},
     {"models.*", "auth_header", "string", "Authorization", "http: header that carries the api key."},
     {"models.*", "auth_scheme", "string", "Bearer", "http: prefix of the api key in that header; `\"\"` for none."},
-    {"models.*", "version", "string", "", "Version reported in alerts; empty takes it from the model's metadata."},
+    {"models.*", "version", "string", "", "Version reported in alerts; empty: the model file's (embedded), else the provider's model name "
+     "(`model:`, `deployment:`), else the endpoint's host and path."},
     {"models.*", "input", "list", "[]",
      "Feature expressions (`field`, `field == value`, `a / b`); empty takes them from the model's metadata."},
     {"models.*", "threads", "integer", "1", "Threads the model may use for one batch."},

@@ -66,8 +66,8 @@ struct remote_state {
   std::map<uint64_t, outgoing> in_flight; ///< calls the provider has not answered
   uint64_t next_id = 1;
   token_bucket rate{0, 0};
-  /// When other nodes host this model too: this node's part of the requests in
-  /// any one second, so that the parts add up to the limit in every window.
+  /// The requests in any one second (plus 50 ms for jitter): this node's part of the limit when
+  /// other nodes host the model too, so that the parts add up to it in every window.
   std::optional<sliding_window> requests;
   bool paused = false; ///< no budget yet: the cluster has not given this node its part
   std::optional<sliding_window> tokens; ///< tokens per minute, held in every one-second window
@@ -434,8 +434,11 @@ caf::behavior remote_gateway(remote_actor* self, config::model_config cfg, model
   st.codec_ = std::move(c);
   st.probe = std::move(probe);
   st.metrics = metrics;
-  // A burst of one call: even pacing, so that no one-second window holds more than the limit.
+  // A burst of one call: even pacing; and never more than the limit in any 1.05 s, since calls
+  // paced exactly 1/rate apart met the provider's one-second window limit + 1 times (jitter).
   st.rate.set_rate(cfg.limits.requests_per_second, 1.0);
+  if (cfg.limits.requests_per_second > 0)
+    st.requests.emplace(cfg.limits.requests_per_second, milliseconds(1050));
   // Tokens: a sixtieth of the minute's budget in any one second, spread evenly
   // (bursts at the window's edge would meet the provider a few ms apart and
   // fall into one of its windows), with 5 % kept back for that jitter.
@@ -521,7 +524,13 @@ prepared_model prepare_remote(const config::model_config& cfg, metrics::registry
   if (cfg.input.empty())
     throw std::runtime_error(fmt::format("provider {} needs `input:` (the features the model takes, in order)",
                                          cfg.provider));
-  model_info info{cfg.name, cfg.version.empty() ? cfg.provider : cfg.version, cfg.input, cfg.task};
+  // Without `version:`, what answered: the provider's name for the model, or the endpoint.
+  auto endpoint = http::parse_url(cfg.endpoint);
+  auto version = !cfg.version.empty()      ? cfg.version
+                 : !cfg.remote_model.empty() ? cfg.remote_model
+                 : !cfg.deployment.empty()   ? cfg.deployment
+                                             : http::host_header(endpoint) + endpoint.target;
+  model_info info{cfg.name, version, cfg.input, cfg.task};
   auto probe = std::make_shared<actors::gateway_probe>(metrics, cfg.name);
   size_t width = takes_text(cfg.task) ? 0 : cfg.input.size();
   return {info, [cfg, info, width, c, probe, &metrics](caf::actor_system& system) {

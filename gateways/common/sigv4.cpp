@@ -60,8 +60,9 @@ credentials from_environment(const std::string& access_key_id, const std::string
     c = {env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY"), env("AWS_SESSION_TOKEN")};
   }
   if (c.access_key_id.empty() || c.secret_access_key.empty())
-    throw std::runtime_error("AWS credentials missing: set access_key_id and secret_access_key "
-                             "(e.g. ${AWS_ACCESS_KEY_ID}) or the AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY environment");
+    throw std::runtime_error("AWS credentials missing: set the model's aws_access_key_id and aws_secret_access_key "
+                             "(e.g. ${AWS_ACCESS_KEY_ID}), or the environment variables AWS_ACCESS_KEY_ID and "
+                             "AWS_SECRET_ACCESS_KEY");
   return c;
 }
 

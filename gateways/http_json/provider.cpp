@@ -56,6 +56,11 @@ prepared_model prepare(const config::model_config& cfg, metrics::registry& metri
   if (cfg.request_template.find("{{rows}}") == std::string::npos)
     throw std::runtime_error("provider http needs `request_template:` with {{rows}} where the rows go, "
                              "e.g. '{\"instances\": {{rows}}}'");
+  // Placeholders become JSON values, quotes included: "{{id}}" would send ""b1"".
+  for (std::string placeholder : {"{{id}}", "{{rows}}", "{{features}}"})
+    if (cfg.request_template.find('"' + placeholder + '"') != std::string::npos)
+      throw std::runtime_error("request_template: write " + placeholder +
+                               " without quotes around it: it becomes a JSON value, with its own quotes if a string");
   auto target = cfg.endpoint.empty() ? std::string() : http::parse_url(cfg.endpoint).target;
   return prepare_remote(cfg, metrics, std::make_shared<template_codec>(cfg, target, read_api_key(cfg, false)));
 }

@@ -50,6 +50,8 @@ def test_retry_after_seconds_is_a_cooldown_for_every_call(broker, model_path, pr
     assert later and min(later) >= first + 2.0 - 0.05, "a call left before Retry-After expired"
     assert not dead
     assert {(a["source"]["partition"], a["source"]["offset"]) for a in alerts} == expected_alerts(feeder)
+    # Without `version:`, a remote model's version says what answered: here, the endpoint.
+    assert {a["model_version"] for a in alerts} == {provider.url.split("://")[1]}
 
 
 def test_retry_after_as_http_date(broker, model_path, provider):

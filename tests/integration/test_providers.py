@@ -99,6 +99,22 @@ def test_a_provider_without_its_credential_is_a_config_error(model_path):
     assert "needs a credential" in r.stderr
 
 
+def test_provider_mistakes_a_new_user_makes_are_config_errors_that_say_the_fix(model_path):
+    import subprocess
+    from harness import EXAMPLE, INFLOW
+    base = [INFLOW, "validate", "-c", EXAMPLE, "--set", f"models.fraud.input={json.dumps(features(model_path))}"]
+    quoted = subprocess.run(base + ["--set", "models.fraud.provider=http", "--set",
+                                    "models.fraud.endpoint=http://127.0.0.1:1/score", "--set",
+                                    """models.fraud.request_template='{"id": "{{id}}", "rows": {{rows}}}'"""],
+                            capture_output=True, text=True)
+    assert quoted.returncode == 78 and "write {{id}} without quotes" in quoted.stderr, quoted.stderr
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    aws = subprocess.run(base + ["--set", "models.fraud.provider=sagemaker", "--set",
+                                 "models.fraud.endpoint=https://runtime.sagemaker.eu-west-1.amazonaws.com/endpoints/x/invocations"],
+                         capture_output=True, text=True, env=env)
+    assert aws.returncode == 78 and "aws_access_key_id and aws_secret_access_key" in aws.stderr, aws.stderr
+
+
 def test_sagemaker_invoke_endpoint_signed_with_sigv4(broker, model_path):
     def respond(path, h, body):
         rows = [[float(x) for x in line.split(",")] for line in body.strip().split("\n")]
