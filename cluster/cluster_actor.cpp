@@ -618,6 +618,11 @@ caf::behavior cluster(cluster_actor* self, cluster_setup setup, std::string list
       if (it == st.calls.end() || static_cast<uint64_t>(it->second.attempts) != attempt)
         return;
       auto& call = it->second;
+      // on_failure: block: the hosting node keeps the call until its provider answers, and a node
+      // that dies is noticed by its link (on_down); waiting is the policy, so is waiting for a host.
+      if (auto model = st.cfg.models.find(call.model);
+          model != st.cfg.models.end() && model->second.on_failure == config::failure_policy::block)
+        return;
       if (call.peer.empty())
         return fail_call(self, id, fmt::format("no node hosting model {} joined within {} ms", call.model,
                                                st.cfg.cluster.request_timeout_ms));

@@ -7,6 +7,7 @@
 #include "actors/source.hpp"
 #include "cluster/cluster_actor.hpp"
 #include "cluster/tls.hpp"
+#include "gateways/common/caching_gateway.hpp"
 #include "http/server.hpp"
 #include "gateways/common/registry.hpp"
 #include "kafka/producer.hpp"
@@ -158,6 +159,8 @@ node::node(config::node_file cfg) : impl_(new impl) {
   impl_->cfg = with_needed_models(std::move(cfg));
   const auto& node = impl_->cfg.node;
   auto errors = gateways::prepare_models(impl_->cfg, impl_->registry, impl_->models);
+  for (auto& [name, model] : impl_->models)
+    model = gateways::with_cache(std::move(model), impl_->cfg.models.at(name), impl_->cfg.kafka, impl_->registry);
   if (node.has("ingest") && !node.has("gateway") && !node.listen)
     errors.push_back({"node.roles", 0,
                       "an ingest node without the gateway role calls models on other nodes: set node.listen and "

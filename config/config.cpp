@@ -100,6 +100,10 @@ const std::vector<option>& options() {
     {"models.*", "max_cooldown_ms", "integer", "60000", "Retry-After and rate-limit resets longer than this are cut to it."},
     {"models.*", "cooldown_scope", "string", "model",
      "model: a provider's Retry-After pauses this model only; origin: every model on the same scheme://host:port."},
+    {"models.*.cache", "topic", "string", "",
+     "Keep the model's answers in this compacted topic (and in memory): inputs answered before, after a crash, a "
+     "rebalance or in a reprocessing run, are not sent to the provider again. Empty: no cache."},
+    {"models.*.cache", "max_entries", "integer", "100000", "Most answers kept in memory (least recently used go)."},
     {"models.*.batch", "max_batch", "integer", "256", "Most rows in one model call."},
     {"models.*.batch", "max_linger_ms", "integer", "5", "Longest a row waits for its batch to fill."},
     {"models.*.limits", "requests_per_second", "integer", "0", "Most calls per second to the provider; 0: no limit."},
@@ -596,6 +600,9 @@ void read_model(section_reader r, const std::string& name, model_config& out) {
   out.auth_header = r.get_string("auth_header");
   out.auth_scheme = r.get_string("auth_scheme");
   out.max_response_bytes = r.get_int("max_response_bytes", 1024, int64_t(1) << 32);
+  section_reader cache(r.child("cache"), r.join("cache"), "models.*.cache", r.errors());
+  out.cache.topic = cache.child("topic") ? cache.get_topic("topic") : std::string();
+  out.cache.max_entries = cache.get_int("max_entries", 1, 100'000'000);
   section_reader batch(r.child("batch"), r.join("batch"), "models.*.batch", r.errors());
   out.batch.max_batch = batch.get_int("max_batch", 1, 1'000'000);
   out.batch.max_linger_ms = batch.get_int("max_linger_ms", 0, 60'000);

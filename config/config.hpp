@@ -89,6 +89,12 @@ enum class failure_policy {
   fallback,    ///< score them with the `fallback` model
 };
 
+/// `models.*.cache`: answers kept for replays (gateways/common/result_cache.hpp).
+struct cache_config {
+  std::string topic; ///< a compacted topic; empty: no cache
+  int64_t max_entries = 100'000;
+};
+
 struct model_config {
   std::string name;
   std::string task;
@@ -126,6 +132,7 @@ struct model_config {
   int64_t deadline_ms = 0;         ///< longest a record waits for its answer; 0: no limit
   int64_t max_cooldown_ms = 60'000; ///< Retry-After and rate-limit resets are capped at this
   bool cooldown_per_origin = false; ///< `cooldown_scope: origin`: every model on that host waits
+  cache_config cache;
   double price_per_million_input_tokens = 0;
   double price_per_million_output_tokens = 0;
   int64_t max_queue = 0;

@@ -15,6 +15,7 @@ class FaultServer:
         """`tls`: (certificate file, key file) to serve HTTPS."""
         self.script = []      # actions for the next requests, then normal answers
         self.arrivals = []    # (time, rows) of every request
+        self.rows = []        # every row scored, as a tuple of its features
         self.jitter = 0.0     # each answer waits up to this long (s), so calls finish out of order
         self.down_until = 0.0  # until this time, every call is answered 503 (an outage)
         self.refuse_amount = None  # a request with a row of this amount is refused with 400, as a whole
@@ -59,6 +60,8 @@ class FaultServer:
                 if kind == "oversized":
                     return self.reply(200, b'{"pad":"' + b"x" * action[1] + b'"}')
                 scores = [min(1.0, data[i * width] / 1000.0) for i in range(shape[0])]
+                with server.lock:
+                    server.rows.extend(tuple(data[i * width:(i + 1) * width]) for i in range(shape[0]))
                 out = {"model_name": "fraud", "id": req.get("id", ""),
                        "outputs": [{"name": "output-0", "shape": [shape[0]], "datatype": "FP32", "data": scores}]}
                 self.reply(200, json.dumps(out).encode())

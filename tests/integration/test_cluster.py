@@ -229,3 +229,30 @@ def test_calls_wait_for_a_gateway_node_that_joins_later(cluster_broker, model_pa
     assert ingest.metric("inflow_records_alerted_total") + ingest.metric("inflow_records_no_alert_total") == 2000
     for n in (ingest, gateway):
         assert n.stop() == 0, n.stderr()
+
+
+def test_block_waits_across_nodes_for_an_outage_longer_than_the_request_timeout(cluster_broker, model_path):
+    provider = FaultServer()
+    provider.down_until = time.time() + 3600
+    try:
+        bootstrap = cluster_broker.bootstrap
+        sets = remote_sets(provider.url, model_path, ["models.fraud.on_failure=block", "cluster.request_timeout_ms=1000",
+                                                      "models.fraud.retry.max_backoff_ms=500"])
+        gw = ClusterNode(bootstrap, model_path, "gw-1", ["gateway"], sets=sets)
+        ingest = ClusterNode(bootstrap, model_path, "in-1", ["ingest", "sink"], seeds=[gw.address],
+                             sets=[*sets, *GROUP_SETS])
+        ingest.wait_for_nodes(2)
+        feeder = Feeder(bootstrap)
+        feeder.feed(400, seed=5, fraud_every=10, poison_every=0)
+        gw.wait_for_stderr(r"holding its records until the provider answers again")
+        time.sleep(6)  # six request timeouts: without the policy, calls were re-sent and then dead-lettered
+        provider.down_until = 0
+        wait_until_committed(bootstrap, "inflow-fraud", "transactions", PARTITIONS, timeout=60)
+        assert ingest.counter("inflow_cluster_calls_rerouted_total") == 0
+        for n in (ingest, gw):
+            assert n.stop() == 0, n.stderr()
+    finally:
+        provider.stop()
+    assert not read_all(bootstrap, "transactions.dlq", 1)
+    alerts = read_all(bootstrap, "fraud-alerts", 2)
+    assert len(alerts) == sum(1 for _, v in feeder.landed.values() if json.loads(v)["amount"] >= 900)
