@@ -27,9 +27,8 @@ def crash_and_replay(broker, model_path, cache):
     provider = FaultServer()
     try:
         Feeder(broker.bootstrap).feed(RECORDS, seed=21, fraud_every=10, poison_every=0)
-        sets = remote_sets(provider.url, model_path, ["pipelines.fraud.commit_interval_ms=600000",
-                                                      *(["models.fraud.cache.topic=fraud-cache"] if cache else [])])
-        first = Node(broker.bootstrap, model_path, sets=sets)
+        sets = remote_sets(provider.url, model_path, ["models.fraud.cache.topic=fraud-cache"] if cache else [])
+        first = Node(broker.bootstrap, model_path, sets=[*sets, "pipelines.fraud.commit_interval_ms=600000"])
         deadline = time.time() + 60
         while time.time() < deadline and first.metric("inflow_records_scored_total") < RECORDS:
             time.sleep(0.2)
