@@ -62,7 +62,7 @@ const std::vector<option>& options() {
     {"models.*", "max_response_bytes", "integer", "16777216", "Larger responses fail the call (not retried)."},
     {"models.*", "ca_file", "string", "", "HTTPS: trust the CAs in this PEM file instead of the system's."},
     {"models.*", "api_key", "secret", "", "Credential sent to the provider; write `${ENV_VAR}`. Never printed."},
-    {"models.*", "api_key_file", "string", "", "File holding the credential (read at start; whitespace trimmed)."},
+    {"models.*", "api_key_file", "string", "", "File holding the credential (read at start, and again when the provider refuses it; whitespace trimmed)."},
     {"models.*", "model", "string", "", "The provider's name for the model, e.g. text-embedding-3-small, gemini-1.5-flash, "
                                          "amazon.titan-embed-text-v2:0."},
     {"models.*", "system_prompt", "string", "", "text_generation: instructions sent before each record's text."},

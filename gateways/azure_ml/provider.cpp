@@ -13,7 +13,8 @@ namespace {
 
 class score_codec : public row_codec {
 public:
-  score_codec(std::string target, std::string key, std::string deployment, const std::vector<std::string>& features)
+  score_codec(std::string target, std::shared_ptr<credential> key, std::string deployment,
+              const std::vector<std::string>& features)
     : target_(std::move(target)), key_(std::move(key)), deployment_(std::move(deployment)) {
     columns_ = "[";
     for (size_t i = 0; i < features.size(); ++i) {
@@ -31,7 +32,7 @@ public:
     index += ']';
     http::call c{"POST",
                  target_,
-                 {{"Content-Type", "application/json"}, {"Authorization", "Bearer " + key_}},
+                 {{"Content-Type", "application/json"}, {"Authorization", "Bearer " + key_->value()}},
                  R"({"input_data":{"columns":)" + columns_ + R"(,"index":)" + index +
                    R"(,"data":)" + rows_json(rows, n, width) + "}}"};
     if (!deployment_.empty())
@@ -46,15 +47,17 @@ public:
     return scores_at(r.body, "/predictions", n, error);
   }
 
+  bool refresh_credential() const override { return key_->refresh(); }
+
 private:
   std::string target_;
-  std::string key_;
+  std::shared_ptr<credential> key_;
   std::string deployment_;
   std::string columns_;
 };
 
 prepared_model prepare(const config::model_config& cfg, metrics::registry& metrics) {
-  auto key = read_api_key(cfg, true);
+  auto key = std::make_shared<credential>(cfg, true);
   auto target = cfg.endpoint.empty() ? std::string() : http::parse_url(cfg.endpoint).target;
   return prepare_remote(cfg, metrics, std::make_shared<score_codec>(target, key, cfg.deployment, cfg.input));
 }

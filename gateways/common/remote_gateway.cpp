@@ -43,6 +43,7 @@ struct outgoing {
   clock::time_point ready_at = clock::now(); ///< when the batch was ready to go
   clock::time_point created = ready_at;      ///< its records' deadline counts from here
   bool held = false;                         ///< counted in held_rows (on_failure: block)
+  bool refreshed = false;                    ///< the credential was read again after a 401/403
 };
 
 /// Dead-lettered rows of one cause, between two warnings about it.
@@ -277,7 +278,15 @@ void on_done(remote_actor* self, call_done& done) {
     if (*error != call_error::client_error && *error != call_error::bad_response && *error != call_error::rate_limited)
       st.breaker->on_failure(now);
     const bool block = st.cfg.on_failure == config::failure_policy::block;
-    if (*error == call_error::client_error && b.batch.size() > 1) {
+    if (*error == call_error::unauthorized && !b.refreshed && st.codec_->refresh_credential()) {
+      // A rotated key or a renewed token in api_key_file: once more at once, not counted.
+      spdlog::info("model {}: the provider refused the credential; read api_key_file again and retrying",
+                   st.cfg.name);
+      b.refreshed = true;
+      --b.attempts;
+      b.not_before = now;
+      st.ready.push_front(std::move(b));
+    } else if (*error == call_error::client_error && b.batch.size() > 1) {
       // One input the provider refuses (over its token limit, caught by a filter) fails the whole
       // call: halve it until that input is alone, so only it fails.
       release(self, b);

@@ -49,6 +49,8 @@ public:
   }
   /// Tokens a call will likely use, for the tokens-per-minute budget (0: untracked).
   virtual int64_t estimate_tokens(const call_input&) const { return 0; }
+  /// After a 401/403: reads the credential again; true when it changed and the call is worth repeating.
+  virtual bool refresh_credential() const { return false; }
 };
 
 /// A codec for APIs that score feature rows, one float per row.

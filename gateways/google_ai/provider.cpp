@@ -15,7 +15,7 @@ namespace {
 
 class gemini_codec : public codec {
 public:
-  explicit gemini_codec(const config::model_config& cfg) : cfg_(cfg), key_(read_api_key(cfg, true)) {
+  explicit gemini_codec(const config::model_config& cfg) : cfg_(cfg), key_(std::make_shared<credential>(cfg, true)) {
     auto base = http::parse_url(cfg.endpoint).target;
     while (!base.empty() && base.back() == '/')
       base.pop_back();
@@ -25,6 +25,7 @@ public:
 
   bool embedding() const { return cfg_.task == "embedding"; }
   size_t max_inputs_per_call() const override { return embedding() ? 100 : 1; } // the API's batch limit
+  bool refresh_credential() const override { return key_->refresh(); }
   int64_t estimate_tokens(const call_input& in) const override {
     return estimate_text_tokens(in, embedding() ? 0 : cfg_.max_tokens);
   }
@@ -42,7 +43,7 @@ public:
         body["systemInstruction"] = {{"parts", {{{"text", cfg_.system_prompt}}}}};
       body["generationConfig"] = {{"maxOutputTokens", cfg_.max_tokens}};
     }
-    return {"POST", target_, {{"Content-Type", "application/json"}, {"x-goog-api-key", key_}}, body.dump()};
+    return {"POST", target_, {{"Content-Type", "application/json"}, {"x-goog-api-key", key_->value()}}, body.dump()};
   }
 
   std::optional<call_output> parse(const http::result& r, size_t n, std::string& error) const override {
@@ -69,7 +70,7 @@ public:
 
 private:
   config::model_config cfg_;
-  std::string key_;
+  std::shared_ptr<credential> key_;
   std::string target_;
 };
 

@@ -18,8 +18,9 @@ void replace_all(std::string& text, const std::string& from, const std::string& 
 
 class template_codec : public row_codec {
 public:
-  template_codec(const config::model_config& cfg, std::string target, std::string key)
-    : target_(std::move(target)), template_(cfg.request_template), pointer_(cfg.response_pointer) {
+  template_codec(const config::model_config& cfg, std::string target, std::shared_ptr<credential> key)
+    : target_(std::move(target)), template_(cfg.request_template), pointer_(cfg.response_pointer),
+      key_(std::move(key)), auth_header_(cfg.auth_header), auth_scheme_(cfg.auth_scheme) {
     features_ = "[";
     for (size_t i = 0; i < cfg.input.size(); ++i) {
       if (i)
@@ -27,9 +28,6 @@ public:
       events::append_quoted(features_, cfg.input[i]);
     }
     features_ += ']';
-    headers_.emplace_back("Content-Type", "application/json");
-    if (!key.empty())
-      headers_.emplace_back(cfg.auth_header, cfg.auth_scheme.empty() ? key : cfg.auth_scheme + " " + key);
   }
 
   http::call build_rows(const float* rows, size_t n, size_t width, uint64_t batch_id) const override {
@@ -37,19 +35,26 @@ public:
     replace_all(body, "{{features}}", features_);
     replace_all(body, "{{id}}", events::json_quoted("b" + std::to_string(batch_id)));
     replace_all(body, "{{rows}}", rows_json(rows, n, width));
-    return {"POST", target_, headers_, std::move(body)};
+    http::call call{"POST", target_, {{"Content-Type", "application/json"}}, std::move(body)};
+    if (auto key = key_->value(); !key.empty())
+      call.headers.emplace_back(auth_header_, auth_scheme_.empty() ? key : auth_scheme_ + " " + key);
+    return call;
   }
 
   std::optional<std::vector<float>> parse_scores(const http::result& r, size_t n, std::string& error) const override {
     return scores_at(r.body, pointer_, n, error);
   }
 
+  bool refresh_credential() const override { return key_->refresh(); }
+
 private:
   std::string target_;
   std::string template_;
   std::string pointer_;
   std::string features_;
-  std::vector<std::pair<std::string, std::string>> headers_;
+  std::shared_ptr<credential> key_;
+  std::string auth_header_;
+  std::string auth_scheme_;
 };
 
 prepared_model prepare(const config::model_config& cfg, metrics::registry& metrics) {
@@ -62,7 +67,7 @@ prepared_model prepare(const config::model_config& cfg, metrics::registry& metri
       throw std::runtime_error("request_template: write " + placeholder +
                                " without quotes around it: it becomes a JSON value, with its own quotes if a string");
   auto target = cfg.endpoint.empty() ? std::string() : http::parse_url(cfg.endpoint).target;
-  return prepare_remote(cfg, metrics, std::make_shared<template_codec>(cfg, target, read_api_key(cfg, false)));
+  return prepare_remote(cfg, metrics, std::make_shared<template_codec>(cfg, target, std::make_shared<credential>(cfg, false)));
 }
 
 } // namespace

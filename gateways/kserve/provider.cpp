@@ -13,13 +13,13 @@ namespace {
 
 class v2_codec : public row_codec {
 public:
-  v2_codec(std::string target, std::string token) : target_(std::move(target)), token_(std::move(token)) {}
+  v2_codec(std::string target, std::shared_ptr<credential> token) : target_(std::move(target)), token_(std::move(token)) {}
 
   http::call build_rows(const float* rows, size_t n, size_t width, uint64_t batch_id) const override {
     http::call call{"POST", target_, {{"Content-Type", "application/json"}},
                     encode_infer_request("b" + std::to_string(batch_id), rows, n, width)};
-    if (!token_.empty())
-      call.headers.emplace_back("Authorization", "Bearer " + token_);
+    if (auto token = token_->value(); !token.empty())
+      call.headers.emplace_back("Authorization", "Bearer " + token);
     return call;
   }
 
@@ -27,14 +27,16 @@ public:
     return decode_infer_response(r.body, n, error);
   }
 
+  bool refresh_credential() const override { return token_->refresh(); }
+
 private:
   std::string target_;
-  std::string token_;
+  std::shared_ptr<credential> token_;
 };
 
 prepared_model prepare(const config::model_config& cfg, metrics::registry& metrics) {
   auto target = cfg.endpoint.empty() ? std::string() : http::parse_url(cfg.endpoint).target;
-  return prepare_remote(cfg, metrics, std::make_shared<v2_codec>(target, read_api_key(cfg, false)));
+  return prepare_remote(cfg, metrics, std::make_shared<v2_codec>(target, std::make_shared<credential>(cfg, false)));
 }
 
 } // namespace

@@ -15,7 +15,8 @@ namespace {
 
 class openai_codec : public codec {
 public:
-  openai_codec(const config::model_config& cfg, bool azure) : cfg_(cfg), azure_(azure) {
+  openai_codec(const config::model_config& cfg, bool azure)
+    : cfg_(cfg), azure_(azure), key_(std::make_shared<credential>(cfg, true)) {
     auto base = http::parse_url(cfg.endpoint).target;
     while (!base.empty() && base.back() == '/')
       base.pop_back();
@@ -23,11 +24,10 @@ public:
     target_ = azure ? fmt::format("{}/openai/deployments/{}/{}?api-version={}", base, cfg.deployment, op,
                                   cfg.api_version)
                     : fmt::format("{}/{}", base, op);
-    auto key = read_api_key(cfg, true);
-    auth_ = azure ? std::pair{std::string("api-key"), key} : std::pair{std::string("Authorization"), "Bearer " + key};
   }
 
   bool embedding() const { return cfg_.task == "embedding"; }
+  bool refresh_credential() const override { return key_->refresh(); }
   size_t max_inputs_per_call() const override { return embedding() ? 0 : 1; }
   int64_t estimate_tokens(const call_input& in) const override {
     return estimate_text_tokens(in, embedding() ? 0 : cfg_.max_tokens);
@@ -47,7 +47,9 @@ public:
       body["messages"] = std::move(messages);
       body["max_tokens"] = cfg_.max_tokens;
     }
-    return {"POST", target_, {{"Content-Type", "application/json"}, auth_}, body.dump()};
+    auto auth = azure_ ? std::pair{std::string("api-key"), key_->value()}
+                       : std::pair{std::string("Authorization"), "Bearer " + key_->value()};
+    return {"POST", target_, {{"Content-Type", "application/json"}, std::move(auth)}, body.dump()};
   }
 
   std::optional<call_output> parse(const http::result& r, size_t n, std::string& error) const override {
@@ -77,7 +79,7 @@ private:
   config::model_config cfg_;
   bool azure_;
   std::string target_;
-  std::pair<std::string, std::string> auth_;
+  std::shared_ptr<credential> key_;
 };
 
 prepared_model prepare(const config::model_config& cfg, metrics::registry& metrics, bool azure) {

@@ -11,12 +11,13 @@ namespace {
 
 class predict_codec : public row_codec {
 public:
-  predict_codec(std::string target, std::string token) : target_(std::move(target)), token_(std::move(token)) {}
+  predict_codec(std::string target, std::shared_ptr<credential> token)
+    : target_(std::move(target)), token_(std::move(token)) {}
 
   http::call build_rows(const float* rows, size_t n, size_t width, uint64_t) const override {
     return {"POST",
             target_,
-            {{"Content-Type", "application/json"}, {"Authorization", "Bearer " + token_}},
+            {{"Content-Type", "application/json"}, {"Authorization", "Bearer " + token_->value()}},
             R"({"instances":)" + rows_json(rows, n, width) + "}"};
   }
 
@@ -24,13 +25,15 @@ public:
     return scores_at(r.body, "/predictions", n, error);
   }
 
+  bool refresh_credential() const override { return token_->refresh(); }
+
 private:
   std::string target_;
-  std::string token_;
+  std::shared_ptr<credential> token_;
 };
 
 prepared_model prepare(const config::model_config& cfg, metrics::registry& metrics) {
-  auto token = read_api_key(cfg, true);
+  auto token = std::make_shared<credential>(cfg, true);
   auto target = cfg.endpoint.empty() ? std::string() : http::parse_url(cfg.endpoint).target;
   if (!cfg.endpoint.empty() && target.find(":predict") == std::string::npos)
     throw std::runtime_error("vertex-ai endpoint must end in :predict (…/endpoints/ID:predict)");

@@ -19,6 +19,7 @@ class FaultServer:
         self.jitter = 0.0     # each answer waits up to this long (s), so calls finish out of order
         self.down_until = 0.0  # until this time, every call is answered 503 (an outage)
         self.refuse_amount = None  # a request with a row of this amount is refused with 400, as a whole
+        self.token = None     # when set, a request without `Authorization: Bearer <token>` gets 401
         self.lock = threading.Lock()
         server = self
 
@@ -38,6 +39,8 @@ class FaultServer:
                     action = server.script.pop(0) if server.script else ("ok",)
                 kind = action[0]
                 width = shape[1]
+                if server.token is not None and self.headers.get("Authorization") != f"Bearer {server.token}":
+                    return self.reply(401, b'{"error":"invalid token"}')
                 if time.time() < server.down_until:
                     return self.reply(503, b'{"error":"outage"}')
                 if server.refuse_amount is not None and any(

@@ -289,3 +289,28 @@ def test_redrive_writes_an_outages_dead_letters_back_and_they_are_scored(broker,
     fraud_ids = {json.loads(v)["id"] for (_, (kind, v)) in feeder.landed.items() if json.loads(v)["amount"] >= 900}
     assert sorted(a["tx_id"] for a in alerts) == sorted(fraud_ids)
     assert len(read_all(broker.bootstrap, "transactions.dlq", 1)) == RECORDS  # nothing new
+
+
+def test_a_token_renewed_in_its_file_mid_stream_loses_nothing(broker, model_path, provider, tmp_path):
+    # An access token that expires: another tool writes the new one to api_key_file.
+    token_file = tmp_path / "token"
+    token_file.write_text("token-1\n")
+    provider.token = "token-1"
+    feeder = Feeder(broker.bootstrap)
+    node = Node(broker.bootstrap, model_path, sets=remote_sets(provider.url, model_path, [
+        f"models.fraud.api_key_file={token_file}", "models.fraud.batch.max_batch=20"]))
+    try:
+        feeder.feed(RECORDS // 2, seed=15, fraud_every=10, poison_every=0)
+        deadline = time.time() + 30
+        while time.time() < deadline and node.metric("inflow_records_scored_total") < RECORDS // 2:
+            time.sleep(0.1)
+        token_file.write_text("token-2\n")
+        provider.token = "token-2"  # token-1 has expired
+        feeder.feed(RECORDS // 2, seed=16, fraud_every=10, poison_every=0)
+        wait_until_committed(broker.bootstrap, "inflow-fraud", "transactions", 4, timeout=60)
+        metrics = node.metrics()
+    finally:
+        assert node.stop() == 0, node.stderr()
+    assert not read_all(broker.bootstrap, "transactions.dlq", 1)
+    assert metrics['inflow_gateway_call_errors_total{model="fraud",type="unauthorized"}'] >= 1
+    assert "read api_key_file again and retrying" in node.stderr()
