@@ -1,10 +1,12 @@
 #pragma once
 // The gateway actor of every HTTP provider: micro-batches rows, keeps calls
 // within the provider's rate and concurrency limits, honours Retry-After and
-// x-ratelimit-reset-* as a cooldown for every caller, retries retriable errors
-// with backoff and full jitter, and opens a circuit breaker on repeated
-// failures. A provider only says how rows become a call and a response
-// becomes scores (a codec).
+// x-ratelimit-reset-* as a (capped) cooldown, retries retriable errors with
+// backoff and full jitter, halves a batch the provider refuses until the bad
+// input is alone, opens a circuit breaker on repeated failures, and then does
+// what `on_failure` says: dead-letter, hold (block) or hand to the fallback,
+// within `deadline_ms`. A provider only says how rows become a call and a
+// response becomes scores (a codec).
 
 #include "gateways/common/registry.hpp"
 #include "http/client.hpp"
