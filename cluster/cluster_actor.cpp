@@ -260,12 +260,19 @@ void transmit(cluster_actor* self, uint64_t id, outgoing_call& call) {
   }
 }
 
+/// The model's requests per second for the whole cluster (0: no limit).
+double requests_limit(const cluster_state& st, const std::string& model) {
+  auto it = st.cfg.models.find(model);
+  return it == st.cfg.models.end() ? 0 : it->second.limits.requests_per_second;
+}
+
 /// Sends a call to the hosting node with the fewest calls outstanding, or
 /// parks it until a node hosting the model joins.
 void route(cluster_actor* self, uint64_t id) {
   auto& st = self->state;
   auto& call = st.calls.at(id);
-  auto peer = st.members->pick(call.model, [&](const std::string& name) { return st.links.at(name).calls; });
+  auto peer = st.members->pick(call.model, [&](const std::string& name) { return st.links.at(name).calls; },
+                               requests_limit(st, call.model));
   if (!peer) {
     call.peer.clear();
     if (st.warned_unhosted.insert(call.model).second)
@@ -476,7 +483,8 @@ void on_hello(cluster_actor* self, const caf::actor& from, const wire::hello& h)
     dial(self, address);
   // Calls waiting for a gateway may have one now.
   for (auto& [id, call] : st.calls)
-    if (call.peer.empty() && st.members->pick(call.model, [&](auto& n) { return st.links.at(n).calls; })) {
+    if (call.peer.empty() &&
+        st.members->pick(call.model, [&](auto& n) { return st.links.at(n).calls; }, requests_limit(st, call.model))) {
       st.warned_unhosted.erase(call.model);
       route(self, id);
     }

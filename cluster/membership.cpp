@@ -41,11 +41,15 @@ std::vector<std::string> membership::hosts(const std::string& model) const {
 }
 
 std::optional<std::string> membership::pick(const std::string& model,
-                                            const std::function<uint64_t(const std::string&)>& load) const {
+                                            const std::function<uint64_t(const std::string&)>& load,
+                                            double requests_per_second) const {
   std::optional<std::string> best;
   uint64_t best_load = 0;
+  const auto all_hosts = hosts(model);
   for (const auto& [name, peer] : peers_) {
     if (!hosts_model(peer.gateways, model))
+      continue;
+    if (requests_per_second > 0 && request_share(requests_per_second, all_hosts, name) <= 0)
       continue;
     auto l = load(name);
     if (!best || l < best_load) {

@@ -33,8 +33,10 @@ public:
   std::vector<std::string> hosts(const std::string& model) const;
   /// The peer to send a call for `model` to: the one with the fewest calls
   /// outstanding (`load`), the first by name on a tie; nullopt if none hosts it.
-  std::optional<std::string> pick(const std::string& model,
-                                  const std::function<uint64_t(const std::string&)>& load) const;
+  /// With a limit of `requests_per_second` (0: none), hosts whose part of it is
+  /// nothing are left out: they may make no call at all.
+  std::optional<std::string> pick(const std::string& model, const std::function<uint64_t(const std::string&)>& load,
+                                  double requests_per_second = 0) const;
 
 private:
   std::string self_;

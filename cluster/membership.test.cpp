@@ -70,3 +70,16 @@ TEST_CASE("request shares add up to the limit and never exceed it", "[membership
   CHECK(request_share(10, {"a", "b", "c"}, "c") == 3);
   CHECK(request_share(10, {"a", "b"}, "z") == 0);
 }
+
+TEST_CASE("calls never go to a host whose part of the rate limit is nothing", "[membership]") {
+  membership m("ingest-1", {});
+  for (auto name : {"gw-a", "gw-b", "gw-c"})
+    m.upsert(peer(name, {"fraud"}));
+  auto idle = [](const std::string&) { return uint64_t{0}; };
+  auto busy_a = [](const std::string& n) { return n == "gw-a" ? uint64_t{9} : uint64_t{0}; };
+  // 1 request/s over three hosts: gw-a holds it, the others may make no call.
+  CHECK(m.pick("fraud", idle, 1) == "gw-a");
+  CHECK(m.pick("fraud", busy_a, 1) == "gw-a");
+  CHECK(m.pick("fraud", busy_a, 2) == "gw-b");
+  CHECK(m.pick("fraud", busy_a, 0) == "gw-b"); // no limit
+}

@@ -256,3 +256,30 @@ def test_block_waits_across_nodes_for_an_outage_longer_than_the_request_timeout(
     assert not read_all(bootstrap, "transactions.dlq", 1)
     alerts = read_all(bootstrap, "fraud-alerts", 2)
     assert len(alerts) == sum(1 for _, v in feeder.landed.values() if json.loads(v)["amount"] >= 900)
+
+
+def test_one_request_per_second_over_three_gateway_nodes_leaves_no_call_stuck(cluster_broker, model_path):
+    provider = FaultServer()
+    try:
+        bootstrap = cluster_broker.bootstrap
+        sets = remote_sets(provider.url, model_path, ["models.fraud.limits.requests_per_second=1",
+                                                      "models.fraud.batch.max_batch=100"])
+        gws = [ClusterNode(bootstrap, model_path, "gw-1", ["gateway"], sets=sets)]
+        for name in ("gw-2", "gw-3"):
+            gws.append(ClusterNode(bootstrap, model_path, name, ["gateway"], seeds=[gws[0].address], sets=sets))
+        ingest = ClusterNode(bootstrap, model_path, "in-1", ["ingest", "sink"], seeds=[gws[0].address],
+                             sets=[*sets, *GROUP_SETS])
+        ingest.wait_for_nodes(4)
+        for g in gws:
+            g.wait_for_nodes(4)
+        Feeder(bootstrap).feed(400, seed=6, fraud_every=10, poison_every=0)
+        # Two of the three have no part of 1 request/s: every call must go to the one that has.
+        wait_until_committed(bootstrap, "inflow-fraud", "transactions", PARTITIONS, timeout=25)
+        assert ingest.counter("inflow_cluster_calls_rerouted_total") == 0
+        served = {g.name: g.counter("inflow_cluster_calls_served_total") for g in gws}
+        for n in (ingest, *gws):
+            assert n.stop() == 0, n.stderr()
+    finally:
+        provider.stop()
+    assert served["gw-1"] > 0 and served["gw-2"] == served["gw-3"] == 0, served
+    assert not read_all(bootstrap, "transactions.dlq", 1)
