@@ -63,6 +63,18 @@ def wait_for_split(nodes, timeout=40):
     raise AssertionError(f"partitions never split over the ingest nodes: {owned}")
 
 
+def three_gateways_and_an_ingest_node(bootstrap, model_path, sets):
+    """gw-1..3 hosting the model and in-1 ingesting, all of them seeing all four."""
+    gws = [ClusterNode(bootstrap, model_path, "gw-1", ["gateway"], sets=sets)]
+    for name in ("gw-2", "gw-3"):
+        gws.append(ClusterNode(bootstrap, model_path, name, ["gateway"], seeds=[gws[0].address], sets=sets))
+    ingest = ClusterNode(bootstrap, model_path, "in-1", ["ingest", "sink"], seeds=[gws[0].address],
+                         sets=[*sets, *GROUP_SETS])
+    for n in (ingest, *gws):
+        n.wait_for_nodes(4)
+    return gws, ingest
+
+
 @pytest.fixture
 def cluster_broker():
     b = Broker({"transactions": PARTITIONS, "fraud-alerts": 2, "transactions.dlq": 1, "scores": 2})
@@ -144,14 +156,8 @@ def test_a_rate_limit_holds_across_three_gateway_nodes_and_is_re_split_when_one_
         bootstrap = cluster_broker.bootstrap
         sets = remote_sets(provider.url, model_path, [f"models.fraud.limits.requests_per_second={limit}",
                                                       "models.fraud.batch.max_batch=10"])
-        gws = [ClusterNode(bootstrap, model_path, "gw-1", ["gateway"], sets=sets)]
-        for name in ("gw-2", "gw-3"):
-            gws.append(ClusterNode(bootstrap, model_path, name, ["gateway"], seeds=[gws[0].address], sets=sets))
-        ingest = ClusterNode(bootstrap, model_path, "in-1", ["ingest", "sink"], seeds=[gws[0].address],
-                             sets=[*sets, *GROUP_SETS])
-        ingest.wait_for_nodes(4)
+        gws, ingest = three_gateways_and_an_ingest_node(bootstrap, model_path, sets)
         for g in gws:
-            g.wait_for_nodes(4)
             g.wait_for_stderr(r"this node's part of the limits is 10 requests/s")
         Feeder(bootstrap).feed(4000, seed=3, fraud_every=10, poison_every=0)
         time.sleep(4)
@@ -264,14 +270,7 @@ def test_one_request_per_second_over_three_gateway_nodes_leaves_no_call_stuck(cl
         bootstrap = cluster_broker.bootstrap
         sets = remote_sets(provider.url, model_path, ["models.fraud.limits.requests_per_second=1",
                                                       "models.fraud.batch.max_batch=100"])
-        gws = [ClusterNode(bootstrap, model_path, "gw-1", ["gateway"], sets=sets)]
-        for name in ("gw-2", "gw-3"):
-            gws.append(ClusterNode(bootstrap, model_path, name, ["gateway"], seeds=[gws[0].address], sets=sets))
-        ingest = ClusterNode(bootstrap, model_path, "in-1", ["ingest", "sink"], seeds=[gws[0].address],
-                             sets=[*sets, *GROUP_SETS])
-        ingest.wait_for_nodes(4)
-        for g in gws:
-            g.wait_for_nodes(4)
+        gws, ingest = three_gateways_and_an_ingest_node(bootstrap, model_path, sets)
         Feeder(bootstrap).feed(400, seed=6, fraud_every=10, poison_every=0)
         # Two of the three have no part of 1 request/s: every call must go to the one that has.
         wait_until_committed(bootstrap, "inflow-fraud", "transactions", PARTITIONS, timeout=25)
