@@ -61,9 +61,24 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
     std::atomic<int64_t> deadline_ms{0}; ///< the request must have arrived by then; 0 while it is handled
     std::atomic<int64_t> ready_since_ms{0};
     std::atomic<bool> done{false};
+    std::atomic<bool> was_cut{false};
+    std::mutex fd_mutex; ///< cut() never touches a descriptor close() gave back (it may be a new connection's)
+    bool closed = false;
     explicit connection(asio::io_context& io) : socket(io) {}
     /// Unblocks its thread's read or write; the thread then closes it.
-    void cut() { ::shutdown(socket.native_handle(), SHUT_RDWR); }
+    void cut() {
+      std::lock_guard<std::mutex> guard(fd_mutex);
+      was_cut = true;
+      if (!closed)
+        ::shutdown(socket.native_handle(), SHUT_RDWR);
+    }
+    void close() {
+      std::lock_guard<std::mutex> guard(fd_mutex);
+      beast::error_code ec;
+      socket.shutdown(tcp::socket::shutdown_both, ec);
+      socket.close(ec);
+      closed = true;
+    }
   };
   struct worker {
     std::shared_ptr<connection> conn;
@@ -106,7 +121,7 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
   bool evict_idlest() {
     connection* idlest = nullptr;
     for (auto& w : workers)
-      if (!w.conn->done && w.conn->deadline_ms != 0 &&
+      if (!w.conn->done && !w.conn->was_cut && w.conn->deadline_ms != 0 &&
           (!idlest || w.conn->ready_since_ms < idlest->ready_since_ms))
         idlest = w.conn.get();
     if (idlest)
@@ -132,7 +147,7 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
     while (!stopped.wait_for(lock, std::chrono::milliseconds(100), [this] { return stopping.load(); })) {
       const int64_t now = steady_ms();
       for (auto& w : workers)
-        if (int64_t deadline = w.conn->deadline_ms; deadline != 0 && now >= deadline && !w.conn->done)
+        if (int64_t deadline = w.conn->deadline_ms; deadline != 0 && now >= deadline && !w.conn->was_cut)
           w.conn->cut();
     }
   }
@@ -160,8 +175,7 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
     } else {
       serve_requests(conn.socket, conn);
     }
-    conn.socket.shutdown(tcp::socket::shutdown_both, ec);
-    conn.socket.close(ec);
+    conn.close();
   }
 
   template <class Stream>
