@@ -71,9 +71,24 @@ const std::vector<option>& options() {
     {"models.*", "deployment", "string", "",
      "azure-ml: the deployment to route to (azureml-model-deployment header); azure-openai: the deployment name."},
     {"models.*", "region", "string", "", "bedrock, sagemaker: AWS region; empty takes it from the endpoint's host name."},
-    {"models.*", "aws_access_key_id", "secret", "", "bedrock, sagemaker: empty uses AWS_ACCESS_KEY_ID."},
-    {"models.*", "aws_secret_access_key", "secret", "", "bedrock, sagemaker: empty uses AWS_SECRET_ACCESS_KEY."},
-    {"models.*", "aws_session_token", "secret", "", "bedrock, sagemaker: for temporary credentials; empty uses AWS_SESSION_TOKEN."},
+    {"models.*", "auth", "string", "api_key",
+     "Where the credential comes from: api_key (`api_key`/`api_key_file`), or an OAuth access token fetched and "
+     "refreshed before it expires: google_service_account, google_metadata (vertex-ai), azure_client_credentials, "
+     "azure_managed_identity (azure-openai, azure-ml); kserve and http take any of them with `token_scope`. "
+     "bedrock and sagemaker always use the AWS credential chain."},
+    {"models.*", "token_scope", "string", "", "The OAuth scope asked for; empty: the provider's (https://www.googleapis.com/"
+     "auth/cloud-platform, https://cognitiveservices.azure.com/.default, https://ml.azure.com/.default)."},
+    {"models.*", "credentials_file", "string", "", "auth: google_service_account: the service account's JSON key; empty "
+     "uses GOOGLE_APPLICATION_CREDENTIALS."},
+    {"models.*", "tenant_id", "string", "", "auth: azure_client_credentials: the Entra ID tenant; empty uses AZURE_TENANT_ID."},
+    {"models.*", "client_id", "string", "", "auth: azure_*: the application (client) id, or a user-assigned managed "
+     "identity's; empty uses AZURE_CLIENT_ID."},
+    {"models.*", "client_secret", "secret", "", "auth: azure_client_credentials; empty uses AZURE_CLIENT_SECRET."},
+    {"models.*", "aws_access_key_id", "secret", "", "bedrock, sagemaker: empty uses the AWS credential chain (docs/GATEWAYS.md)."},
+    {"models.*", "aws_secret_access_key", "secret", "", "bedrock, sagemaker: set with aws_access_key_id."},
+    {"models.*", "aws_session_token", "secret", "", "bedrock, sagemaker: for temporary credentials given with aws_access_key_id."},
+    {"models.*", "aws_profile", "string", "", "bedrock, sagemaker: the profile in the shared AWS files; empty uses AWS_PROFILE, "
+     "else default."},
     {"models.*", "content_type", "string", "text/csv", "sagemaker: text/csv (rows as CSV lines) or application/json ({\"instances\": rows})."},
     {"models.*", "request_template", "string", "",
      "http: the JSON body; `{{rows}}` becomes the rows (array of arrays), `{{features}}` their names, `{{id}}` the call id "
@@ -595,6 +610,23 @@ void read_model(section_reader r, const std::string& name, model_config& out) {
   out.aws_access_key_id = r.get_string("aws_access_key_id");
   out.aws_secret_access_key = r.get_string("aws_secret_access_key");
   out.aws_session_token = r.get_string("aws_session_token");
+  out.aws_profile = r.get_string("aws_profile");
+  if (auto auth = r.scalar("auth")) {
+    static const std::set<std::string> kinds{"api_key", "google_service_account", "google_metadata",
+                                             "azure_client_credentials", "azure_managed_identity"};
+    if (kinds.count(auth->first))
+      out.auth = auth->first;
+    else
+      r.error(auth->second, r.join("auth"),
+              fmt::format("unknown auth '{}' (expected api_key, google_service_account, google_metadata, "
+                          "azure_client_credentials or azure_managed_identity)",
+                          auth->first));
+  }
+  out.token_scope = r.get_string("token_scope");
+  out.credentials_file = r.get_string("credentials_file");
+  out.tenant_id = r.get_string("tenant_id");
+  out.client_id = r.get_string("client_id");
+  out.client_secret = r.get_string("client_secret");
   out.content_type = r.get_string("content_type");
   out.response_pointer = r.get_string("response_pointer");
   out.auth_header = r.get_string("auth_header");

@@ -113,6 +113,13 @@ struct model_config {
   std::string aws_access_key_id;
   std::string aws_secret_access_key;
   std::string aws_session_token;
+  std::string aws_profile;
+  std::string auth;             ///< "" or api_key: api_key/api_key_file; else an OAuth token source
+  std::string token_scope;
+  std::string credentials_file; ///< google_service_account
+  std::string tenant_id;        ///< azure_client_credentials
+  std::string client_id;        ///< azure_*
+  std::string client_secret;    ///< secret: never print
   std::string content_type;     ///< sagemaker
   std::string request_template; ///< http
   std::string response_pointer; ///< http

@@ -315,3 +315,11 @@ TEST_CASE("inputs the fuzzer found are errors, not crashes") {
   CHECK_FALSE(r.config);
   CHECK_FALSE(r.errors.empty());
 }
+
+TEST_CASE("an unknown credential source is an error that lists the known ones") {
+  auto r = load_text(minimal, {"models.fraud.auth=kerberos"});
+  REQUIRE_FALSE(r.config);
+  CHECK(has_error(r, "models.fraud.auth", -1, "unknown auth 'kerberos' (expected api_key, google_service_account"));
+  CHECK(load_text(minimal, {"models.fraud.auth=azure_managed_identity"}).config);
+}
+

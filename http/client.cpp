@@ -13,6 +13,7 @@
 #include <charconv>
 #include <condition_variable>
 #include <deque>
+#include <future>
 #include <mutex>
 #include <stdexcept>
 #include <thread>
@@ -189,7 +190,7 @@ struct client::impl {
       }
     }
 
-    bhttp::request<bhttp::string_body> req{c.method == "GET" ? bhttp::verb::get : bhttp::verb::post, c.target, 11};
+    bhttp::request<bhttp::string_body> req{bhttp::string_to_verb(c.method), c.target, 11};
     req.set(bhttp::field::host, host_header(origin));
     req.set(bhttp::field::user_agent, "inflow/" INFLOW_VERSION);
     for (const auto& [name, value] : c.headers)
@@ -279,6 +280,16 @@ void client::submit(call c, std::function<void(result)> done) {
     impl_->jobs.push_back({std::move(c), std::move(done)});
   }
   impl_->cv.notify_one();
+}
+
+result fetch(const std::string& url, call c, client_options options) {
+  auto origin = parse_url(url);
+  c.target = origin.target;
+  options.connections = 1;
+  client one(origin, options);
+  std::promise<result> answer;
+  one.submit(std::move(c), [&](result r) { answer.set_value(std::move(r)); });
+  return answer.get_future().get();
 }
 
 } // namespace inflow::http

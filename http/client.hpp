@@ -69,4 +69,8 @@ private:
   std::unique_ptr<impl> impl_;
 };
 
+/// One call to `url` (its path and query become the target), waiting for the answer: for rare
+/// calls such as fetching a token. Throws std::invalid_argument for a bad URL.
+result fetch(const std::string& url, call c, client_options options = {});
+
 } // namespace inflow::http

@@ -57,7 +57,7 @@ private:
 };
 
 prepared_model prepare(const config::model_config& cfg, metrics::registry& metrics) {
-  auto key = std::make_shared<credential>(cfg, true);
+  auto key = make_credential(cfg, "https://ml.azure.com/.default", true);
   auto target = cfg.endpoint.empty() ? std::string() : http::parse_url(cfg.endpoint).target;
   return prepare_remote(cfg, metrics, std::make_shared<score_codec>(target, key, cfg.deployment, cfg.input));
 }

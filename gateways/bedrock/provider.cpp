@@ -14,7 +14,7 @@ namespace {
 
 class invoke_codec : public codec {
 public:
-  invoke_codec(const config::model_config& cfg, sigv4::credentials creds, std::string region)
+  invoke_codec(const config::model_config& cfg, std::shared_ptr<aws::credential_chain> creds, std::string region)
     : cfg_(cfg), origin_(http::parse_url(cfg.endpoint)), creds_(std::move(creds)), region_(std::move(region)) {
     auto base = origin_.target;
     while (!base.empty() && base.back() == '/')
@@ -22,6 +22,8 @@ public:
     // The model id goes in the path encoded (`:` as %3A), as the AWS SDKs send it.
     target_ = fmt::format("{}/model/{}/invoke", base, sigv4::uri_encode(cfg.remote_model, false));
   }
+
+  bool refresh_credential() const override { return creds_->refresh(); }
 
   bool titan() const { return cfg_.remote_model.rfind("amazon.titan-embed", 0) == 0; }
   size_t max_inputs_per_call() const override { return 1; }
@@ -41,7 +43,7 @@ public:
       body["messages"] = {{{"role", "user"}, {"content", in.texts[0]}}};
     }
     http::call c{"POST", target_, {{"content-type", "application/json"}, {"accept", "application/json"}}, body.dump()};
-    aws::sign(c, origin_, creds_, region_, "bedrock");
+    aws::sign(c, origin_, creds_->current(), region_, "bedrock");
     return c;
   }
 
@@ -69,7 +71,7 @@ public:
 private:
   config::model_config cfg_;
   http::url origin_;
-  sigv4::credentials creds_;
+  std::shared_ptr<aws::credential_chain> creds_;
   std::string region_;
   std::string target_;
 };
@@ -84,9 +86,10 @@ prepared_model prepare(const config::model_config& cfg, metrics::registry& metri
                              "Anthropic model (anthropic.…)");
   if ((titan && cfg.task != "embedding") || (anthropic && cfg.task != "text_generation"))
     throw std::runtime_error(fmt::format("bedrock model {} does not do {}", cfg.remote_model, cfg.task));
-  auto creds = sigv4::from_environment(cfg.aws_access_key_id, cfg.aws_secret_access_key, cfg.aws_session_token);
+  auto region = aws::region_of(cfg, "bedrock-runtime");
+  auto creds = std::make_shared<aws::credential_chain>(cfg, region);
   return prepare_remote(cfg, metrics,
-                        std::make_shared<invoke_codec>(cfg, creds, aws::region_of(cfg, "bedrock-runtime")));
+                        std::make_shared<invoke_codec>(cfg, creds, region));
 }
 
 } // namespace

@@ -3,57 +3,7 @@
 #include <fmt/format.h>
 #include <simdjson.h>
 
-#include <fstream>
-#include <sstream>
-
 namespace inflow::gateways {
-
-namespace {
-
-std::string read_key_file(const std::string& path) {
-  std::ifstream in(path);
-  if (!in)
-    throw std::runtime_error(fmt::format("api_key_file {} cannot be read", path));
-  std::stringstream text;
-  text << in.rdbuf();
-  auto key = text.str();
-  while (!key.empty() && std::isspace(static_cast<unsigned char>(key.back())))
-    key.pop_back();
-  return key;
-}
-
-} // namespace
-
-credential::credential(const config::model_config& cfg, bool required) : value_(cfg.api_key) {
-  if (value_.empty() && !cfg.api_key_file.empty()) {
-    file_ = cfg.api_key_file;
-    value_ = read_key_file(file_);
-  }
-  if (value_.empty() && required)
-    throw std::runtime_error(
-      fmt::format("provider {} needs a credential: set `api_key: ${{SOME_ENV_VAR}}` or `api_key_file:`", cfg.provider));
-}
-
-std::string credential::value() const {
-  std::lock_guard<std::mutex> guard(mutex_);
-  return value_;
-}
-
-bool credential::refresh() {
-  if (file_.empty())
-    return false;
-  std::string fresh;
-  try {
-    fresh = read_key_file(file_);
-  } catch (const std::runtime_error&) {
-    return false; // being rewritten, say: the call fails as it would have
-  }
-  std::lock_guard<std::mutex> guard(mutex_);
-  if (fresh.empty() || fresh == value_)
-    return false;
-  value_ = std::move(fresh);
-  return true;
-}
 
 std::optional<std::vector<float>> scores_at(std::string_view json, const std::string& pointer, size_t n,
                                             std::string& error) {

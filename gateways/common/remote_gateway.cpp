@@ -279,9 +279,8 @@ void on_done(remote_actor* self, call_done& done) {
       st.breaker->on_failure(now);
     const bool block = st.cfg.on_failure == config::failure_policy::block;
     if (*error == call_error::unauthorized && !b.refreshed && st.codec_->refresh_credential()) {
-      // A rotated key or a renewed token in api_key_file: once more at once, not counted.
-      spdlog::info("model {}: the provider refused the credential; read api_key_file again and retrying",
-                   st.cfg.name);
+      // A rotated key, a renewed token in api_key_file, a revoked access token: once more at once, not counted.
+      spdlog::info("model {}: the provider refused the credential; got it again and retrying", st.cfg.name);
       b.refreshed = true;
       --b.attempts;
       b.not_before = now;

@@ -46,25 +46,7 @@ std::string trim(const std::string& s) {
   return out;
 }
 
-std::string env(const char* name) {
-  const char* v = std::getenv(name);
-  return v ? v : "";
-}
-
 } // namespace
-
-credentials from_environment(const std::string& access_key_id, const std::string& secret_access_key,
-                             const std::string& session_token) {
-  credentials c{access_key_id, secret_access_key, session_token};
-  if (c.access_key_id.empty() && c.secret_access_key.empty()) {
-    c = {env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY"), env("AWS_SESSION_TOKEN")};
-  }
-  if (c.access_key_id.empty() || c.secret_access_key.empty())
-    throw std::runtime_error("AWS credentials missing: set the model's aws_access_key_id and aws_secret_access_key "
-                             "(e.g. ${AWS_ACCESS_KEY_ID}), or the environment variables AWS_ACCESS_KEY_ID and "
-                             "AWS_SECRET_ACCESS_KEY");
-  return c;
-}
 
 std::string sha256_hex(const std::string& data) {
   unsigned char out[EVP_MAX_MD_SIZE];

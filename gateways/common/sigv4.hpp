@@ -13,12 +13,6 @@ struct credentials {
   std::string session_token; ///< empty unless temporary credentials
 };
 
-/// From the model's config, falling back to AWS_ACCESS_KEY_ID,
-/// AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN. Throws std::runtime_error
-/// (never quoting a secret) when there are none.
-credentials from_environment(const std::string& access_key_id, const std::string& secret_access_key,
-                             const std::string& session_token);
-
 using header_list = std::vector<std::pair<std::string, std::string>>;
 
 struct request {

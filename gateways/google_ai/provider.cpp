@@ -15,7 +15,7 @@ namespace {
 
 class gemini_codec : public codec {
 public:
-  explicit gemini_codec(const config::model_config& cfg) : cfg_(cfg), key_(std::make_shared<credential>(cfg, true)) {
+  explicit gemini_codec(const config::model_config& cfg) : cfg_(cfg), key_(make_credential(cfg, std::nullopt, true)) {
     auto base = http::parse_url(cfg.endpoint).target;
     while (!base.empty() && base.back() == '/')
       base.pop_back();

@@ -67,7 +67,7 @@ prepared_model prepare(const config::model_config& cfg, metrics::registry& metri
       throw std::runtime_error("request_template: write " + placeholder +
                                " without quotes around it: it becomes a JSON value, with its own quotes if a string");
   auto target = cfg.endpoint.empty() ? std::string() : http::parse_url(cfg.endpoint).target;
-  return prepare_remote(cfg, metrics, std::make_shared<template_codec>(cfg, target, std::make_shared<credential>(cfg, false)));
+  return prepare_remote(cfg, metrics, std::make_shared<template_codec>(cfg, target, make_credential(cfg, "", false)));
 }
 
 } // namespace

@@ -36,7 +36,7 @@ private:
 
 prepared_model prepare(const config::model_config& cfg, metrics::registry& metrics) {
   auto target = cfg.endpoint.empty() ? std::string() : http::parse_url(cfg.endpoint).target;
-  return prepare_remote(cfg, metrics, std::make_shared<v2_codec>(target, std::make_shared<credential>(cfg, false)));
+  return prepare_remote(cfg, metrics, std::make_shared<v2_codec>(target, make_credential(cfg, "", false)));
 }
 
 } // namespace

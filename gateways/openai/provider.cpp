@@ -2,7 +2,7 @@
 // call) and chat completions (one record per call). `openai` takes a base URL
 // (`endpoint: https://api.openai.com/v1`, or any OpenAI-compatible server) and
 // a bearer key; `azure-openai` takes the resource URL, a deployment, an
-// api-version and an `api-key` header.
+// api-version and an `api-key` header (or an Entra ID token, `auth:`).
 
 #include "gateways/common/provider_support.hpp"
 #include "gateways/common/text_support.hpp"
@@ -16,7 +16,9 @@ namespace {
 class openai_codec : public codec {
 public:
   openai_codec(const config::model_config& cfg, bool azure)
-    : cfg_(cfg), azure_(azure), key_(std::make_shared<credential>(cfg, true)) {
+    : cfg_(cfg), azure_(azure), key_(make_credential(cfg, azure ? std::optional<std::string>("https://cognitiveservices.azure.com/.default")
+                                                          : std::nullopt,
+                                         true)) {
     auto base = http::parse_url(cfg.endpoint).target;
     while (!base.empty() && base.back() == '/')
       base.pop_back();
@@ -47,7 +49,8 @@ public:
       body["messages"] = std::move(messages);
       body["max_tokens"] = cfg_.max_tokens;
     }
-    auto auth = azure_ ? std::pair{std::string("api-key"), key_->value()}
+    // Azure takes its resource key as `api-key`, an Entra ID token as a bearer token.
+    auto auth = azure_ && !key_->is_access_token() ? std::pair{std::string("api-key"), key_->value()}
                        : std::pair{std::string("Authorization"), "Bearer " + key_->value()};
     return {"POST", target_, {{"Content-Type", "application/json"}, std::move(auth)}, body.dump()};
   }

@@ -17,9 +17,11 @@ namespace {
 
 class invoke_codec : public row_codec {
 public:
-  invoke_codec(http::url origin, sigv4::credentials creds, std::string region, std::string content_type)
+  invoke_codec(http::url origin, std::shared_ptr<aws::credential_chain> creds, std::string region, std::string content_type)
     : origin_(std::move(origin)), creds_(std::move(creds)), region_(std::move(region)),
       content_type_(std::move(content_type)) {}
+
+  bool refresh_credential() const override { return creds_->refresh(); }
 
   http::call build_rows(const float* rows, size_t n, size_t width, uint64_t) const override {
     std::string body;
@@ -36,7 +38,7 @@ public:
       body = R"({"instances":)" + rows_json(rows, n, width) + "}";
     }
     http::call c{"POST", origin_.target, {{"content-type", content_type_}, {"accept", "application/json"}}, body};
-    aws::sign(c, origin_, creds_, region_, "sagemaker");
+    aws::sign(c, origin_, creds_->current(), region_, "sagemaker");
     return c;
   }
 
@@ -78,7 +80,7 @@ public:
 
 private:
   http::url origin_;
-  sigv4::credentials creds_;
+  std::shared_ptr<aws::credential_chain> creds_;
   std::string region_;
   std::string content_type_;
 };
@@ -88,10 +90,11 @@ prepared_model prepare(const config::model_config& cfg, metrics::registry& metri
     throw std::runtime_error("content_type must be text/csv or application/json");
   if (cfg.endpoint.empty())
     return prepare_remote(cfg, metrics, nullptr); // reports the missing endpoint
-  auto creds = sigv4::from_environment(cfg.aws_access_key_id, cfg.aws_secret_access_key, cfg.aws_session_token);
+  auto region = aws::region_of(cfg, "sagemaker");
+  auto creds = std::make_shared<aws::credential_chain>(cfg, region);
   return prepare_remote(cfg, metrics,
                         std::make_shared<invoke_codec>(http::parse_url(cfg.endpoint), creds,
-                                                       aws::region_of(cfg, "sagemaker"), cfg.content_type));
+                                                       region, cfg.content_type));
 }
 
 } // namespace

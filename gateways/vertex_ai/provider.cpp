@@ -33,7 +33,7 @@ private:
 };
 
 prepared_model prepare(const config::model_config& cfg, metrics::registry& metrics) {
-  auto token = std::make_shared<credential>(cfg, true);
+  auto token = make_credential(cfg, "https://www.googleapis.com/auth/cloud-platform", true);
   auto target = cfg.endpoint.empty() ? std::string() : http::parse_url(cfg.endpoint).target;
   if (!cfg.endpoint.empty() && target.find(":predict") == std::string::npos)
     throw std::runtime_error("vertex-ai endpoint must end in :predict (…/endpoints/ID:predict)");

@@ -313,4 +313,4 @@ def test_a_token_renewed_in_its_file_mid_stream_loses_nothing(broker, model_path
         assert node.stop() == 0, node.stderr()
     assert not read_all(broker.bootstrap, "transactions.dlq", 1)
     assert metrics['inflow_gateway_call_errors_total{model="fraud",type="unauthorized"}'] >= 1
-    assert "read api_key_file again and retrying" in node.stderr()
+    assert "refused the credential; got it again and retrying" in node.stderr()

@@ -108,11 +108,14 @@ def test_provider_mistakes_a_new_user_makes_are_config_errors_that_say_the_fix(m
                                     """models.fraud.request_template='{"id": "{{id}}", "rows": {{rows}}}'"""],
                             capture_output=True, text=True)
     assert quoted.returncode == 78 and "write {{id}} without quotes" in quoted.stderr, quoted.stderr
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    # No AWS credentials anywhere (the instance metadata service, tried last, stays off: loopback only).
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("AWS_")}, "AWS_EC2_METADATA_DISABLED": "true",
+           "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent", "AWS_CONFIG_FILE": "/nonexistent"}
     aws = subprocess.run(base + ["--set", "models.fraud.provider=sagemaker", "--set",
                                  "models.fraud.endpoint=https://runtime.sagemaker.eu-west-1.amazonaws.com/endpoints/x/invocations"],
                          capture_output=True, text=True, env=env)
-    assert aws.returncode == 78 and "aws_access_key_id and aws_secret_access_key" in aws.stderr, aws.stderr
+    assert aws.returncode == 78 and "no AWS credentials: set the model's aws_access_key_id and aws_secret_access_key" \
+        in aws.stderr, aws.stderr
 
 
 def test_sagemaker_invoke_endpoint_signed_with_sigv4(broker, model_path):

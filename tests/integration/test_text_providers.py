@@ -117,6 +117,29 @@ def test_azure_openai_deployment_and_api_key(broker, model_path):
         server.stop()
 
 
+def test_azure_openai_with_an_entra_id_token(broker, model_path):
+    # The Entra ID v2.0 token endpoint (client credentials grant) on the same local server.
+    def respond(path, h, body):
+        if path == "/tenant-1/oauth2/v2.0/token":
+            assert "scope=https%3A%2F%2Fcognitiveservices.azure.com%2F.default" in body
+            return 200, {"token_type": "Bearer", "expires_in": 3599, "access_token": "entra-token-1"}
+        return 200, {"data": [{"index": i, "embedding": embedding_of(t)} for i, t in enumerate(body["input"])]}
+    server = ProviderServer(respond)
+    try:
+        os.environ.update(AZURE_AUTHORITY_HOST=server.base, AZURE_TENANT_ID="tenant-1", AZURE_CLIENT_ID="app-1",
+                          AZURE_CLIENT_SECRET=SECRET)
+        results, _ = run(broker, model_path, "embedding", "azure-openai", server.base, [
+            "models.fraud.deployment=embed-small", "models.fraud.auth=azure_client_credentials"])
+        check_embeddings(results)
+        calls = [r for r in server.requests if "/openai/deployments/" in r["path"]]
+        assert calls and all(r["headers"]["authorization"] == "Bearer entra-token-1" for r in calls)
+        assert all("api-key" not in r["headers"] for r in calls)
+    finally:
+        for name in ("AZURE_AUTHORITY_HOST", "AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET"):
+            os.environ.pop(name, None)
+        server.stop()
+
+
 def test_google_ai_gemini(broker, model_path):
     def respond(path, h, body):
         if path.endswith(":batchEmbedContents"):
