@@ -1,6 +1,7 @@
 #include "gateways/common/caching_gateway.hpp"
 
 #include "actors/messages.hpp"
+#include "actors/probes.hpp"
 #include "admin/metrics.hpp"
 #include "gateways/common/result_cache.hpp"
 
@@ -52,10 +53,23 @@ struct caching_state {
   metrics::counter* hits = nullptr;
   metrics::counter* misses = nullptr;
   metrics::gauge* entries = nullptr;
+  std::unique_ptr<actors::gateway_probe> model_probe; ///< the model's rows, calls and cost: what an answer cost
+  metrics::counter* calls_saved = nullptr;
+  metrics::counter* cost_saved = nullptr;
+  double calls_saved_part = 0, cost_saved_part = 0; ///< fractions not yet counted
+  uint64_t calls_seen = 0, cost_seen = 0;           ///< the model's counters at the last reply
   static inline const char* name = "inflow.gateway.cache";
 };
 
 using caching_actor = caf::stateful_actor<caching_state>;
+
+/// Adds `amount` to a counter of whole units, keeping the fraction for later.
+void add_saved(metrics::counter* c, double& part, double amount) {
+  part += amount;
+  auto whole = static_cast<uint64_t>(part);
+  c->inc(whole);
+  part -= static_cast<double>(whole);
+}
 
 void on_request(caching_actor* self, score_request& request) {
   auto& st = self->state;
@@ -67,6 +81,8 @@ void on_request(caching_actor* self, score_request& request) {
   for (size_t i = 0; i < request.ids.size(); ++i) {
     auto key = text ? st.cache->key_of(request.texts[i]) : st.cache->key_of(request.rows.data() + i * width, width);
     if (auto e = st.cache->find(key)) {
+      add_saved(st.calls_saved, st.calls_saved_part, e->call_share);
+      add_saved(st.cost_saved, st.cost_saved_part, e->cost_micro_usd);
       hits.ids.push_back(request.ids[i]);
       hits.width = text ? 1 : e->values.size();
       hits.values.insert(hits.values.end(), e->values.begin(), e->values.end());
@@ -110,6 +126,14 @@ void on_reply(caching_actor* self, score_reply& reply) {
     keys.push_back(std::move(it->second.key));
     st.sent.erase(it);
   }
+  // What each answer cost: the model's calls and cost since the last reply, per input of this one
+  // (this actor is the model's only caller). What a hit on it saves.
+  const auto calls = st.model_probe->batches.value(), cost = st.model_probe->cost_micro_usd.value();
+  const double inputs = std::max<double>(1, static_cast<double>(reply.ids.size()));
+  const auto call_share = static_cast<float>(static_cast<double>(calls - st.calls_seen) / inputs);
+  const auto cost_share = static_cast<float>(static_cast<double>(cost - st.cost_seen) / inputs);
+  st.calls_seen = calls;
+  st.cost_seen = cost;
   for (auto& [caller, part_keys] : parts) {
     auto& [part, keys] = part_keys;
     part.error = reply.error;
@@ -124,6 +148,8 @@ void on_reply(caching_actor* self, score_reply& reply) {
     auto& wait = st.waiting[token];
     for (size_t i = 0; i < keys.size(); ++i) {
       result_cache::entry e;
+      e.call_share = call_share;
+      e.cost_micro_usd = cost_share;
       if (!part.texts.empty())
         e.text = part.texts[i];
       else
@@ -157,6 +183,12 @@ caf::actor spawn_caching(caf::actor_system& system, caf::actor model, std::share
     st.hits = &metrics->get_counter("inflow_gateway_cache_hits_total", "Inputs answered from the result cache.", label);
     st.misses = &metrics->get_counter("inflow_gateway_cache_misses_total", "Inputs the result cache did not hold.", label);
     st.entries = &metrics->get_gauge("inflow_gateway_cache_entries", "Answers in the result cache's index.", label);
+    st.calls_saved = &metrics->get_counter("inflow_gateway_cache_calls_saved_total",
+                                           "Model calls the cache's hits saved (at the model's rows per call).", label);
+    st.cost_saved = &metrics->get_counter("inflow_gateway_cache_cost_saved_micro_usd_total",
+                                          "Cost the cache's hits saved (at the model's cost per row), in millionths "
+                                          "of a US dollar.", label);
+    st.model_probe = std::make_unique<actors::gateway_probe>(*metrics, info.name);
     st.model = std::move(model);
     st.cache = std::move(cache);
     st.info = std::move(info);

@@ -15,6 +15,7 @@ namespace {
 
 constexpr char values_tag = 'v';
 constexpr char text_tag = 't';
+constexpr char saving_tag = 's'; ///< then two floats (call share, cost), then a tagged answer
 
 bool producer_only(const std::string& key) {
   return key == "transactional.id" || key == "enable.idempotence";
@@ -23,7 +24,10 @@ bool producer_only(const std::string& key) {
 } // namespace
 
 std::string result_cache::encode(const entry& e) {
-  std::string out(1, e.values.empty() ? text_tag : values_tag);
+  std::string out(1, saving_tag);
+  out.append(reinterpret_cast<const char*>(&e.call_share), sizeof(float));
+  out.append(reinterpret_cast<const char*>(&e.cost_micro_usd), sizeof(float));
+  out += e.values.empty() ? text_tag : values_tag;
   if (e.values.empty())
     out += e.text;
   else
@@ -32,9 +36,16 @@ std::string result_cache::encode(const entry& e) {
 }
 
 std::optional<result_cache::entry> result_cache::decode(std::string_view value) {
+  entry e;
+  if (!value.empty() && value[0] == saving_tag) { // older entries have no savings: they count none
+    if (value.size() < 1 + 2 * sizeof(float))
+      return std::nullopt;
+    std::memcpy(&e.call_share, value.data() + 1, sizeof(float));
+    std::memcpy(&e.cost_micro_usd, value.data() + 1 + sizeof(float), sizeof(float));
+    value.remove_prefix(1 + 2 * sizeof(float));
+  }
   if (value.empty())
     return std::nullopt;
-  entry e;
   auto body = value.substr(1);
   if (value[0] == text_tag) {
     e.text = std::string(body);

@@ -26,6 +26,8 @@ public:
   struct entry {
     std::vector<float> values;
     std::string text;
+    float call_share = 0;     ///< what answering it again would cost: its part of a model call,
+    float cost_micro_usd = 0; ///< and of the provider's bill
   };
 
   /// Reads `topic` to its end, then follows it on a thread of its own. `scope` names the

@@ -41,18 +41,21 @@ def crash_and_replay(broker, model_path, cache):
         assert second.stop() == 0, second.stderr()
         print(f"cache={cache}: {calls_before} calls before the crash, {len(provider.arrivals) - calls_before} "
               f"for the replay ({sum(r for _, r in provider.arrivals[calls_before:])} inputs)")
-        return list(provider.rows), metrics
+        return list(provider.rows), metrics, calls_before
     finally:
         provider.stop()
 
 
 def test_without_the_cache_a_crash_replay_pays_for_every_input_again(broker, model_path):
-    rows, _ = crash_and_replay(broker, model_path, cache=False)
+    rows, _, _ = crash_and_replay(broker, model_path, cache=False)
     assert sum(1 for n in collections.Counter(rows).values() if n > 1) == RECORDS
 
 
 def test_with_the_cache_the_provider_sees_no_input_twice(broker, model_path):
-    rows, metrics = crash_and_replay(broker, model_path, cache=True)
+    rows, metrics, calls_before = crash_and_replay(broker, model_path, cache=True)
     assert len(rows) == RECORDS and len(set(rows)) == RECORDS, "an input reached the provider twice"
     assert metrics['inflow_gateway_cache_hits_total{model="fraud"}'] == RECORDS
     assert metrics['inflow_gateway_cache_misses_total{model="fraud"}'] == 0
+    # Each answer remembers its part of a call: the replay saved about the calls the first run made.
+    saved = metrics['inflow_gateway_cache_calls_saved_total{model="fraud"}']
+    assert 0.5 * calls_before <= saved <= 1.5 * calls_before, (saved, calls_before)
