@@ -58,7 +58,7 @@ gateway_probe::gateway_probe(metrics::registry& r, const std::string& model)
     wait(r.get_histogram("inflow_gateway_wait_seconds",
                          "Time a ready batch waited for the rate and token limits, cooldowns and backoff.",
                          metrics::label("model", model), metrics::latency_buckets())),
-    queued_rows(r.get_gauge("inflow_gateway_queued_rows", "Rows waiting for a batch.", metrics::label("model", model))),
+    queued_rows(r.get_gauge("inflow_gateway_queued_rows", "Rows waiting for their call: in a batch being filled, or for the limits, a cooldown or a retry.", metrics::label("model", model))),
     circuit(r.get_gauge("inflow_gateway_circuit_state", "Circuit breaker: 0 closed, 1 open, 2 half-open.",
                         metrics::label("model", model))),
     failing_calls(r.get_gauge("inflow_gateway_failing_calls",

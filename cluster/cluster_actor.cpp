@@ -1,7 +1,9 @@
 #include "cluster/cluster_actor.hpp"
 
 #include "actors/messages.hpp"
+#include "actors/probes.hpp"
 #include "admin/metrics.hpp"
+#include "cluster/budget.hpp"
 #include "cluster/frame_guard.hpp"
 #include "cluster/membership.hpp"
 #include "gateways/common/batcher.hpp"
@@ -27,7 +29,6 @@ using expire_atom = caf::atom_constant<caf::atom("expire")>;
 using status_atom = caf::atom_constant<caf::atom("status")>;
 using dialed_atom = caf::atom_constant<caf::atom("dialed")>;
 using listen_atom = caf::atom_constant<caf::atom("listen")>;
-using regrow_atom = caf::atom_constant<caf::atom("regrow")>;
 using actors::flush_atom;
 
 using batch_t = gateways::batcher<caf::strong_actor_ptr>::batch;
@@ -49,6 +50,7 @@ struct outgoing_call {
   size_t left = 0;
   std::string peer; ///< where it is now; empty while no node hosts the model
   int attempts = 0;
+  std::chrono::steady_clock::time_point created = std::chrono::steady_clock::now();
 };
 
 /// A call from another node, in the hands of a local gateway.
@@ -64,7 +66,17 @@ struct peer_link {
   caf::actor actor;
   wire::report report;
   uint64_t calls = 0;     ///< our calls it has not answered
-  bool knows_us = false;  ///< its hello lists this node: it has counted us in its budget split
+  bool knows_us = false;  ///< its hello lists this node
+};
+
+/// A hosted model's part of its cluster-wide requests_per_second (cluster/budget.hpp).
+struct model_lease {
+  request_lease lease;
+  std::unique_ptr<actors::gateway_probe> probe; ///< the local gateway's calls and queue: this node's demand
+  uint64_t calls_seen = 0;
+  double demand = 0;
+  std::map<std::string, double> targets; ///< every host's part, while this node is the model's allocator
+  std::map<std::string, int> waited;     ///< allocations each host has had work and no part (budget.hpp: turns)
 };
 
 struct cluster_state {
@@ -88,11 +100,13 @@ struct cluster_state {
   std::map<uint64_t, outgoing_call> calls;
   uint64_t next_call = 1;
   std::set<std::string> warned_unhosted;
+  std::set<std::string> slow_peers; ///< peers warned of for a late answer, until they answer again
   // Calls in.
   std::map<uint64_t, served_call> served;
   uint64_t next_served = 1;
   // The budget last given to each local gateway: requests/s, tokens/min, paused.
   std::map<std::string, std::tuple<double, double, bool>> budgets;
+  std::map<std::string, model_lease> leases; ///< local models with a requests_per_second limit
   metrics::gauge* peers_gauge = nullptr;
   metrics::counter* calls_sent = nullptr;
   metrics::counter* calls_rerouted = nullptr;
@@ -118,8 +132,59 @@ void send_wire(cluster_actor* self, const caf::actor& to, const wire::message& m
   self->send(to, wire::encode(m));
 }
 
-/// Gives every local gateway with limits its part of them: split by the nodes
-/// hosting the model, none before this node has met the cluster.
+/// The budget report of model `model` from `peer`, if it sent one.
+const wire::model_budget* budget_of(const peer_link& peer, const std::string& model) {
+  for (const auto& b : peer.report.budgets)
+    if (b.model == model)
+      return &b;
+  return nullptr;
+}
+
+/// Moves this node's part of every leased model's requests_per_second after demand
+/// (cluster/budget.hpp): measures its own, and, as the model's allocator (its first host by
+/// name), splits the limit by every host's.
+void lease_budgets(cluster_actor* self) {
+  auto& st = self->state;
+  const auto now = request_lease::clock::now();
+  for (auto& [model, l] : st.leases) {
+    const auto& cfg = st.cfg.models.at(model);
+    const auto calls = l.probe->batches.value();
+    l.demand = static_cast<double>(calls - l.calls_seen) +
+               std::ceil(static_cast<double>(l.probe->queued_rows.value()) / static_cast<double>(cfg.batch.max_batch));
+    l.calls_seen = calls;
+    auto hosts = st.members->hosts(model);
+    std::map<std::string, double> demand{{st.cfg.node.name, l.demand}}, parts;
+    for (const auto& host : hosts)
+      if (auto link = st.links.find(host); link != st.links.end()) {
+        demand[host] = 0; // until it reports
+        if (auto b = budget_of(link->second, model)) {
+          demand[host] = b->demand;
+          parts[host] = b->part;
+        }
+      }
+    const double limit = cfg.limits.requests_per_second;
+    if (!st.joined || hosts.size() <= 1) {
+      l.targets.clear();
+      l.lease.update(st.joined ? limit : 0, parts, now);
+      continue;
+    }
+    const auto& allocator = hosts.front();
+    double target = l.lease.current(); // no word from the allocator yet: as it is
+    if (allocator == st.cfg.node.name) {
+      l.targets = allocate_requests(limit, demand, turns(demand, l.targets, l.waited));
+      target = l.targets.count(allocator) ? l.targets[allocator] : 0;
+    } else {
+      l.targets.clear();
+      if (auto link = st.links.find(allocator); link != st.links.end())
+        if (auto b = budget_of(link->second, model); b && !b->targets.empty())
+          target = b->targets.count(st.cfg.node.name) ? b->targets.at(st.cfg.node.name) : 0;
+    }
+    l.lease.update(target, parts, now);
+  }
+}
+
+/// Gives every local gateway with limits its part of them: requests/s as leased, tokens/min
+/// split evenly by the nodes hosting the model; none before this node has met the cluster.
 void share_budgets(cluster_actor* self) {
   auto& st = self->state;
   for (const auto& [model, gateway] : st.gateways) {
@@ -127,7 +192,7 @@ void share_budgets(cluster_actor* self) {
     if (limits.requests_per_second <= 0 && limits.tokens_per_minute <= 0)
       continue;
     auto hosts = st.members->hosts(model);
-    double rps = request_share(limits.requests_per_second, hosts, st.cfg.node.name);
+    double rps = st.leases.count(model) ? st.leases.at(model).lease.current() : 0;
     double tpm = limits.tokens_per_minute / static_cast<double>(hosts.size());
     bool paused = !st.joined || (limits.requests_per_second > 0 && rps <= 0);
     auto budget = std::make_tuple(rps, tpm, paused);
@@ -135,12 +200,9 @@ void share_budgets(cluster_actor* self) {
       continue;
     st.budgets[model] = budget;
     self->send(gateway, actors::budget_atom::value, rps, tpm, paused);
-    if (paused && st.joined)
-      spdlog::warn("cluster: model {}: {} requests/s cannot be split over {} nodes; this node makes no calls",
-                   model, limits.requests_per_second, hosts.size());
-    else if (!paused)
-      spdlog::info("cluster: model {}: this node's part of the limits is {} requests/s, {} tokens/min ({} nodes "
-                   "host it)", model, rps, tpm, hosts.size());
+    if (st.joined)
+      spdlog::info("cluster: model {}: this node's part of the limits is {} requests/s, {} tokens/min ({} node(s) "
+                   "host it){}", model, rps, tpm, hosts.size(), paused ? "; no calls until it has a part" : "");
   }
 }
 
@@ -260,10 +322,14 @@ void transmit(cluster_actor* self, uint64_t id, outgoing_call& call) {
   }
 }
 
-/// The model's requests per second for the whole cluster (0: no limit).
-double requests_limit(const cluster_state& st, const std::string& model) {
+/// How busy a peer is for a call of `model`: the calls it has of ours, and last of all a node
+/// whose part of the model's rate limit is nothing (it could make no call).
+uint64_t call_load(const cluster_state& st, const std::string& peer, const std::string& model) {
+  const auto& link = st.links.at(peer);
   auto it = st.cfg.models.find(model);
-  return it == st.cfg.models.end() ? 0 : it->second.limits.requests_per_second;
+  const bool limited = it != st.cfg.models.end() && it->second.limits.requests_per_second > 0;
+  const auto* budget = budget_of(link, model);
+  return link.calls + (limited && budget && budget->part <= 0 ? uint64_t(1) << 32 : 0);
 }
 
 /// Sends a call to the hosting node with the fewest calls outstanding, or
@@ -271,8 +337,7 @@ double requests_limit(const cluster_state& st, const std::string& model) {
 void route(cluster_actor* self, uint64_t id) {
   auto& st = self->state;
   auto& call = st.calls.at(id);
-  auto peer = st.members->pick(call.model, [&](const std::string& name) { return st.links.at(name).calls; },
-                               requests_limit(st, call.model));
+  auto peer = st.members->pick(call.model, [&](const std::string& name) { return call_load(st, name, call.model); });
   if (!peer) {
     call.peer.clear();
     if (st.warned_unhosted.insert(call.model).second)
@@ -305,6 +370,7 @@ size_t forget_peer(cluster_actor* self, const std::string& name) {
     st.links.erase(link);
   }
   st.members->remove(name);
+  st.slow_peers.erase(name);
   st.peers_gauge->set(static_cast<int64_t>(st.links.size()));
   size_t moved = 0;
   for (auto& [id, call] : st.calls)
@@ -335,6 +401,7 @@ void send_batch(cluster_actor* self, const std::string& model) {
 /// Hands results (or an error) for some of a call's inputs to the partitions they came from.
 void deliver(cluster_actor* self, uint64_t id, const wire::score_result& r, const std::string& from) {
   auto& st = self->state;
+  st.slow_peers.erase(from);
   auto it = st.calls.find(id);
   if (it == st.calls.end())
     return; // late: answered already, or failed
@@ -468,7 +535,6 @@ void on_hello(cluster_actor* self, const caf::actor& from, const wire::hello& h)
       models += fmt::format("{}{} ({} {})", models.empty() ? "" : ", ", g.model, g.provider, g.version);
     spdlog::info("cluster: node {} at {} joined; roles {}; gateways: {}", h.node, h.listen,
                  fmt::join(h.roles, ","), models.empty() ? "none" : models);
-    // Shrink this node's budget before the newcomer may use its part (it waits for our hello).
     share_budgets(self);
     send_wire(self, from, own_hello(st));
     // Tell everyone else, so that nodes that joined at the same time meet.
@@ -484,7 +550,7 @@ void on_hello(cluster_actor* self, const caf::actor& from, const wire::hello& h)
   // Calls waiting for a gateway may have one now.
   for (auto& [id, call] : st.calls)
     if (call.peer.empty() &&
-        st.members->pick(call.model, [&](auto& n) { return st.links.at(n).calls; }, requests_limit(st, call.model))) {
+        st.members->pick(call.model, [&](auto& n) { return st.links.at(n).calls; })) {
       st.warned_unhosted.erase(call.model);
       route(self, id);
     }
@@ -501,8 +567,6 @@ void on_down(cluster_actor* self, const caf::down_msg& dm) {
   auto moved = forget_peer(self, name);
   spdlog::warn("cluster: node {} left ({}); {} call(s) it had were sent elsewhere", name,
                self->system().render(dm.reason), moved);
-  // Its last second of calls still counts at the provider: grow into its part one window later.
-  self->delayed_send(self, std::chrono::milliseconds(1100), regrow_atom::value);
 }
 
 void on_wire(cluster_actor* self, std::vector<char>& bytes) {
@@ -576,7 +640,7 @@ caf::behavior cluster(cluster_actor* self, cluster_setup setup, std::string list
   st.peers_gauge = &m.get_gauge("inflow_cluster_peers", "Other nodes this node has a link to.");
   st.calls_sent = &m.get_counter("inflow_cluster_calls_sent_total", "Model calls sent to gateways on other nodes.");
   st.calls_rerouted = &m.get_counter("inflow_cluster_calls_rerouted_total",
-                                     "Calls sent again elsewhere: their node left or did not answer in time.");
+                                     "Calls sent again elsewhere: their node left the cluster.");
   st.calls_served = &m.get_counter("inflow_cluster_calls_served_total", "Model calls from other nodes served here.");
   st.refused = &m.get_counter("inflow_cluster_messages_refused_total",
                               "Messages from other nodes refused: too large, malformed or another wire version.");
@@ -584,12 +648,18 @@ caf::behavior cluster(cluster_actor* self, cluster_setup setup, std::string list
     st.mm = self->system().openssl_manager().actor_handle();
   else
     st.mm = self->system().middleman().actor_handle();
+  for (const auto& [model, gateway] : st.gateways)
+    if (st.cfg.models.at(model).limits.requests_per_second > 0) {
+      auto& l = st.leases.emplace(model, model_lease{request_lease(st.cfg.models.at(model).limits.requests_per_second)})
+                  .first->second;
+      l.probe = std::make_unique<actors::gateway_probe>(m, model);
+      l.calls_seen = l.probe->batches.value();
+    }
   share_budgets(self); // paused until joined
   self->set_down_handler([=](caf::down_msg& dm) { on_down(self, dm); });
   self->send(self, tick_atom::value);
   return {
     [=](listen_atom, std::string& listen) { self->state.listen = std::move(listen); },
-    [=](regrow_atom) { share_budgets(self); },
     [=](join_atom) {
       dial_seeds(self);
       check_joined(self);
@@ -634,12 +704,23 @@ caf::behavior cluster(cluster_actor* self, cluster_setup setup, std::string list
       if (call.peer.empty())
         return fail_call(self, id, fmt::format("no node hosting model {} joined within {} ms", call.model,
                                                st.cfg.cluster.request_timeout_ms));
-      if (call.attempts >= 3)
-        return fail_call(self, id, fmt::format("model {}: no answer from any node after {} attempts of {} ms",
-                                               call.model, call.attempts, st.cfg.cluster.request_timeout_ms));
-      spdlog::warn("cluster: node {} did not answer a call for model {} within {} ms; sending it elsewhere",
-                   call.peer, call.model, st.cfg.cluster.request_timeout_ms);
-      reroute(self, id);
+      // The node that has the call may still answer it: sending it elsewhere could pay the
+      // provider twice. It answers, or leaves (heartbeats notice a frozen node; on_down then sends
+      // the call elsewhere), or the model's deadline_ms ends the wait.
+      const auto deadline = std::chrono::milliseconds(st.cfg.models.at(call.model).deadline_ms);
+      const auto waited = std::chrono::steady_clock::now() - call.created;
+      if (deadline.count() > 0 && waited >= deadline)
+        return fail_call(self, id, fmt::format("model {}: node {} did not answer within deadline_ms ({} ms)",
+                                               call.model, call.peer, deadline.count()));
+      if (st.slow_peers.insert(call.peer).second)
+        spdlog::warn("cluster: node {} has not answered a call for model {} in {} ms; waiting for its answer, or for it "
+                   "to leave the cluster (sending the call elsewhere could pay for it twice)",
+                     call.peer, call.model, std::chrono::duration_cast<std::chrono::milliseconds>(waited).count());
+      auto next = std::chrono::milliseconds(st.cfg.cluster.request_timeout_ms);
+      if (deadline.count() > 0)
+        next = std::min(next, std::chrono::duration_cast<std::chrono::milliseconds>(deadline - waited) +
+                                std::chrono::milliseconds(1));
+      self->delayed_send(self, next, expire_atom::value, id, attempt);
     },
     [=](dialed_atom, const std::string& address) {
       auto& st = self->state;
@@ -650,9 +731,13 @@ caf::behavior cluster(cluster_actor* self, cluster_setup setup, std::string list
     },
     [=](tick_atom) {
       auto& st = self->state;
+      lease_budgets(self);
+      share_budgets(self);
       auto r = st.report();
       r.calls_out = st.calls.size();
       r.calls_in = st.served.size();
+      for (const auto& [model, l] : st.leases)
+        r.budgets.push_back({model, l.demand, l.lease.current(), l.targets});
       auto bytes = wire::encode(r);
       for (const auto& [name, link] : st.links)
         self->send(link.actor, bytes);

@@ -41,15 +41,11 @@ std::vector<std::string> membership::hosts(const std::string& model) const {
 }
 
 std::optional<std::string> membership::pick(const std::string& model,
-                                            const std::function<uint64_t(const std::string&)>& load,
-                                            double requests_per_second) const {
+                                            const std::function<uint64_t(const std::string&)>& load) const {
   std::optional<std::string> best;
   uint64_t best_load = 0;
-  const auto all_hosts = hosts(model);
   for (const auto& [name, peer] : peers_) {
     if (!hosts_model(peer.gateways, model))
-      continue;
-    if (requests_per_second > 0 && request_share(requests_per_second, all_hosts, name) <= 0)
       continue;
     auto l = load(name);
     if (!best || l < best_load) {
@@ -58,17 +54,6 @@ std::optional<std::string> membership::pick(const std::string& model,
     }
   }
   return best;
-}
-
-double request_share(double limit, const std::vector<std::string>& hosts, const std::string& self) {
-  auto n = hosts.size();
-  if (n <= 1)
-    return limit;
-  auto rank = static_cast<size_t>(std::find(hosts.begin(), hosts.end(), self) - hosts.begin());
-  if (rank == n)
-    return 0;
-  auto whole = static_cast<uint64_t>(std::floor(limit));
-  return static_cast<double>(whole / n + (rank < whole % n ? 1 : 0));
 }
 
 } // namespace inflow::cluster

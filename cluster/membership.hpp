@@ -1,8 +1,8 @@
 #pragma once
 // What a node knows of the cluster, without CAF: the peers it has a link to,
-// the gateways each one hosts, where a model call should go, and this node's
-// part of a model's rate limits. The cluster actor (cluster/cluster_actor.cpp)
-// keeps one and feeds it what arrives over the network.
+// the gateways each one hosts, and where a model call should go. The cluster
+// actor (cluster/cluster_actor.cpp) keeps one and feeds it what arrives over the
+// network.
 
 #include "cluster/wire.hpp"
 
@@ -31,22 +31,15 @@ public:
 
   /// Every node hosting `model`, this one included when it does, by name.
   std::vector<std::string> hosts(const std::string& model) const;
-  /// The peer to send a call for `model` to: the one with the fewest calls
-  /// outstanding (`load`), the first by name on a tie; nullopt if none hosts it.
-  /// With a limit of `requests_per_second` (0: none), hosts whose part of it is
-  /// nothing are left out: they may make no call at all.
-  std::optional<std::string> pick(const std::string& model, const std::function<uint64_t(const std::string&)>& load,
-                                  double requests_per_second = 0) const;
+  /// The peer to send a call for `model` to: the one with the least `load`, the
+  /// first by name on a tie; nullopt if none hosts it.
+  std::optional<std::string> pick(const std::string& model,
+                                  const std::function<uint64_t(const std::string&)>& load) const;
 
 private:
   std::string self_;
   std::vector<wire::gateway_ad> own_;
   std::map<std::string, wire::hello> peers_;
 };
-
-/// This node's requests per second when `hosts` (sorted) share `limit`: whole
-/// requests each, the remainder to the first names, so that the parts add up
-/// to at most the limit. With one host, the limit itself.
-double request_share(double limit, const std::vector<std::string>& hosts, const std::string& self);
 
 } // namespace inflow::cluster

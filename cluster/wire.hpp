@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <map>
 #include <optional>
 #include <string>
 #include <variant>
@@ -95,12 +96,22 @@ struct partition_load {
   MSGPACK_DEFINE(pipeline, partition, in_flight)
 };
 
-/// What a node is doing, sent to every peer once a second (for `inflow status`).
+/// A hosted model's rate limit as this node sees it (cluster/budget.hpp).
+struct model_budget {
+  std::string model;
+  double demand = 0; ///< calls this node wants to make a second
+  double part = 0;   ///< requests a second it may make now
+  std::map<std::string, double> targets; ///< from the model's allocator only: every host's part to be
+  MSGPACK_DEFINE(model, demand, part, targets)
+};
+
+/// What a node is doing, sent to every peer once a second (for `inflow status`, and the budgets).
 struct report {
   std::vector<partition_load> partitions;
   uint64_t calls_out = 0; ///< model calls this node waits for on other nodes
   uint64_t calls_in = 0;  ///< calls from other nodes its gateways are working on
-  MSGPACK_DEFINE(partitions, calls_out, calls_in)
+  std::vector<model_budget> budgets;
+  MSGPACK_DEFINE(partitions, calls_out, calls_in, budgets)
 };
 
 using message = std::variant<hello, score_call, score_result, report>;

@@ -47,7 +47,8 @@ const std::vector<option>& options() {
      "A peer silent this long is declared gone: its pending model calls are sent elsewhere at once. "
      "A new connection must complete its handshake within it."},
     {"cluster", "request_timeout_ms", "integer", "30000",
-     "A model call on another node not answered by then is sent again elsewhere (or dead-lettered)."},
+     "A model call on another node not answered by then is logged as late and waited for (never sent twice while "
+     "its node may answer); calls wait this long for a node hosting their model to join."},
     {"cluster", "max_message_bytes", "integer", "8388608",
      "Largest message between nodes; larger gateway batches are split, a connection announcing a larger "
      "one is closed before anything is allocated for it."},

@@ -413,7 +413,10 @@ void dispatch(remote_actor* self) {
   }
   if (!st.ready.empty() && wake != clock::time_point::max())
     wake_in(self, wake);
-  st.probe->queued_rows.set(static_cast<int64_t>(st.pending->pending_rows()));
+  size_t waiting = st.pending->pending_rows();
+  for (const auto& b : st.ready)
+    waiting += b.batch.size();
+  st.probe->queued_rows.set(static_cast<int64_t>(waiting));
 }
 
 /// This node's part of the model's limits (0: none), so that dashboards can show the headroom left.
