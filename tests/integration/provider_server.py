@@ -11,9 +11,12 @@ def score(row):
     return min(1.0, row[0] / 1000.0)
 
 
-class ProviderServer:
-    def __init__(self, respond):
-        """`respond(path, headers, body) -> (status, json_body)`."""
+class StandIn:
+    """`route(method, path, headers, raw_body) -> (status, body, content_type)` on 127.0.0.1:0, with
+    header names in lower case; every request is recorded (method, path, headers, raw, body: JSON
+    when it parses, else text)."""
+
+    def __init__(self, route):
         self.requests = []
         server = self
 
@@ -23,30 +26,44 @@ class ProviderServer:
             def log_message(self, *args):
                 pass
 
-            def do_POST(self):
+            def handle_any(self):
                 raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 try:
                     body = json.loads(raw)
                 except ValueError:
-                    body = raw.decode()
-                server.requests.append({"method": "POST", "path": self.path, "raw": raw,
-                                        "headers": {k.lower(): v for k, v in self.headers.items()}, "body": body})
-                status, answer = respond(self.path, self.headers, body)
-                data = answer.encode() if isinstance(answer, str) else json.dumps(answer).encode()
+                    body = raw.decode(errors="replace")
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                server.requests.append({"method": self.command, "path": self.path, "headers": headers, "raw": raw,
+                                        "body": body})
+                status, answer, content_type = route(self.command, self.path, headers, raw)
+                data = answer if isinstance(answer, bytes) else (
+                    answer.encode() if isinstance(answer, str) else json.dumps(answer).encode())
                 self.send_response(status)
-                self.send_header("Content-Type", "text/csv" if isinstance(answer, str) else "application/json")
+                self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
 
+            do_GET = do_POST = do_PUT = handle_any
+
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
-        self.base = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.host = f"127.0.0.1:{self.httpd.server_address[1]}"
+        self.base = f"http://{self.host}"
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
     def stop(self):
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+class ProviderServer(StandIn):
+    def __init__(self, respond):
+        """`respond(path, headers, body) -> (status, json_body)`; a str body is sent as text/csv."""
+        def route(method, path, headers, raw):
+            status, answer = respond(path, headers, self.requests[-1]["body"])
+            return status, answer, "text/csv" if isinstance(answer, str) else "application/json"
+        super().__init__(route)
 
 
 def verify_sigv4(request, secret, region, service):

@@ -75,6 +75,12 @@ def three_gateways_and_an_ingest_node(bootstrap, model_path, sets):
     return gws, ingest
 
 
+def call_times(provider):
+    """The provider's call times, sorted, and the most calls any one-second window saw."""
+    times = sorted(t for t, _ in provider.arrivals)
+    return times, max(sum(1 for u in times[i:] if u < t + 1.0) for i, t in enumerate(times))
+
+
 @pytest.fixture
 def cluster_broker():
     b = Broker({"transactions": PARTITIONS, "fraud-alerts": 2, "transactions.dlq": 1, "scores": 2})
@@ -169,9 +175,8 @@ def test_a_rate_limit_holds_across_three_gateway_nodes_and_is_re_split_when_one_
             assert n.stop() == 0, n.stderr()
     finally:
         provider.stop()
-    times = sorted(t for t, _ in provider.arrivals)
     assert sum(rows for _, rows in provider.arrivals) >= 4000
-    busiest = max(sum(1 for u in times[i:] if u < t + 1.0) for i, t in enumerate(times))
+    times, busiest = call_times(provider)
     assert busiest <= limit, f"{busiest} calls in one second, limit {limit} for the cluster"
     # And the budget is used, not wasted (the handover when a node leaves costs about a second).
     rate = len(times) / (times[-1] - times[0])
@@ -281,8 +286,7 @@ def test_a_busy_node_borrows_the_part_of_idle_ones(cluster_broker, model_path):
     finally:
         provider.stop()
     assert sum(rows for _, rows in provider.arrivals) >= 6000
-    times = sorted(t for t, _ in provider.arrivals)
-    busiest = max(sum(1 for u in times[i:] if u < t + 1.0) for i, t in enumerate(times))
+    times, busiest = call_times(provider)
     assert busiest <= limit, f"{busiest} calls in one second, limit {limit} for the cluster"
     # Once the parts have moved (a few seconds), the busy node uses nearly all of the limit: a
     # fixed split would leave it a third. The gateway's own window is 1.05 s: 5 % below the limit.
@@ -308,8 +312,7 @@ def test_one_request_per_second_over_three_gateway_nodes_leaves_no_call_stuck(cl
     finally:
         provider.stop()
     assert not read_all(bootstrap, "transactions.dlq", 1)
-    times = sorted(t for t, _ in provider.arrivals)
-    busiest = max(sum(1 for u in times[i:] if u < t + 1.0) for i, t in enumerate(times))
+    times, busiest = call_times(provider)
     assert busiest <= 1, f"{busiest} calls in one second, limit 1 for the cluster"
 
 

@@ -11,8 +11,8 @@ import time
 import pytest
 
 from harness import Feeder, Node, read_all, wait_until_committed
-from provider_server import score
-from token_servers import (JSON, Issuer, StandIn, aws_json_credentials, aws_signed_by_live_keys,
+from provider_server import StandIn, score
+from token_servers import (JSON, Issuer, aws_json_credentials, aws_signed_by_live_keys,
                            azure_managed_identity, entra_client_credentials, google_jwt_grant,
                            sts_assume_role_with_web_identity)
 

@@ -1,5 +1,5 @@
 """Local stand-ins for the clouds' credential services, each speaking its documented
-protocol on 127.0.0.1, beside the model endpoint they guard (one server, one route
+protocol on 127.0.0.1, beside the model endpoint they guard (one provider_server.StandIn, one route
 function). They issue short-lived tokens and record every grant, so a test can tell a
 token refreshed ahead of its expiry from one refreshed after a refusal.
 
@@ -11,10 +11,8 @@ token refreshed ahead of its expiry from one refreshed after a refusal.
   credentials endpoint and the EC2 instance metadata service (IMDSv2)."""
 
 import base64
-import http.server
 import itertools
 import json
-import threading
 import time
 import urllib.parse
 
@@ -48,45 +46,6 @@ class Issuer:
 
     def revoke_all(self):
         self.live.clear()
-
-
-class StandIn:
-    """`route(method, path, headers, raw_body) -> (status, body, content_type)`; every request recorded."""
-
-    def __init__(self, route):
-        self.requests = []
-        server = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
-            def handle_any(self):
-                raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                headers = {k.lower(): v for k, v in self.headers.items()}
-                server.requests.append({"method": self.command, "path": self.path, "headers": headers, "raw": raw})
-                status, body, content_type = route(self.command, self.path, headers, raw)
-                data = body if isinstance(body, bytes) else (
-                    body.encode() if isinstance(body, str) else json.dumps(body).encode())
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            do_GET = do_POST = do_PUT = handle_any
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.host = f"127.0.0.1:{self.httpd.server_address[1]}"
-        self.base = f"http://{self.host}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def stop(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 JSON = "application/json"
