@@ -64,6 +64,25 @@ std::map<std::string, double> allocate_requests(double limit, const std::map<std
   return out;
 }
 
+bool worth_moving(const std::map<std::string, double>& current, const std::map<std::string, double>& fresh,
+                  const std::map<std::string, double>& demand, double limit) {
+  auto part = [](const std::map<std::string, double>& parts, const std::string& node) {
+    auto it = parts.find(node);
+    return it == parts.end() ? 0.0 : it->second;
+  };
+  const double step = std::max(1.0, limit / 10);
+  for (const auto& [node, d] : demand) {
+    if (!current.count(node) != !fresh.count(node) && (part(current, node) > 0 || part(fresh, node) > 0))
+      return true;
+    if (std::abs(part(current, node) - part(fresh, node)) > step || (d > 0 && part(current, node) <= 0))
+      return true;
+  }
+  for (const auto& [node, p] : current)
+    if (!demand.count(node) && p > 0)
+      return true; // a host that is gone
+  return current.empty();
+}
+
 std::map<std::string, int> turns(const std::map<std::string, double>& demand,
                                  const std::map<std::string, double>& last_parts, std::map<std::string, int>& waited,
                                  int patience) {
@@ -110,7 +129,8 @@ double request_lease::update(double target, const std::map<std::string, double>&
     raise_to_ = target;
     raise_since_ = now;
   }
-  if (now - raise_since_ >= window)
+  // With no other host in the window there is no other part to wait for.
+  if (seen_.empty() || now - raise_since_ >= window)
     current_ = std::max(current_, std::min(target, std::floor(limit_ - others)));
   return current_;
 }

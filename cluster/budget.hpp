@@ -23,6 +23,13 @@ namespace inflow::cluster {
 std::map<std::string, double> allocate_requests(double limit, const std::map<std::string, double>& demand,
                                                 const std::map<std::string, int>& priority = {});
 
+/// Whether a new split is worth the move from `current`: every move costs a window (a part
+/// shrinks at once and grows a window later), so small ones wait. True when the hosts differ,
+/// a host's part moves by more than a tenth of the limit (at least 1), or a host with
+/// `demand` has no part.
+bool worth_moving(const std::map<std::string, double>& current, const std::map<std::string, double>& fresh,
+                  const std::map<std::string, double>& demand, double limit);
+
 /// Priorities that take turns when a limit has less than one request a second for each node
 /// with work: a node that had a part keeps it (`patience`) until one left without has waited
 /// longer. `waited` counts the allocations each node has had work and no part; it is updated.
@@ -39,6 +46,7 @@ public:
   explicit request_lease(double limit) : limit_(limit) {}
   /// This node's part once its allocator asks for `target` and the peers publish
   /// `peer_parts`; a peer missing from them still counts what it published in the last window.
+  /// With no peer in the window, the part is the target at once.
   double update(double target, const std::map<std::string, double>& peer_parts, clock::time_point now);
   double current() const { return current_; }
 

@@ -51,7 +51,20 @@ TEST_CASE("with less than one request a second each, nodes with work take turns"
     CHECK(w <= 12); // and nobody waits long
 }
 
+TEST_CASE("small moves of a split wait; a host with work and no part, or a host gone, does not") {
+  std::map<std::string, double> now{{"a", 10}, {"b", 10}, {"c", 10}};
+  std::map<std::string, double> demand{{"a", 5}, {"b", 5}, {"c", 5}};
+  CHECK_FALSE(worth_moving(now, {{"a", 11}, {"b", 9}, {"c", 10}}, demand, 30));
+  CHECK(worth_moving(now, {{"a", 16}, {"b", 7}, {"c", 7}}, demand, 30));
+  CHECK(worth_moving({{"a", 30}}, {{"a", 29}, {"b", 1}}, {{"a", 5}, {"b", 1}}, 30)); // b has work, no part
+  CHECK(worth_moving(now, {{"a", 15}, {"b", 15}}, {{"a", 5}, {"b", 5}}, 30));        // c is gone
+  CHECK(worth_moving({}, {{"a", 30}}, {{"a", 1}}, 30));
+}
+
 TEST_CASE("a part shrinks at once and grows only into room peers left free for a window") {
+  request_lease alone(10);
+  CHECK(alone.update(10, {}, request_lease::clock::time_point{} + 1s) == 10); // no peer: nothing to wait for
+
   request_lease lease(10);
   auto t = request_lease::clock::time_point{} + 100s;
   CHECK(lease.update(5, {{"b", 5}}, t) == 0); // a new part waits a window

@@ -24,6 +24,7 @@ namespace {
 
 using route_atom = caf::atom_constant<caf::atom("route")>;
 using tick_atom = caf::atom_constant<caf::atom("tick")>;
+
 using join_atom = caf::atom_constant<caf::atom("join")>;
 using expire_atom = caf::atom_constant<caf::atom("expire")>;
 using status_atom = caf::atom_constant<caf::atom("status")>;
@@ -74,6 +75,7 @@ struct model_lease {
   request_lease lease;
   std::unique_ptr<actors::gateway_probe> probe; ///< the local gateway's calls and queue: this node's demand
   uint64_t calls_seen = 0;
+  request_lease::clock::time_point measured = request_lease::clock::now();
   double demand = 0;
   std::map<std::string, double> targets; ///< every host's part, while this node is the model's allocator
   std::map<std::string, int> waited;     ///< allocations each host has had work and no part (budget.hpp: turns)
@@ -148,10 +150,13 @@ void lease_budgets(cluster_actor* self) {
   const auto now = request_lease::clock::now();
   for (auto& [model, l] : st.leases) {
     const auto& cfg = st.cfg.models.at(model);
+    // Calls a second, and the calls its waiting rows make.
     const auto calls = l.probe->batches.value();
-    l.demand = static_cast<double>(calls - l.calls_seen) +
+    const double seconds = std::max(1e-3, std::chrono::duration<double>(now - l.measured).count());
+    l.demand = static_cast<double>(calls - l.calls_seen) / seconds +
                std::ceil(static_cast<double>(l.probe->queued_rows.value()) / static_cast<double>(cfg.batch.max_batch));
     l.calls_seen = calls;
+    l.measured = now;
     auto hosts = st.members->hosts(model);
     std::map<std::string, double> demand{{st.cfg.node.name, l.demand}}, parts;
     for (const auto& host : hosts)
@@ -171,7 +176,9 @@ void lease_budgets(cluster_actor* self) {
     const auto& allocator = hosts.front();
     double target = l.lease.current(); // no word from the allocator yet: as it is
     if (allocator == st.cfg.node.name) {
-      l.targets = allocate_requests(limit, demand, turns(demand, l.targets, l.waited));
+      auto fresh = allocate_requests(limit, demand, turns(demand, l.targets, l.waited));
+      if (worth_moving(l.targets, fresh, demand, limit))
+        l.targets = std::move(fresh);
       target = l.targets.count(allocator) ? l.targets[allocator] : 0;
     } else {
       l.targets.clear();
