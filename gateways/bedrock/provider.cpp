@@ -23,7 +23,7 @@ public:
     target_ = fmt::format("{}/model/{}/invoke", base, sigv4::uri_encode(cfg.remote_model, false));
   }
 
-  bool refresh_credential() const override { return creds_->refresh(); }
+  renewable* renewable_credential() const override { return creds_.get(); }
 
   bool titan() const { return cfg_.remote_model.rfind("amazon.titan-embed", 0) == 0; }
   size_t max_inputs_per_call() const override { return 1; }

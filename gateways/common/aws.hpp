@@ -20,12 +20,13 @@ namespace inflow::gateways::aws {
 /// _FULL_URI); the EC2 instance metadata service (IMDSv2, AWS_EC2_METADATA_SERVICE_ENDPOINT,
 /// unless AWS_EC2_METADATA_DISABLED=true). Temporary credentials are fetched again before they
 /// expire; files are read again when AWS refuses what they held.
-class credential_chain {
+class credential_chain : public renewable {
 public:
   /// Throws std::runtime_error naming what was tried when no source gives credentials.
   credential_chain(const config::model_config& cfg, const std::string& region);
   sigv4::credentials current() const { return creds_->value(); }
-  bool refresh() { return creds_->refresh(); }
+  bool refresh() override { return creds_->refresh(); }
+  uint64_t generation() const override { return creds_->generation(); }
   const std::string& source() const { return source_; }
 
 private:

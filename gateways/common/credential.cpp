@@ -54,13 +54,16 @@ public:
     if (fresh.empty() || fresh == value_)
       return false;
     value_ = std::move(fresh);
+    ++generation_;
     return true;
   }
+  uint64_t generation() const override { return generation_.load(); }
 
 private:
   std::string file_; ///< empty: `api_key` was given, nothing to read again
   mutable std::mutex mutex_;
   std::string value_;
+  std::atomic<uint64_t> generation_{1};
 };
 
 class token_credential : public credential {
@@ -68,6 +71,7 @@ public:
   token_credential(std::string what, cloud_tokens::fetch_fn fetch) : token_(std::move(what), std::move(fetch)) {}
   std::string value() const override { return token_.value(); }
   bool refresh() override { return token_.refresh(); }
+  uint64_t generation() const override { return token_.generation(); }
   bool is_access_token() const override { return true; }
 
 private:

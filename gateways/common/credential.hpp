@@ -6,6 +6,7 @@
 #include "config/config.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <functional>
@@ -17,13 +18,20 @@
 
 namespace inflow::gateways {
 
-/// Thread-safe; the secret is never printed.
-class credential {
+/// What a call carries that can be got again when the provider refuses it. Thread-safe.
+class renewable {
 public:
-  virtual ~credential() = default;
-  virtual std::string value() const = 0;
-  /// The provider refused value(): read or fetch it again. True when that gave a new one, worth one more try.
+  virtual ~renewable() = default;
+  /// The provider refused it: read or fetch it again. True when that gave a new one, worth one more try.
   virtual bool refresh() = 0;
+  /// Changes whenever a new one is had, so that a refused call can tell whether it carried the latest.
+  virtual uint64_t generation() const = 0;
+};
+
+/// A provider's key or access token. The secret is never printed.
+class credential : public renewable {
+public:
+  virtual std::string value() const = 0;
   /// An OAuth access token (sent as `Authorization: Bearer`) rather than a provider's own key.
   virtual bool is_access_token() const { return false; }
 };
@@ -67,6 +75,7 @@ public:
     std::lock_guard<std::mutex> guard(mutex_);
     return current_.value;
   }
+  uint64_t generation() const { return generation_.load(); }
   /// Fetches now (or takes what was fetched in the last 2 s); false when that failed.
   bool refresh() {
     std::lock_guard<std::mutex> one_at_a_time(fetching_);
@@ -86,6 +95,7 @@ private:
       current_ = std::move(fresh);
       fetched_at_ = clock::now();
       failures_ = 0;
+      ++generation_;
       return true;
     } catch (const std::exception& e) {
       std::lock_guard<std::mutex> guard(mutex_);
@@ -125,6 +135,7 @@ private:
   fetched current_;
   clock::time_point fetched_at_;
   int failures_ = 0;
+  std::atomic<uint64_t> generation_{1};
   bool stopping_ = false;
   std::thread thread_;
 };

@@ -44,6 +44,7 @@ struct outgoing {
   clock::time_point created = ready_at;      ///< its records' deadline counts from here
   bool held = false;                         ///< counted in held_rows (on_failure: block)
   bool refreshed = false;                    ///< the credential was read again after a 401/403
+  uint64_t credential_generation = 0;        ///< of the credential its call carried
 };
 
 /// Dead-lettered rows of one cause, between two warnings about it.
@@ -278,7 +279,10 @@ void on_done(remote_actor* self, call_done& done) {
     if (*error != call_error::client_error && *error != call_error::bad_response && *error != call_error::rate_limited)
       st.breaker->on_failure(now);
     const bool block = st.cfg.on_failure == config::failure_policy::block;
-    if (*error == call_error::unauthorized && !b.refreshed && st.codec_->refresh_credential()) {
+    auto* credential = st.codec_->renewable_credential();
+    // Renewed since this call left (by an earlier refusal, or ahead of expiry), or renewed now.
+    if (*error == call_error::unauthorized && !b.refreshed && credential &&
+        (credential->generation() != b.credential_generation || credential->refresh())) {
       // A rotated key, a renewed token in api_key_file, a revoked access token: once more at once, not counted.
       spdlog::info("model {}: the provider refused the credential; got it again and retrying", st.cfg.name);
       b.refreshed = true;
@@ -330,6 +334,8 @@ void send_call(remote_actor* self, outgoing b, clock::time_point now) {
   b.started = now;
   st.probe->wait.observe(std::chrono::duration<double>(now - b.ready_at).count());
   auto id = b.id;
+  if (auto* credential = st.codec_->renewable_credential())
+    b.credential_generation = credential->generation(); // before build(): a renewal meanwhile shows as new
   auto call = st.codec_->build({b.batch.rows.data(), b.batch.size(), st.width, b.batch.texts.data()}, id);
   st.probe->batches.inc();
   st.probe->batch_size.observe(static_cast<double>(b.batch.size()));

@@ -8,6 +8,7 @@
 // within `deadline_ms`. A provider only says how rows become a call and a
 // response becomes scores (a codec).
 
+#include "gateways/common/credential.hpp"
 #include "gateways/common/registry.hpp"
 #include "http/client.hpp"
 
@@ -51,8 +52,8 @@ public:
   }
   /// Tokens a call will likely use, for the tokens-per-minute budget (0: untracked).
   virtual int64_t estimate_tokens(const call_input&) const { return 0; }
-  /// After a 401/403: reads the credential again; true when it changed and the call is worth repeating.
-  virtual bool refresh_credential() const { return false; }
+  /// The credential its calls carry, got again after a 401/403; none: nothing to renew.
+  virtual renewable* renewable_credential() const { return nullptr; }
 };
 
 /// A codec for APIs that score feature rows, one float per row.

@@ -25,7 +25,7 @@ public:
 
   bool embedding() const { return cfg_.task == "embedding"; }
   size_t max_inputs_per_call() const override { return embedding() ? 100 : 1; } // the API's batch limit
-  bool refresh_credential() const override { return key_->refresh(); }
+  renewable* renewable_credential() const override { return key_.get(); }
   int64_t estimate_tokens(const call_input& in) const override {
     return estimate_text_tokens(in, embedding() ? 0 : cfg_.max_tokens);
   }

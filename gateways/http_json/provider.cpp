@@ -45,7 +45,7 @@ public:
     return scores_at(r.body, pointer_, n, error);
   }
 
-  bool refresh_credential() const override { return key_->refresh(); }
+  renewable* renewable_credential() const override { return key_.get(); }
 
 private:
   std::string target_;

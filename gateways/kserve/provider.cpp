@@ -27,7 +27,7 @@ public:
     return decode_infer_response(r.body, n, error);
   }
 
-  bool refresh_credential() const override { return token_->refresh(); }
+  renewable* renewable_credential() const override { return token_.get(); }
 
 private:
   std::string target_;

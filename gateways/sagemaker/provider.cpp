@@ -21,7 +21,7 @@ public:
     : origin_(std::move(origin)), creds_(std::move(creds)), region_(std::move(region)),
       content_type_(std::move(content_type)) {}
 
-  bool refresh_credential() const override { return creds_->refresh(); }
+  renewable* renewable_credential() const override { return creds_.get(); }
 
   http::call build_rows(const float* rows, size_t n, size_t width, uint64_t) const override {
     std::string body;

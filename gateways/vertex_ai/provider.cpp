@@ -25,7 +25,7 @@ public:
     return scores_at(r.body, "/predictions", n, error);
   }
 
-  bool refresh_credential() const override { return token_->refresh(); }
+  renewable* renewable_credential() const override { return token_.get(); }
 
 private:
   std::string target_;

@@ -296,9 +296,13 @@ def test_a_token_renewed_in_its_file_mid_stream_loses_nothing(broker, model_path
     token_file = tmp_path / "token"
     token_file.write_text("token-1\n")
     provider.token = "token-1"
+    # Slow answers keep many calls in flight with token-1 when it expires: each is refused, and each
+    # must go again with token-2, not only the first whose refusal read the file again.
+    provider.jitter = 0.3
     feeder = Feeder(broker.bootstrap)
     node = Node(broker.bootstrap, model_path, sets=remote_sets(provider.url, model_path, [
-        f"models.fraud.api_key_file={token_file}", "models.fraud.batch.max_batch=20"]))
+        f"models.fraud.api_key_file={token_file}", "models.fraud.batch.max_batch=5",
+        "models.fraud.batch.max_linger_ms=0"]))
     try:
         feeder.feed(RECORDS // 2, seed=15, fraud_every=10, poison_every=0)
         deadline = time.time() + 30
@@ -312,5 +316,6 @@ def test_a_token_renewed_in_its_file_mid_stream_loses_nothing(broker, model_path
     finally:
         assert node.stop() == 0, node.stderr()
     assert not read_all(broker.bootstrap, "transactions.dlq", 1)
-    assert metrics['inflow_gateway_call_errors_total{model="fraud",type="unauthorized"}'] >= 1
+    # Several calls were refused, and the file was read again by the first refusal only.
+    assert metrics['inflow_gateway_call_errors_total{model="fraud",type="unauthorized"}'] >= 2
     assert "refused the credential; got it again and retrying" in node.stderr()
