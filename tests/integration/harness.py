@@ -345,8 +345,12 @@ def committed(bootstrap, group, topic, partitions):
         try:
             res = c.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=10)
             break
-        except KafkaException as e:  # a new broker's group coordinator may still be loading
-            if not e.args[0].retriable() and e.args[0].code() != KafkaError.NOT_COORDINATOR or time.time() > deadline:
+        except KafkaException as e:
+            # A new broker's group coordinator may still be loading; and offsets are not stable (the
+            # fetch times out) while a transaction of a killed member is open, until it times out.
+            code = e.args[0].code()
+            if not e.args[0].retriable() and code not in (KafkaError.NOT_COORDINATOR, KafkaError._TIMED_OUT) \
+                    or time.time() > deadline:
                 raise
             time.sleep(0.2)
     c.close()
