@@ -61,7 +61,7 @@ struct partition {
   std::optional<outcome_sink> sink;
 
   explicit partition(config::delivery delivery, bool with_results = false, bool skip_unwritable = false) {
-    config::pipeline_config cfg;
+    auto cfg = config::pipeline_defaults();
     cfg.name = "fraud";
     cfg.source.topic = "transactions";
     cfg.alert = {config::alert_rule::comparison::greater_equal, 0.5, "alerts"};

@@ -62,7 +62,8 @@ int run_demo(const demo_options& o) {
       auto endpoint = fmt::format("http://127.0.0.1:{}/v2/models/fraud/infer", model_server->port());
       fmt::print("model server (KServe v2) at {}\n", endpoint);
       nlohmann::json features = gateways::xgboost::read_meta(model_path).features;
-      overrides.insert(overrides.end(), {"models.fraud.provider=kserve", "models.fraud.endpoint=" + endpoint,
+      overrides.insert(overrides.end(), {"models.fraud.provider=kserve", "models.fraud.path=~",
+                                         "models.fraud.endpoint=" + endpoint,
                                          "models.fraud.input=" + features.dump()});
     }
     auto loaded = config::load_text(config::fraud_example_yaml, overrides);

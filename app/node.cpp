@@ -104,7 +104,7 @@ int run_node(const node_options& o) {
 
 int run_validate(const node_options& o, bool print_reference) {
   if (print_reference) {
-    fmt::print("{}", config::reference_markdown());
+    fmt::print("{}", config::reference_markdown(gateways::provider_options()));
     return ok;
   }
   auto loaded = config::load_file(o.config_path, o.overrides);

@@ -1,9 +1,11 @@
 #pragma once
 // The node configuration: YAML, checked completely before anything starts.
-// Every option is declared once in `options()` (config.cpp): key, type,
-// default and description. Reading, unknown-key errors and the reference in
-// docs/CONFIGURATION.md all come from that table.
+// Every option is declared once, bound to its field (config.cpp, with
+// config/options.hpp): reading, defaults, bounds, unknown-key errors and the
+// reference in docs/CONFIGURATION.md all come from that declaration. A model's
+// provider-specific keys are declared and read by the provider's own folder.
 
+#include "config/options.hpp"
 #include "events/decoder.hpp"
 
 #include <cstdint>
@@ -35,9 +37,9 @@ struct node_config {
   host_port admin;
   std::optional<host_port> listen; ///< cluster endpoint; unset: a node on its own
   std::optional<host_port> advertise; ///< where peers reach it, when not `listen` (NAT, 0.0.0.0)
-  int64_t drain_timeout_ms = 0;
+  int64_t drain_timeout_ms{};
   std::string admin_token;          ///< secret: never print; from admin_token or admin_token_file
-  bool admin_personal_data = false; ///< show record ids and keys in /api/status
+  bool admin_personal_data{}; ///< show record ids and keys in /api/status
   std::string admin_tls_certificate; ///< PEM; with admin_tls_key, the admin API speaks HTTPS
   std::string admin_tls_key;
   bool has(const std::string& role) const;
@@ -54,32 +56,32 @@ struct tls_config {
 struct cluster_config {
   std::vector<host_port> seeds;
   tls_config tls;
-  int64_t heartbeat_ms = 0;
-  int64_t connection_timeout_ms = 0;
-  int64_t request_timeout_ms = 0;
-  int64_t max_message_bytes = 0;
+  int64_t heartbeat_ms{};
+  int64_t connection_timeout_ms{};
+  int64_t request_timeout_ms{};
+  int64_t max_message_bytes{};
 };
 
 struct batch_config {
-  int64_t max_batch = 0;
-  int64_t max_linger_ms = 0;
+  int64_t max_batch{};
+  int64_t max_linger_ms{};
 };
 
 struct limits_config {
-  double requests_per_second = 0; ///< 0: unlimited
-  double tokens_per_minute = 0;   ///< 0: unlimited
-  int64_t max_in_flight = 16;
+  double requests_per_second{}; ///< 0: unlimited
+  double tokens_per_minute{};   ///< 0: unlimited
+  int64_t max_in_flight{};
 };
 
 struct retry_config {
-  int64_t max_attempts = 5;
-  int64_t initial_backoff_ms = 50;
-  int64_t max_backoff_ms = 5000;
+  int64_t max_attempts{};
+  int64_t initial_backoff_ms{};
+  int64_t max_backoff_ms{};
 };
 
 struct breaker_config {
-  int64_t failure_threshold = 5;
-  int64_t open_ms = 1000;
+  int64_t failure_threshold{};
+  int64_t open_ms{};
 };
 
 /// What a remote model does with records it cannot score (`on_failure`).
@@ -92,74 +94,51 @@ enum class failure_policy {
 /// `models.*.cache`: answers kept for replays (gateways/common/result_cache.hpp).
 struct cache_config {
   std::string topic; ///< a compacted topic; empty: no cache
-  int64_t max_entries = 100'000;
+  int64_t max_entries{};
 };
 
+/// What every model has, whatever its provider. A provider's own keys (a model file, a
+/// deployment, a credential) stay in `provider_options` for its folder to declare and read.
 struct model_config {
   std::string name;
   std::string task;
   std::string provider;
-  std::string path;     ///< embedded providers
   std::string endpoint; ///< remote providers
   std::string ca_file;  ///< https: trusted CAs
-  std::string api_key;  ///< secret: never print
-  std::string api_key_file;
-  std::string deployment;       ///< azure-ml, azure-openai
-  std::string remote_model;     ///< `model:` the provider's name for it
-  std::string system_prompt;    ///< text_generation
-  int64_t max_tokens = 256;     ///< text_generation
-  std::string api_version;      ///< azure-openai
-  std::string region;           ///< bedrock, sagemaker
-  std::string aws_access_key_id;
-  std::string aws_secret_access_key;
-  std::string aws_session_token;
-  std::string aws_profile;
-  std::string auth;             ///< "" or api_key: api_key/api_key_file; else an OAuth token source
-  std::string token_scope;
-  std::string credentials_file; ///< google_service_account
-  std::string tenant_id;        ///< azure_client_credentials
-  std::string client_id;        ///< azure_*
-  std::string client_secret;    ///< secret: never print
-  std::string content_type;     ///< sagemaker
-  std::string request_template; ///< http
-  std::string response_pointer; ///< http
-  std::string auth_header;      ///< http
-  std::string auth_scheme;      ///< http
-  int64_t timeout_ms = 2000;
-  int64_t max_response_bytes = 16 << 20;
+  int64_t timeout_ms{};
+  int64_t max_response_bytes{};
   limits_config limits;
   retry_config retry;
   breaker_config breaker;
-  std::string version; ///< empty: taken from the model's metadata
+  std::string version; ///< empty: the model file's, or the provider's name for the model
   std::vector<std::string> input; ///< empty: taken from the model's metadata
   batch_config batch;
-  int64_t threads = 1;
   std::string fallback; ///< name of another model, or empty
-  failure_policy on_failure = failure_policy::dead_letter; ///< fallback when `fallback` is set
-  int64_t deadline_ms = 0;         ///< longest a record waits for its answer; 0: no limit
-  int64_t max_cooldown_ms = 60'000; ///< Retry-After and rate-limit resets are capped at this
-  bool cooldown_per_origin = false; ///< `cooldown_scope: origin`: every model on that host waits
+  failure_policy on_failure{}; ///< fallback when `fallback` is set
+  int64_t deadline_ms{};        ///< longest a record waits for its answer; 0: no limit
+  int64_t max_cooldown_ms{};    ///< Retry-After and rate-limit resets are capped at this
+  bool cooldown_per_origin{};   ///< `cooldown_scope: origin`: every model on that host waits
   cache_config cache;
-  double price_per_million_input_tokens = 0;
-  double price_per_million_output_tokens = 0;
-  int64_t max_queue = 0;
+  double price_per_million_input_tokens{};
+  double price_per_million_output_tokens{};
+  raw_section provider_options; ///< the keys not declared here, for the provider to read
 };
 
 /// `score >= 0.9`: the comparison that turns a score into an alert.
 struct alert_rule {
   enum class comparison { greater_equal, greater, less_equal, less };
-  comparison op = comparison::greater_equal;
-  double threshold = 0;
+  comparison op{};
+  double threshold{};
   std::string topic; ///< empty: the pipeline has no alert rule
   bool matches(double score) const;
 };
 
 struct source_config {
   std::string topic;
-  events::wire_format format = events::wire_format::json;
+  events::wire_format format{};
   events::decoder_limits limits;
-  std::string id_field = "id";
-  std::string key_field = "card_id";
+  std::string id_field;
+  std::string key_field;
 };
 
 /// What a pipeline promises about its outcomes (docs/CONFIGURATION.md, `delivery`).
@@ -174,11 +153,11 @@ struct pipeline_config {
   alert_rule alert;
   std::string output_topic; ///< empty: no results topic
   std::string dead_letter_topic;
-  int64_t max_in_flight = 0;
-  int64_t commit_interval_ms = 0;
-  int64_t stall_timeout_ms = 0;
-  bool skip_unwritable = false; ///< on_unwritable: skip (true) or stop
-  enum delivery delivery = delivery::at_least_once;
+  int64_t max_in_flight{};
+  int64_t commit_interval_ms{};
+  int64_t stall_timeout_ms{};
+  bool skip_unwritable{}; ///< on_unwritable: skip (true) or stop
+  enum delivery delivery{};
   bool in_offset_order() const { return delivery != delivery::at_least_once; }
 };
 
@@ -188,12 +167,6 @@ struct node_file {
   std::vector<std::pair<std::string, std::string>> kafka; ///< librdkafka properties, verbatim
   std::map<std::string, model_config> models;
   std::map<std::string, pipeline_config> pipelines;
-};
-
-struct config_error {
-  std::string path; ///< e.g. models.fraud.batch.max_batch
-  int line = 0;     ///< 1-based; 0 when the error has no place in the file
-  std::string message;
 };
 
 /// `source:line: path: message`, the form every config error is printed in.
@@ -208,16 +181,14 @@ struct load_result {
 load_result load_text(const std::string& yaml, const std::vector<std::string>& overrides = {});
 load_result load_file(const std::string& path, const std::vector<std::string>& overrides = {});
 
-struct option {
-  const char* section; ///< `models.*.batch`: `*` is any entry name
-  const char* key;
-  const char* type;
-  const char* default_value; ///< nullptr: required
-  const char* description;
-};
-const std::vector<option>& options();
+/// Every option of the node file but the providers' own (gateways::provider_options()).
+std::vector<option> options();
+/// A model, a pipeline with every declared default (for tests and tools that build one in code).
+model_config model_defaults();
+pipeline_config pipeline_defaults();
 
-/// The markdown reference of every option, as docs/CONFIGURATION.md holds it.
-std::string reference_markdown();
+/// The markdown reference of every option: the node file's, then each provider's own
+/// (name, options), as docs/CONFIGURATION.md holds it.
+std::string reference_markdown(const std::vector<std::pair<std::string, std::vector<option>>>& providers);
 
 } // namespace inflow::config

@@ -44,21 +44,19 @@ const std::vector<std::shared_ptr<const gateways::codec>>& codecs() {
         for (std::string model : {"", "amazon.titan-embed-text-v2:0", "anthropic.claude-3-haiku", "gpt-4o-mini",
                                   "text-embedding-3-small", "gemini-1.5-flash", "text-embedding-004"})
           for (std::string content_type : {"application/json", "text/csv"}) {
-            config::model_config cfg;
+            auto cfg = config::model_defaults();
             cfg.name = "m";
             cfg.provider = name;
             cfg.task = task;
             cfg.endpoint = "https://127.0.0.1:1/v1/models/m:predict";
-            cfg.api_key = "key";
-            cfg.deployment = "deployment";
-            cfg.api_version = "2024-02-01";
-            cfg.remote_model = model;
-            cfg.region = "us-east-1";
-            cfg.aws_access_key_id = "AKIDEXAMPLE";
-            cfg.aws_secret_access_key = "secret";
-            cfg.content_type = content_type;
-            cfg.request_template = R"({"id": {{id}}, "rows": {{rows}}})";
-            cfg.response_pointer = "/scores";
+            const std::map<std::string, std::string> plausible{
+              {"api_key", "key"}, {"deployment", "deployment"}, {"model", model}, {"region", "us-east-1"},
+              {"aws_access_key_id", "AKIDEXAMPLE"}, {"aws_secret_access_key", "secret"}, {"content_type", content_type},
+              {"request_template", R"({"id": {{id}}, "rows": {{rows}}})"}, {"response_pointer", "/scores"}};
+            cfg.provider_options.path = "models.m";
+            for (const auto& declared : f.options)
+              if (auto value = plausible.find(declared.key); value != plausible.end())
+                cfg.provider_options.values[declared.key] = {config::raw_value::kind::scalar, value->second};
             cfg.input = gateways::takes_text(task) ? std::vector<std::string>{"{text}"}
                                                    : std::vector<std::string>{"a", "b"};
             try {

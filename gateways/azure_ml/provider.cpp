@@ -56,14 +56,29 @@ private:
   std::string columns_;
 };
 
-prepared_model prepare(const config::model_config& cfg, metrics::registry& metrics) {
-  auto key = make_credential(cfg, "https://ml.azure.com/.default", true);
+struct options {
+  std::string deployment;
+  credential_options credentials;
+};
+
+const config::option_block<options>& option_block() {
+  static const auto block =
+    config::option_block<options>("models.*")
+      .text("deployment", &options::deployment, "",
+            "The deployment to route to (azureml-model-deployment header); empty: the endpoint's traffic split.")
+      .include(&options::credentials, credential_options_block());
+  return block;
+}
+
+prepared_model prepare(const config::model_config& cfg, const options& o, metrics::registry& metrics) {
+  auto key = make_credential(cfg, o.credentials, "https://ml.azure.com/.default", true);
   auto target = cfg.endpoint.empty() ? std::string() : http::parse_url(cfg.endpoint).target;
-  return prepare_remote(cfg, metrics, std::make_shared<score_codec>(target, key, cfg.deployment, cfg.input));
+  return prepare_remote(cfg, metrics, std::make_shared<score_codec>(target, key, o.deployment, cfg.input),
+                        o.deployment);
 }
 
 } // namespace
 
-REGISTER_GATEWAY("azure-ml", factory{{"classification", "regression"}, prepare});
+REGISTER_GATEWAY("azure-ml", make_factory<options>({"classification", "regression"}, option_block(), prepare));
 
 } // namespace inflow::gateways::azure_ml

@@ -14,10 +14,24 @@
 
 namespace inflow::gateways::aws {
 
-std::string region_of(const config::model_config& cfg, const std::string& service_prefix) {
+const config::option_block<options>& option_block() {
+  static const auto block =
+    config::option_block<options>("models.*")
+      .text("region", &options::region, "", "AWS region; empty takes it from the endpoint's host name.")
+      .secret("aws_access_key_id", &options::aws_access_key_id,
+              "Empty uses the AWS credential chain (docs/GATEWAYS.md).")
+      .secret("aws_secret_access_key", &options::aws_secret_access_key, "Set with aws_access_key_id.")
+      .secret("aws_session_token", &options::aws_session_token,
+              "For temporary credentials given with aws_access_key_id.")
+      .text("aws_profile", &options::aws_profile, "",
+            "The profile in the shared AWS files; empty uses AWS_PROFILE, else default.");
+  return block;
+}
+
+std::string region_of(const options& cfg, const std::string& endpoint, const std::string& service_prefix) {
   if (!cfg.region.empty())
     return cfg.region;
-  auto host = http::parse_url(cfg.endpoint).host;
+  auto host = http::parse_url(endpoint).host;
   auto at = host.find(service_prefix + ".");
   if (at != std::string::npos) {
     auto start = at + service_prefix.size() + 1;
@@ -216,7 +230,7 @@ sigv4::credentials keys_of(const std::map<std::string, std::string>& section) {
 
 } // namespace
 
-credential_chain::credential_chain(const config::model_config& cfg, const std::string& region) {
+credential_chain::credential_chain(const std::string& model, const options& cfg, const std::string& region) {
   const char* what_to_set = "set the model's aws_access_key_id and aws_secret_access_key, AWS_ACCESS_KEY_ID and "
                             "AWS_SECRET_ACCESS_KEY, a web identity (AWS_WEB_IDENTITY_TOKEN_FILE, AWS_ROLE_ARN) or "
                             "a profile (aws_profile)";
@@ -268,7 +282,7 @@ credential_chain::credential_chain(const config::model_config& cfg, const std::s
     throw std::runtime_error(std::string("no AWS credentials: ") + what_to_set);
   }
   try {
-    auto what = fmt::format("model {}: AWS credentials from {}", cfg.name, source_);
+    auto what = fmt::format("model {}: AWS credentials from {}", model, source_);
     creds_ = std::make_unique<refreshing<sigv4::credentials>>(what, std::move(fetch));
     spdlog::info("{}", what);
   } catch (const std::exception& e) {

@@ -12,6 +12,16 @@
 
 namespace inflow::gateways::aws {
 
+/// The options every AWS provider takes: the region and the model's own keys.
+struct options {
+  std::string region;
+  std::string aws_access_key_id; ///< secret
+  std::string aws_secret_access_key; ///< secret
+  std::string aws_session_token; ///< secret
+  std::string aws_profile;
+};
+const config::option_block<options>& option_block();
+
 /// The first of, as the AWS SDKs look: the model's `aws_access_key_id`/`aws_secret_access_key`;
 /// AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY; a web identity token (AWS_WEB_IDENTITY_TOKEN_FILE and
 /// AWS_ROLE_ARN, exchanged with STS AssumeRoleWithWebIdentity); the profile (`aws_profile`,
@@ -23,7 +33,7 @@ namespace inflow::gateways::aws {
 class credential_chain : public renewable {
 public:
   /// Throws std::runtime_error naming what was tried when no source gives credentials.
-  credential_chain(const config::model_config& cfg, const std::string& region);
+  credential_chain(const std::string& model, const options& cfg, const std::string& region);
   sigv4::credentials current() const { return creds_->value(); }
   bool refresh() override { return creds_->refresh(); }
   uint64_t generation() const override { return creds_->generation(); }
@@ -36,7 +46,7 @@ private:
 
 /// `region` if set, else the label after `service_prefix` in the endpoint's host
 /// (runtime.sagemaker.eu-west-1.amazonaws.com). Throws std::runtime_error.
-std::string region_of(const config::model_config& cfg, const std::string& service_prefix);
+std::string region_of(const options& cfg, const std::string& endpoint, const std::string& service_prefix);
 
 /// Signs `c` (adds host, x-amz-date, x-amz-security-token and Authorization).
 void sign(http::call& c, const http::url& origin, const sigv4::credentials& creds, const std::string& region,

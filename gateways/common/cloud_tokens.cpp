@@ -94,7 +94,7 @@ std::string rs256(EVP_PKEY* key, const std::string& data) {
   return sig;
 }
 
-fetch_fn google_service_account(const config::model_config& cfg, const std::string& scope) {
+fetch_fn google_service_account(const credential_options& cfg, const std::string& scope) {
   auto path = first_of(cfg.credentials_file, "GOOGLE_APPLICATION_CREDENTIALS");
   if (path.empty())
     throw std::runtime_error("auth: google_service_account needs the key file: set `credentials_file:` or "
@@ -139,7 +139,7 @@ fetch_fn google_metadata(const std::string& scope) {
   };
 }
 
-fetch_fn azure_client_credentials(const config::model_config& cfg, const std::string& scope) {
+fetch_fn azure_client_credentials(const credential_options& cfg, const std::string& scope) {
   auto tenant = first_of(cfg.tenant_id, "AZURE_TENANT_ID");
   auto client_id = first_of(cfg.client_id, "AZURE_CLIENT_ID");
   auto secret = first_of(cfg.client_secret, "AZURE_CLIENT_SECRET");
@@ -158,7 +158,7 @@ fetch_fn azure_client_credentials(const config::model_config& cfg, const std::st
   };
 }
 
-fetch_fn azure_managed_identity(const config::model_config& cfg, const std::string& scope) {
+fetch_fn azure_managed_identity(const credential_options& cfg, const std::string& scope) {
   // Managed identity endpoints take a resource, not a scope.
   auto resource = scope.size() > 9 && scope.ends_with("/.default") ? scope.substr(0, scope.size() - 9) : scope;
   auto client_id = first_of(cfg.client_id, "AZURE_CLIENT_ID"); // a user-assigned identity
@@ -190,7 +190,7 @@ std::string form_encode(const std::vector<std::pair<std::string, std::string>>& 
   return out;
 }
 
-fetch_fn fetcher(const config::model_config& cfg, const std::string& scope) {
+fetch_fn fetcher(const credential_options& cfg, const std::string& scope) {
   if (cfg.auth == "google_service_account")
     return google_service_account(cfg, scope);
   if (cfg.auth == "google_metadata")

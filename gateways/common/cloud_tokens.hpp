@@ -17,10 +17,10 @@ namespace inflow::gateways::cloud_tokens {
 
 using fetch_fn = refreshing<std::string>::fetch_fn;
 
-/// The fetch for `cfg.auth` (google_service_account, google_metadata, azure_client_credentials or
+/// The fetch for `auth` (google_service_account, google_metadata, azure_client_credentials or
 /// azure_managed_identity), asking for `scope`. Throws std::runtime_error for another `auth`, or
 /// when what it needs (a key file, a tenant) is missing.
-fetch_fn fetcher(const config::model_config& cfg, const std::string& scope);
+fetch_fn fetcher(const credential_options& cfg, const std::string& scope);
 
 /// `name=value&…`, each part percent-encoded.
 std::string form_encode(const std::vector<std::pair<std::string, std::string>>& fields);

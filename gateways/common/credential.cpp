@@ -28,9 +28,9 @@ std::string read_key_file(const std::string& path) {
 /// rotated key, an access token another tool renews).
 class key_credential : public credential {
 public:
-  key_credential(const config::model_config& cfg, bool required) : value_(cfg.api_key) {
-    if (value_.empty() && !cfg.api_key_file.empty()) {
-      file_ = cfg.api_key_file;
+  key_credential(const config::model_config& cfg, const credential_options& o, bool required) : value_(o.api_key) {
+    if (value_.empty() && !o.api_key_file.empty()) {
+      file_ = o.api_key_file;
       value_ = read_key_file(file_);
     }
     if (value_.empty() && required)
@@ -84,26 +84,65 @@ void warn_refresh_failed(const std::string& what, const char* reason) {
   spdlog::warn("{}: refreshing failed ({}); retrying, the current one is used until it expires", what, reason);
 }
 
-std::shared_ptr<credential> make_credential(const config::model_config& cfg, std::optional<std::string> token_scope,
-                                            bool required) {
-  if (cfg.auth.empty() || cfg.auth == "api_key")
-    return std::make_shared<key_credential>(cfg, required);
+const config::option_block<credential_options>& api_key_options() {
+  static const auto block =
+    config::option_block<credential_options>("models.*")
+      .secret("api_key", &credential_options::api_key,
+              "Credential sent to the provider; write `${ENV_VAR}`. Never printed.")
+      .text("api_key_file", &credential_options::api_key_file, "",
+            "File holding the credential (read at start, and again when the provider refuses it; whitespace trimmed).");
+  return block;
+}
+
+const config::option_block<credential_options>& credential_options_block() {
+  using kinds = std::vector<std::pair<std::string, std::string>>;
+  static const auto block =
+    config::option_block<credential_options>("models.*")
+      .include(api_key_options())
+      .choice("auth", &credential_options::auth,
+              kinds{{"api_key", "api_key"},
+                    {"google_service_account", "google_service_account"},
+                    {"google_metadata", "google_metadata"},
+                    {"azure_client_credentials", "azure_client_credentials"},
+                    {"azure_managed_identity", "azure_managed_identity"}},
+              "api_key",
+              "Where the credential comes from: api_key (`api_key`/`api_key_file`), or an OAuth access token fetched "
+              "and refreshed before it expires (docs/GATEWAYS.md, Credentials).")
+      .text("token_scope", &credential_options::token_scope, "",
+            "The OAuth scope asked for; empty: the provider's (https://www.googleapis.com/auth/cloud-platform, "
+            "https://cognitiveservices.azure.com/.default, https://ml.azure.com/.default).")
+      .text("credentials_file", &credential_options::credentials_file, "",
+            "auth: google_service_account: the service account's JSON key; empty uses GOOGLE_APPLICATION_CREDENTIALS.")
+      .text("tenant_id", &credential_options::tenant_id, "",
+            "auth: azure_client_credentials: the Entra ID tenant; empty uses AZURE_TENANT_ID.")
+      .text("client_id", &credential_options::client_id, "",
+            "auth: azure_*: the application (client) id, or a user-assigned managed identity's; empty uses "
+            "AZURE_CLIENT_ID.")
+      .secret("client_secret", &credential_options::client_secret,
+              "auth: azure_client_credentials; empty uses AZURE_CLIENT_SECRET.");
+  return block;
+}
+
+std::shared_ptr<credential> make_credential(const config::model_config& cfg, const credential_options& o,
+                                            std::optional<std::string> token_scope, bool required) {
+  if (o.auth.empty() || o.auth == "api_key")
+    return std::make_shared<key_credential>(cfg, o, required);
   if (!token_scope)
     throw std::runtime_error(
-      fmt::format("provider {} takes its own api keys only: remove `auth: {}`", cfg.provider, cfg.auth));
-  auto scope = cfg.token_scope.empty() ? *token_scope : cfg.token_scope;
+      fmt::format("provider {} takes its own api keys only: remove `auth: {}`", cfg.provider, o.auth));
+  auto scope = o.token_scope.empty() ? *token_scope : o.token_scope;
   if (scope.empty())
     throw std::runtime_error(
-      fmt::format("auth: {} on provider {} needs `token_scope:` (the OAuth scope of the endpoint's tokens)", cfg.auth,
+      fmt::format("auth: {} on provider {} needs `token_scope:` (the OAuth scope of the endpoint's tokens)", o.auth,
                   cfg.provider));
-  auto what = fmt::format("model {}: access token (auth: {})", cfg.name, cfg.auth);
-  auto fetch = cloud_tokens::fetcher(cfg, scope);
+  auto what = fmt::format("model {}: access token (auth: {})", cfg.name, o.auth);
+  auto fetch = cloud_tokens::fetcher(o, scope);
   try {
     auto out = std::make_shared<token_credential>(what, std::move(fetch));
     spdlog::info("{}: the first one fetched; renewed before it expires", what);
     return out;
   } catch (const std::exception& e) {
-    throw std::runtime_error(fmt::format("cannot get an access token (auth: {}): {}", cfg.auth, e.what()));
+    throw std::runtime_error(fmt::format("cannot get an access token (auth: {}): {}", o.auth, e.what()));
   }
 }
 

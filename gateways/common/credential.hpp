@@ -1,7 +1,8 @@
 #pragma once
 // The secret a provider call carries, kept fresh: an api key (from the config or a
 // file), or an OAuth access token from Google or Microsoft Entra ID, fetched again
-// before it expires. `models.*.auth` picks the source.
+// before it expires. `auth:` picks the source; the options are declared here once for
+// every provider that takes them.
 
 #include "config/config.hpp"
 
@@ -36,12 +37,29 @@ public:
   virtual bool is_access_token() const { return false; }
 };
 
+/// A provider's credential options: its own key, or (with `auth:`) an OAuth token source.
+struct credential_options {
+  std::string api_key; ///< secret
+  std::string api_key_file;
+  std::string auth; ///< api_key, or a token source
+  std::string token_scope;
+  std::string credentials_file; ///< google_service_account
+  std::string tenant_id;        ///< azure_client_credentials
+  std::string client_id;        ///< azure_*
+  std::string client_secret;    ///< secret
+};
+
+/// `api_key` and `api_key_file`: for providers that take their own keys only.
+const config::option_block<credential_options>& api_key_options();
+/// Those and `auth:` with what each token source needs.
+const config::option_block<credential_options>& credential_options_block();
+
 /// The model's credential from `auth` (default: `api_key`, else the content of `api_key_file`).
 /// `token_scope` is the OAuth scope the provider's tokens need (an Entra ID or Google scope);
 /// nullopt: the provider takes its own keys only. Throws std::runtime_error when `required` and
 /// there is none, or when the first token cannot be had (the message says why and what to set).
-std::shared_ptr<credential> make_credential(const config::model_config& cfg, std::optional<std::string> token_scope,
-                                            bool required);
+std::shared_ptr<credential> make_credential(const config::model_config& cfg, const credential_options& options,
+                                            std::optional<std::string> token_scope, bool required);
 
 /// Logs that refreshing `what` failed, and what happens next.
 void warn_refresh_failed(const std::string& what, const char* reason);

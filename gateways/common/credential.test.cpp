@@ -16,12 +16,17 @@ using namespace inflow::gateways;
 
 namespace {
 
-config::model_config remote(const std::string& provider, const std::string& auth = "") {
-  config::model_config cfg;
+config::model_config model(const std::string& provider) {
+  auto cfg = config::model_defaults();
   cfg.name = "m";
   cfg.provider = provider;
-  cfg.auth = auth;
   return cfg;
+}
+
+credential_options with_auth(const std::string& auth) {
+  credential_options o;
+  o.auth = auth;
+  return o;
 }
 
 /// Sets an environment variable for one test, restoring it after.
@@ -39,26 +44,26 @@ struct scoped_env {
 } // namespace
 
 TEST_CASE("an api key is the default credential; a missing one says what to set") {
-  auto cfg = remote("openai");
-  cfg.api_key = "sk-1";
-  auto key = make_credential(cfg, std::nullopt, true);
+  credential_options key_given;
+  key_given.api_key = "sk-1";
+  auto key = make_credential(model("openai"), key_given, std::nullopt, true);
   CHECK(key->value() == "sk-1");
   CHECK_FALSE(key->is_access_token());
   CHECK_FALSE(key->refresh()); // nothing to read again
-  CHECK_THROWS_WITH(make_credential(remote("openai"), std::nullopt, true), Catch::Contains("api_key_file"));
-  CHECK(make_credential(remote("kserve"), "", false)->value().empty());
+  CHECK_THROWS_WITH(make_credential(model("openai"), {}, std::nullopt, true), Catch::Contains("api_key_file"));
+  CHECK(make_credential(model("kserve"), {}, "", false)->value().empty());
 }
 
 TEST_CASE("token sources are refused where the provider takes its own keys only, or without what they need") {
-  CHECK_THROWS_WITH(make_credential(remote("openai", "google_metadata"), std::nullopt, true),
+  CHECK_THROWS_WITH(make_credential(model("openai"), with_auth("google_metadata"), std::nullopt, true),
                     Catch::Contains("takes its own api keys only"));
-  CHECK_THROWS_WITH(make_credential(remote("kserve", "azure_managed_identity"), "", false),
+  CHECK_THROWS_WITH(make_credential(model("kserve"), with_auth("azure_managed_identity"), "", false),
                     Catch::Contains("needs `token_scope:`"));
   scoped_env no_key("GOOGLE_APPLICATION_CREDENTIALS", nullptr);
-  CHECK_THROWS_WITH(make_credential(remote("vertex-ai", "google_service_account"), "scope", true),
+  CHECK_THROWS_WITH(make_credential(model("vertex-ai"), with_auth("google_service_account"), "scope", true),
                     Catch::Contains("set `credentials_file:`"));
   scoped_env no_tenant("AZURE_TENANT_ID", nullptr);
-  CHECK_THROWS_WITH(make_credential(remote("azure-ml", "azure_client_credentials"), "scope", true),
+  CHECK_THROWS_WITH(make_credential(model("azure-ml"), with_auth("azure_client_credentials"), "scope", true),
                     Catch::Contains("needs tenant_id, client_id and client_secret"));
 }
 
@@ -86,24 +91,24 @@ TEST_CASE("AWS credentials: the model's keys, then the environment, then a profi
                          "[other]\naws_access_key_id=AKIDOTHER\naws_secret_access_key=s2\naws_session_token = t2\n";
   scoped_env file("AWS_SHARED_CREDENTIALS_FILE", path.c_str());
 
-  auto cfg = remote("sagemaker");
-  CHECK(aws::credential_chain(cfg, "eu-west-1").current().access_key_id == "AKIDDEFAULT");
+  aws::options cfg;
+  CHECK(aws::credential_chain("m", cfg, "eu-west-1").current().access_key_id == "AKIDDEFAULT");
   cfg.aws_profile = "other";
-  aws::credential_chain other(cfg, "eu-west-1");
+  aws::credential_chain other("m", cfg, "eu-west-1");
   CHECK(other.current().session_token == "t2");
   CHECK(other.source().find("profile other") != std::string::npos);
   {
     scoped_env env_key("AWS_ACCESS_KEY_ID", "AKIDENV"), env_secret("AWS_SECRET_ACCESS_KEY", "s3");
-    CHECK(aws::credential_chain(cfg, "eu-west-1").current().access_key_id == "AKIDENV");
+    CHECK(aws::credential_chain("m", cfg, "eu-west-1").current().access_key_id == "AKIDENV");
     cfg.aws_access_key_id = "AKIDMODEL";
     cfg.aws_secret_access_key = "s4";
-    CHECK(aws::credential_chain(cfg, "eu-west-1").current().access_key_id == "AKIDMODEL");
+    CHECK(aws::credential_chain("m", cfg, "eu-west-1").current().access_key_id == "AKIDMODEL");
     cfg.aws_secret_access_key.clear();
-    CHECK_THROWS_WITH(aws::credential_chain(cfg, "eu-west-1"), Catch::Contains("set both"));
+    CHECK_THROWS_WITH(aws::credential_chain("m", cfg, "eu-west-1"), Catch::Contains("set both"));
   }
-  auto missing = remote("sagemaker");
+  aws::options missing;
   missing.aws_profile = "nope";
-  CHECK_THROWS_WITH(aws::credential_chain(missing, "eu-west-1"), Catch::Contains("AWS profile nope has no credentials"));
+  CHECK_THROWS_WITH(aws::credential_chain("m", missing, "eu-west-1"), Catch::Contains("AWS profile nope has no credentials"));
   std::remove(path.c_str());
-  CHECK_THROWS_WITH(aws::credential_chain(remote("sagemaker"), "eu-west-1"), Catch::Contains("no AWS credentials"));
+  CHECK_THROWS_WITH(aws::credential_chain("m", aws::options{}, "eu-west-1"), Catch::Contains("no AWS credentials"));
 }

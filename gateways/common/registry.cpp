@@ -22,6 +22,13 @@ const factory* registry::find(const std::string& name) const {
   return it == factories_.end() ? nullptr : &it->second;
 }
 
+std::vector<std::pair<std::string, std::vector<config::option>>> provider_options() {
+  std::vector<std::pair<std::string, std::vector<config::option>>> out;
+  for (const auto& [name, f] : registry::instance().all())
+    out.emplace_back(name, f.options);
+  return out;
+}
+
 std::vector<config::config_error> prepare_models(const config::node_file& cfg, metrics::registry& metrics,
                                                  std::map<std::string, prepared_model>& out) {
   std::vector<config::config_error> errors;
@@ -41,6 +48,8 @@ std::vector<config::config_error> prepare_models(const config::node_file& cfg, m
     }
     try {
       out.emplace(name, f->prepare(model, metrics));
+    } catch (const invalid_options& e) {
+      errors.insert(errors.end(), e.errors.begin(), e.errors.end());
     } catch (const std::exception& e) {
       errors.push_back({path, 0, e.what()});
     }

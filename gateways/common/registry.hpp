@@ -10,6 +10,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <stdexcept>
 #include <vector>
 
 namespace caf {
@@ -31,9 +32,37 @@ struct prepared_model {
 
 struct factory {
   std::vector<std::string> tasks;
-  /// Loads and checks the model; throws std::runtime_error with a reason a user can act on.
+  std::vector<config::option> options; ///< its own keys under `models.<name>`, for the reference
+  /// Reads its keys from `provider_options`, loads and checks the model; throws invalid_options
+  /// (an error per key, with its line) or std::runtime_error with a reason a user can act on.
   std::function<prepared_model(const config::model_config&, metrics::registry&)> prepare;
 };
+
+/// The provider's keys under a model are wrong: each error names the key and its line.
+struct invalid_options : std::runtime_error {
+  explicit invalid_options(std::vector<config::config_error> e)
+    : std::runtime_error(e.empty() ? "" : e.front().message), errors(std::move(e)) {}
+  std::vector<config::config_error> errors;
+};
+
+/// The options a provider declares (`block`), read from the model's keys before `prepare`
+/// gets them; a key the block does not declare is an error.
+template <class Options>
+factory make_factory(std::vector<std::string> tasks, const config::option_block<Options>& block,
+                     std::function<prepared_model(const config::model_config&, const Options&, metrics::registry&)> prepare) {
+  return {std::move(tasks), block.options(), [block, prepare](const config::model_config& cfg, metrics::registry& m) {
+            Options options{};
+            std::vector<config::config_error> errors;
+            block.read(cfg.provider_options, options, errors);
+            for (auto& e : errors)
+              if (e.message.rfind("unknown key", 0) == 0)
+                e.message += "; every model also takes the keys docs/CONFIGURATION.md lists for models.*, and "
+                             "`key: ~` drops a key (as --set models.<name>.<key>=~ does)";
+            if (!errors.empty())
+              throw invalid_options(std::move(errors));
+            return prepare(cfg, options, m);
+          }};
+}
 
 class registry {
 public:
@@ -47,7 +76,10 @@ private:
   std::map<std::string, factory> factories_;
 };
 
-/// Prepares every configured model; returns one error per model that fails.
+/// Every provider's own options, under a heading per provider, for the reference.
+std::vector<std::pair<std::string, std::vector<config::option>>> provider_options();
+
+/// Prepares every configured model; returns one error per model that fails (or per key).
 std::vector<config::config_error> prepare_models(const config::node_file& cfg, metrics::registry& metrics,
                                                  std::map<std::string, prepared_model>& out);
 

@@ -530,7 +530,7 @@ caf::behavior remote_gateway(remote_actor* self, config::model_config cfg, model
 } // namespace
 
 prepared_model prepare_remote(const config::model_config& cfg, metrics::registry& metrics,
-                              std::shared_ptr<const codec> c) {
+                              std::shared_ptr<const codec> c, const std::string& provider_model) {
   if (cfg.endpoint.empty())
     throw std::runtime_error(fmt::format("provider {} needs `endpoint:` (the model's URL)", cfg.provider));
   try {
@@ -543,10 +543,9 @@ prepared_model prepare_remote(const config::model_config& cfg, metrics::registry
                                          cfg.provider));
   // Without `version:`, what answered: the provider's name for the model, or the endpoint.
   auto endpoint = http::parse_url(cfg.endpoint);
-  auto version = !cfg.version.empty()      ? cfg.version
-                 : !cfg.remote_model.empty() ? cfg.remote_model
-                 : !cfg.deployment.empty()   ? cfg.deployment
-                                             : http::host_header(endpoint) + endpoint.target;
+  auto version = !cfg.version.empty()     ? cfg.version
+                 : !provider_model.empty() ? provider_model
+                                           : http::host_header(endpoint) + endpoint.target;
   model_info info{cfg.name, version, cfg.input, cfg.task};
   auto probe = std::make_shared<actors::gateway_probe>(metrics, cfg.name);
   size_t width = takes_text(cfg.task) ? 0 : cfg.input.size();

@@ -77,8 +77,10 @@ public:
 };
 
 /// Checks the remote settings of `cfg` (endpoint, input) and returns a model
-/// whose actor calls the provider through `c`. Throws std::runtime_error.
+/// whose actor calls the provider through `c`. `provider_model` is the provider's
+/// name for the model (`model:`, `deployment:`), the version alerts carry unless
+/// `version:` says otherwise. Throws std::runtime_error.
 prepared_model prepare_remote(const config::model_config& cfg, metrics::registry& metrics,
-                              std::shared_ptr<const codec> c);
+                              std::shared_ptr<const codec> c, const std::string& provider_model = "");
 
 } // namespace inflow::gateways

@@ -7,6 +7,22 @@
 
 namespace inflow::gateways {
 
+/// What the providers that generate text take besides the prompt.
+struct text_options {
+  std::string system_prompt;
+  int64_t max_tokens{};
+};
+
+inline const config::option_block<text_options>& text_generation_options() {
+  static const auto block =
+    config::option_block<text_options>("models.*")
+      .text("system_prompt", &text_options::system_prompt, "",
+            "text_generation: instructions sent before each record's text.")
+      .integer("max_tokens", &text_options::max_tokens, 256, 1, 1'000'000, "tokens",
+               "text_generation: most tokens to generate per record.");
+  return block;
+}
+
 /// About four characters per token for English text (OpenAI's rule of thumb),
 /// plus what the call may generate.
 inline int64_t estimate_text_tokens(const call_input& in, int64_t max_output_tokens) {

@@ -90,20 +90,32 @@ caf::behavior gateway(gateway_actor* self, std::shared_ptr<const booster> model,
   };
 }
 
-prepared_model prepare(const config::model_config& cfg, metrics::registry& metrics) {
-  if (cfg.path.empty())
-    throw std::runtime_error("provider embedded-xgboost needs `path:` (a model trained by `inflow train`)");
-  auto model = std::make_shared<const booster>(cfg.path, static_cast<int>(cfg.threads));
+struct options {
+  std::string path;
+  int64_t threads{};
+};
+
+const config::option_block<options>& option_block() {
+  static const auto block =
+    config::option_block<options>("models.*")
+      .text("path", &options::path, std::nullopt,
+            "The model file (`inflow train` writes one), relative to the working directory.")
+      .integer("threads", &options::threads, 1, 1, 256, "threads", "Threads the model may use for one batch.");
+  return block;
+}
+
+prepared_model prepare(const config::model_config& cfg, const options& o, metrics::registry& metrics) {
+  auto model = std::make_shared<const booster>(o.path, static_cast<int>(o.threads));
   model_info info{cfg.name, cfg.version, cfg.input, cfg.task};
   if (info.version.empty() || info.input.empty()) {
-    auto meta = read_meta(cfg.path);
+    auto meta = read_meta(o.path);
     if (info.version.empty())
       info.version = meta.version;
     if (info.input.empty())
       info.input = meta.features;
   }
   if (info.input.size() != model->num_features())
-    throw std::runtime_error(fmt::format("{} expects {} input features but {} are declared", cfg.path,
+    throw std::runtime_error(fmt::format("{} expects {} input features but {} are declared", o.path,
                                          model->num_features(), info.input.size()));
   auto probe = std::make_shared<actors::gateway_probe>(metrics, cfg.name);
   return {info, [model, cfg, probe, info](caf::actor_system& system) {
@@ -113,6 +125,6 @@ prepared_model prepare(const config::model_config& cfg, metrics::registry& metri
 
 } // namespace
 
-REGISTER_GATEWAY("embedded-xgboost", factory{{"classification", "regression"}, prepare});
+REGISTER_GATEWAY("embedded-xgboost", make_factory<options>({"classification", "regression"}, option_block(), prepare));
 
 } // namespace inflow::gateways::xgboost

@@ -13,13 +13,29 @@ namespace inflow::gateways::google_ai {
 
 namespace {
 
+struct options {
+  std::string model;
+  text_options text;
+  credential_options credentials;
+};
+
+const config::option_block<options>& option_block() {
+  static const auto block =
+    config::option_block<options>("models.*")
+      .text("model", &options::model, std::nullopt, "The Gemini model, e.g. gemini-1.5-flash, text-embedding-004.")
+      .include(&options::text, text_generation_options())
+      .include(&options::credentials, api_key_options());
+  return block;
+}
+
 class gemini_codec : public codec {
 public:
-  explicit gemini_codec(const config::model_config& cfg) : cfg_(cfg), key_(make_credential(cfg, std::nullopt, true)) {
+  gemini_codec(const config::model_config& cfg, const options& o)
+    : cfg_(cfg), o_(o), key_(make_credential(cfg, o.credentials, std::nullopt, true)) {
     auto base = http::parse_url(cfg.endpoint).target;
     while (!base.empty() && base.back() == '/')
       base.pop_back();
-    target_ = fmt::format("{}/models/{}:{}", base, cfg.remote_model,
+    target_ = fmt::format("{}/models/{}:{}", base, o.model,
                           embedding() ? "batchEmbedContents" : "generateContent");
   }
 
@@ -27,7 +43,7 @@ public:
   size_t max_inputs_per_call() const override { return embedding() ? 100 : 1; } // the API's batch limit
   renewable* renewable_credential() const override { return key_.get(); }
   int64_t estimate_tokens(const call_input& in) const override {
-    return estimate_text_tokens(in, embedding() ? 0 : cfg_.max_tokens);
+    return estimate_text_tokens(in, embedding() ? 0 : o_.text.max_tokens);
   }
 
   http::call build(const call_input& in, uint64_t) const override {
@@ -35,13 +51,13 @@ public:
     if (embedding()) {
       auto requests = nlohmann::json::array();
       for (size_t i = 0; i < in.n; ++i)
-        requests.push_back({{"model", "models/" + cfg_.remote_model}, {"content", {{"parts", {{{"text", in.texts[i]}}}}}}});
+        requests.push_back({{"model", "models/" + o_.model}, {"content", {{"parts", {{{"text", in.texts[i]}}}}}}});
       body["requests"] = std::move(requests);
     } else {
       body["contents"] = {{{"role", "user"}, {"parts", {{{"text", in.texts[0]}}}}}};
-      if (!cfg_.system_prompt.empty())
-        body["systemInstruction"] = {{"parts", {{{"text", cfg_.system_prompt}}}}};
-      body["generationConfig"] = {{"maxOutputTokens", cfg_.max_tokens}};
+      if (!o_.text.system_prompt.empty())
+        body["systemInstruction"] = {{"parts", {{{"text", o_.text.system_prompt}}}}};
+      body["generationConfig"] = {{"maxOutputTokens", o_.text.max_tokens}};
     }
     return {"POST", target_, {{"Content-Type", "application/json"}, {"x-goog-api-key", key_->value()}}, body.dump()};
   }
@@ -70,20 +86,19 @@ public:
 
 private:
   config::model_config cfg_;
+  options o_;
   std::shared_ptr<credential> key_;
   std::string target_;
 };
 
-prepared_model prepare(const config::model_config& cfg, metrics::registry& metrics) {
+prepared_model prepare(const config::model_config& cfg, const options& o, metrics::registry& metrics) {
   if (cfg.endpoint.empty())
     return prepare_remote(cfg, metrics, nullptr); // reports the missing endpoint
-  if (cfg.remote_model.empty())
-    throw std::runtime_error("provider google-ai needs `model:` (e.g. gemini-1.5-flash, text-embedding-004)");
-  return prepare_remote(cfg, metrics, std::make_shared<gemini_codec>(cfg));
+  return prepare_remote(cfg, metrics, std::make_shared<gemini_codec>(cfg, o), o.model);
 }
 
 } // namespace
 
-REGISTER_GATEWAY("google-ai", factory{{"embedding", "text_generation"}, prepare});
+REGISTER_GATEWAY("google-ai", make_factory<options>({"embedding", "text_generation"}, option_block(), prepare));
 
 } // namespace inflow::gateways::google_ai

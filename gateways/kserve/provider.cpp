@@ -34,13 +34,14 @@ private:
   std::shared_ptr<credential> token_;
 };
 
-prepared_model prepare(const config::model_config& cfg, metrics::registry& metrics) {
+prepared_model prepare(const config::model_config& cfg, const credential_options& o, metrics::registry& metrics) {
   auto target = cfg.endpoint.empty() ? std::string() : http::parse_url(cfg.endpoint).target;
-  return prepare_remote(cfg, metrics, std::make_shared<v2_codec>(target, make_credential(cfg, "", false)));
+  return prepare_remote(cfg, metrics, std::make_shared<v2_codec>(target, make_credential(cfg, o, "", false)));
 }
 
 } // namespace
 
-REGISTER_GATEWAY("kserve", factory{{"classification", "regression"}, prepare});
+REGISTER_GATEWAY("kserve", make_factory<credential_options>({"classification", "regression"},
+                                                            credential_options_block(), prepare));
 
 } // namespace inflow::gateways::kserve

@@ -13,18 +13,47 @@ namespace inflow::gateways::openai {
 
 namespace {
 
+struct options {
+  std::string model;      ///< openai
+  std::string deployment; ///< azure-openai
+  std::string api_version; ///< azure-openai
+  text_options text;
+  credential_options credentials;
+};
+
+const config::option_block<options>& openai_options() {
+  static const auto block =
+    config::option_block<options>("models.*")
+      .text("model", &options::model, std::nullopt, "The model, e.g. text-embedding-3-small, gpt-4o-mini.")
+      .include(&options::text, text_generation_options())
+      .include(&options::credentials, api_key_options());
+  return block;
+}
+
+const config::option_block<options>& azure_options() {
+  static const auto block =
+    config::option_block<options>("models.*")
+      .text("deployment", &options::deployment, std::nullopt, "The deployment name.")
+      .text("api_version", &options::api_version, "2024-02-01", "The api-version query parameter.")
+      .include(&options::text, text_generation_options())
+      .include(&options::credentials, credential_options_block());
+  return block;
+}
+
 class openai_codec : public codec {
 public:
-  openai_codec(const config::model_config& cfg, bool azure)
-    : cfg_(cfg), azure_(azure), key_(make_credential(cfg, azure ? std::optional<std::string>("https://cognitiveservices.azure.com/.default")
-                                                          : std::nullopt,
-                                         true)) {
+  openai_codec(const config::model_config& cfg, const options& o, bool azure)
+    : cfg_(cfg), o_(o), azure_(azure),
+      key_(make_credential(cfg, o.credentials,
+                           azure ? std::optional<std::string>("https://cognitiveservices.azure.com/.default")
+                                 : std::nullopt,
+                           true)) {
     auto base = http::parse_url(cfg.endpoint).target;
     while (!base.empty() && base.back() == '/')
       base.pop_back();
     const char* op = embedding() ? "embeddings" : "chat/completions";
-    target_ = azure ? fmt::format("{}/openai/deployments/{}/{}?api-version={}", base, cfg.deployment, op,
-                                  cfg.api_version)
+    target_ = azure ? fmt::format("{}/openai/deployments/{}/{}?api-version={}", base, o.deployment, op,
+                                  o.api_version)
                     : fmt::format("{}/{}", base, op);
   }
 
@@ -32,22 +61,22 @@ public:
   renewable* renewable_credential() const override { return key_.get(); }
   size_t max_inputs_per_call() const override { return embedding() ? 0 : 1; }
   int64_t estimate_tokens(const call_input& in) const override {
-    return estimate_text_tokens(in, embedding() ? 0 : cfg_.max_tokens);
+    return estimate_text_tokens(in, embedding() ? 0 : o_.text.max_tokens);
   }
 
   http::call build(const call_input& in, uint64_t) const override {
     nlohmann::json body;
     if (!azure_)
-      body["model"] = cfg_.remote_model;
+      body["model"] = o_.model;
     if (embedding()) {
       body["input"] = std::vector<std::string>(in.texts, in.texts + in.n);
     } else {
       auto messages = nlohmann::json::array();
-      if (!cfg_.system_prompt.empty())
-        messages.push_back({{"role", "system"}, {"content", cfg_.system_prompt}});
+      if (!o_.text.system_prompt.empty())
+        messages.push_back({{"role", "system"}, {"content", o_.text.system_prompt}});
       messages.push_back({{"role", "user"}, {"content", in.texts[0]}});
       body["messages"] = std::move(messages);
-      body["max_tokens"] = cfg_.max_tokens;
+      body["max_tokens"] = o_.text.max_tokens;
     }
     // Azure takes its resource key as `api-key`, an Entra ID token as a bearer token.
     auto auth = azure_ && !key_->is_access_token() ? std::pair{std::string("api-key"), key_->value()}
@@ -80,26 +109,23 @@ public:
 
 private:
   config::model_config cfg_;
+  options o_;
   bool azure_;
   std::string target_;
   std::shared_ptr<credential> key_;
 };
 
-prepared_model prepare(const config::model_config& cfg, metrics::registry& metrics, bool azure) {
+prepared_model prepare(const config::model_config& cfg, const options& o, metrics::registry& metrics, bool azure) {
   if (cfg.endpoint.empty())
     return prepare_remote(cfg, metrics, nullptr); // reports the missing endpoint
-  if (!azure && cfg.remote_model.empty())
-    throw std::runtime_error("provider openai needs `model:` (e.g. text-embedding-3-small, gpt-4o-mini)");
-  if (azure && cfg.deployment.empty())
-    throw std::runtime_error("provider azure-openai needs `deployment:` (the deployment name)");
-  return prepare_remote(cfg, metrics, std::make_shared<openai_codec>(cfg, azure));
+  return prepare_remote(cfg, metrics, std::make_shared<openai_codec>(cfg, o, azure), azure ? o.deployment : o.model);
 }
 
 } // namespace
 
-REGISTER_GATEWAY("openai", factory{{"embedding", "text_generation"},
-                                   [](const config::model_config& c, metrics::registry& m) { return prepare(c, m, false); }});
-REGISTER_GATEWAY("azure-openai", factory{{"embedding", "text_generation"},
-                                         [](const config::model_config& c, metrics::registry& m) { return prepare(c, m, true); }});
+REGISTER_GATEWAY("openai", make_factory<options>({"embedding", "text_generation"}, openai_options(),
+                                                 [](auto& c, auto& o, auto& m) { return prepare(c, o, m, false); }));
+REGISTER_GATEWAY("azure-openai", make_factory<options>({"embedding", "text_generation"}, azure_options(),
+                                                       [](auto& c, auto& o, auto& m) { return prepare(c, o, m, true); }));
 
 } // namespace inflow::gateways::openai

@@ -15,6 +15,22 @@ namespace inflow::gateways::sagemaker {
 
 namespace {
 
+struct options {
+  std::string content_type;
+  aws::options aws;
+};
+
+const config::option_block<options>& option_block() {
+  using types = std::vector<std::pair<std::string, std::string>>;
+  static const auto block =
+    config::option_block<options>("models.*")
+      .choice("content_type", &options::content_type,
+              types{{"text/csv", "text/csv"}, {"application/json", "application/json"}}, "text/csv",
+              "How rows travel: CSV lines, or JSON {\"instances\": rows}.")
+      .include(&options::aws, aws::option_block());
+  return block;
+}
+
 class invoke_codec : public row_codec {
 public:
   invoke_codec(http::url origin, std::shared_ptr<aws::credential_chain> creds, std::string region, std::string content_type)
@@ -85,20 +101,17 @@ private:
   std::string content_type_;
 };
 
-prepared_model prepare(const config::model_config& cfg, metrics::registry& metrics) {
-  if (cfg.content_type != "text/csv" && cfg.content_type != "application/json")
-    throw std::runtime_error("content_type must be text/csv or application/json");
+prepared_model prepare(const config::model_config& cfg, const options& o, metrics::registry& metrics) {
   if (cfg.endpoint.empty())
     return prepare_remote(cfg, metrics, nullptr); // reports the missing endpoint
-  auto region = aws::region_of(cfg, "sagemaker");
-  auto creds = std::make_shared<aws::credential_chain>(cfg, region);
+  auto region = aws::region_of(o.aws, cfg.endpoint, "sagemaker");
+  auto creds = std::make_shared<aws::credential_chain>(cfg.name, o.aws, region);
   return prepare_remote(cfg, metrics,
-                        std::make_shared<invoke_codec>(http::parse_url(cfg.endpoint), creds,
-                                                       region, cfg.content_type));
+                        std::make_shared<invoke_codec>(http::parse_url(cfg.endpoint), creds, region, o.content_type));
 }
 
 } // namespace
 
-REGISTER_GATEWAY("sagemaker", factory{{"classification", "regression"}, prepare});
+REGISTER_GATEWAY("sagemaker", make_factory<options>({"classification", "regression"}, option_block(), prepare));
 
 } // namespace inflow::gateways::sagemaker

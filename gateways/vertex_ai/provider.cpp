@@ -32,8 +32,8 @@ private:
   std::shared_ptr<credential> token_;
 };
 
-prepared_model prepare(const config::model_config& cfg, metrics::registry& metrics) {
-  auto token = make_credential(cfg, "https://www.googleapis.com/auth/cloud-platform", true);
+prepared_model prepare(const config::model_config& cfg, const credential_options& o, metrics::registry& metrics) {
+  auto token = make_credential(cfg, o, "https://www.googleapis.com/auth/cloud-platform", true);
   auto target = cfg.endpoint.empty() ? std::string() : http::parse_url(cfg.endpoint).target;
   if (!cfg.endpoint.empty() && target.find(":predict") == std::string::npos)
     throw std::runtime_error("vertex-ai endpoint must end in :predict (…/endpoints/ID:predict)");
@@ -42,6 +42,7 @@ prepared_model prepare(const config::model_config& cfg, metrics::registry& metri
 
 } // namespace
 
-REGISTER_GATEWAY("vertex-ai", factory{{"classification", "regression"}, prepare});
+REGISTER_GATEWAY("vertex-ai", make_factory<credential_options>({"classification", "regression"},
+                                                               credential_options_block(), prepare));
 
 } // namespace inflow::gateways::vertex_ai

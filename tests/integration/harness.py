@@ -391,5 +391,5 @@ class ModelServer(Process):
 def remote_sets(endpoint, model_path, extra=()):
     """--set values that switch the fraud model to the kserve provider."""
     meta = json.load(open(os.path.join(os.path.dirname(model_path), "model.meta.json")))
-    return ["models.fraud.provider=kserve", f"models.fraud.endpoint={endpoint}",
+    return ["models.fraud.provider=kserve", "models.fraud.path=~", f"models.fraud.endpoint={endpoint}",
             f"models.fraud.input={json.dumps(meta['features'])}", *extra]

@@ -29,7 +29,7 @@ def stream(broker, model_path, provider, endpoint, sets=(), env=None, waves=3, b
     and returns the node's metrics once everything is committed. Asserts every record was scored."""
     feeder = Feeder(broker.bootstrap)
     node = Node(broker.bootstrap, model_path, env=env, sets=[
-        f"models.fraud.provider={provider}", f"models.fraud.endpoint={endpoint}",
+        f"models.fraud.provider={provider}", "models.fraud.path=~", f"models.fraud.endpoint={endpoint}",
         f"models.fraud.input={json.dumps(features(model_path))}", "models.fraud.batch.max_batch=20", *sets])
     try:
         for i in range(waves):

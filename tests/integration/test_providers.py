@@ -21,7 +21,7 @@ def features(model_path):
 def run(broker, model_path, provider, endpoint, extra):
     feeder = Feeder(broker.bootstrap)
     feeder.feed(RECORDS, seed=21, fraud_every=10, poison_every=0)
-    sets = [f"models.fraud.provider={provider}", f"models.fraud.endpoint={endpoint}",
+    sets = [f"models.fraud.provider={provider}", "models.fraud.path=~", f"models.fraud.endpoint={endpoint}",
             f"models.fraud.input={json.dumps(features(model_path))}", "models.fraud.batch.max_batch=50", *extra]
     node = Node(broker.bootstrap, model_path, sets=sets)
     wait_until_committed(broker.bootstrap, "inflow-fraud", "transactions", 4, timeout=60)
@@ -92,6 +92,7 @@ def test_a_provider_without_its_credential_is_a_config_error(model_path):
     import subprocess
     from harness import EXAMPLE, INFLOW
     r = subprocess.run([INFLOW, "validate", "-c", EXAMPLE, "--set", "models.fraud.provider=vertex-ai",
+                        "--set", "models.fraud.path=~",
                         "--set", "models.fraud.endpoint=http://127.0.0.1:1/x:predict",
                         "--set", f"models.fraud.input={json.dumps(features(model_path))}"],
                        capture_output=True, text=True)
@@ -102,7 +103,8 @@ def test_a_provider_without_its_credential_is_a_config_error(model_path):
 def test_provider_mistakes_a_new_user_makes_are_config_errors_that_say_the_fix(model_path):
     import subprocess
     from harness import EXAMPLE, INFLOW
-    base = [INFLOW, "validate", "-c", EXAMPLE, "--set", f"models.fraud.input={json.dumps(features(model_path))}"]
+    base = [INFLOW, "validate", "-c", EXAMPLE, "--set", f"models.fraud.input={json.dumps(features(model_path))}",
+            "--set", "models.fraud.path=~"]
     quoted = subprocess.run(base + ["--set", "models.fraud.provider=http", "--set",
                                     "models.fraud.endpoint=http://127.0.0.1:1/score", "--set",
                                     """models.fraud.request_template='{"id": "{{id}}", "rows": {{rows}}}'"""],
