@@ -30,7 +30,8 @@ def prompt(i):
 def run(broker, model_path, task, provider, endpoint, extra):
     feed_messages(broker.bootstrap)
     os.environ.update(INFLOW_TEXT_KEY=SECRET, INFLOW_TEST_AKID="AKIDTEXT", INFLOW_TEST_AWS_SECRET=SECRET)
-    sets = [f"models.fraud.task={task}", f"models.fraud.provider={provider}", f"models.fraud.endpoint={endpoint}",
+    sets = [f"models.fraud.task={task}", f"models.fraud.provider={provider}", "models.fraud.path=~",
+            f"models.fraud.endpoint={endpoint}",
             f"models.fraud.input={json.dumps([TEMPLATE])}", "models.fraud.batch.max_batch=16",
             "pipelines.fraud.source.key_field=customer", "pipelines.fraud.alert=~",
             "pipelines.fraud.output.topic=ref-alerts", *extra]
@@ -155,6 +156,30 @@ def test_google_ai_gemini(broker, model_path):
         check_embeddings(results)
         assert server.requests[0]["path"] == "/v1beta/models/text-embedding-004:batchEmbedContents"
         assert server.requests[0]["headers"]["x-goog-api-key"] == SECRET
+    finally:
+        server.stop()
+
+
+def test_cohere_embed_v2(broker, model_path):
+    """Cohere's Embed API v2, as its reference documents it (the provider added in its folder alone)."""
+    def respond(path, h, body):
+        if body.get("embedding_types") != ["float"] or not 1 <= len(body["texts"]) <= 96:
+            return 400, {"message": "invalid request"}
+        vectors = [embedding_of(t) for t in body["texts"]]
+        return 200, {"id": "e-1", "texts": body["texts"], "embeddings": {"float": vectors},
+                     "meta": {"api_version": {"version": "2"}, "billed_units": {"input_tokens": 7 * len(vectors)}}}
+    server = ProviderServer(respond)
+    try:
+        results, metrics = run(broker, model_path, "embedding", "cohere", server.base + "/v2", [
+            "models.fraud.model=embed-english-v3.0", "models.fraud.api_key=${INFLOW_TEXT_KEY}",
+            "models.fraud.input_type=classification"])
+        check_embeddings(results)
+        assert all(r["path"] == "/v2/embed" for r in server.requests)
+        assert server.requests[0]["headers"]["authorization"] == f"Bearer {SECRET}"
+        assert {r["body"]["model"] for r in server.requests} == {"embed-english-v3.0"}
+        assert {r["body"]["input_type"] for r in server.requests} == {"classification"}
+        assert len(server.requests) < MESSAGES, "embeddings were not batched"
+        assert metrics['inflow_gateway_tokens_in_total{model="fraud"}'] == 7 * MESSAGES
     finally:
         server.stop()
 
