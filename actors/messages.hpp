@@ -3,24 +3,19 @@
 // in translation units that run actors: CAF headers are expensive to compile.
 
 #include "actors/source.hpp"
-#include "gateways/common/gateway_api.hpp"
+#include "gateways/common/gateway_actor.hpp"
 
 #include <caf/all.hpp>
 
 namespace inflow::actors {
 
-using flush_atom = caf::atom_constant<caf::atom("flush")>;
+using gateways::flush_atom;
 using retry_atom = caf::atom_constant<caf::atom("retry")>;
 /// (rewind_atom): write again, in order, what a failed write rewound (ordered delivery).
 using rewind_atom = caf::atom_constant<caf::atom("rewind")>;
 /// (hold_atom, epoch) / (release_atom): stop and resume issuing writes while a transaction commits.
 using hold_atom = caf::atom_constant<caf::atom("hold")>;
 using release_atom = caf::atom_constant<caf::atom("release")>;
-/// (fallback_atom, actor): where a gateway sends what its own model cannot score.
-using fallback_atom = caf::atom_constant<caf::atom("fallback")>;
-/// (budget_atom, requests/s, tokens/min, paused): this node's part of a model's
-/// limits when several nodes host it (cluster/budget.hpp splits them).
-using budget_atom = caf::atom_constant<caf::atom("budget")>;
 
 /// Kafka's verdict on one write of a record's outcome (see partition_actor.cpp).
 struct produce_ack {
@@ -32,6 +27,4 @@ struct produce_ack {
 
 // These never leave the process (cross-node messages are msgpack, cluster/wire.hpp).
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::shared_ptr<inflow::actors::record_batch>)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(inflow::gateways::score_request)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(inflow::gateways::score_reply)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(inflow::actors::produce_ack)

@@ -42,7 +42,8 @@ std::string make_alert_json(const pipeline_context& ctx, int32_t partition, int6
                             const events::record_identity& identity, const model_result& result, int64_t now_ms) {
   std::string out;
   out.reserve(320);
-  open_with_source(out, ctx, "alert_id", partition, offset, identity, "tx_id", "card_id");
+  const auto& rule = ctx.config.alert;
+  open_with_source(out, ctx, "alert_id", partition, offset, identity, rule.id_as.c_str(), rule.key_as.c_str());
   out += fmt::format(R"(,"score":{:.6f})", result.score);
   close_with_model(out, ctx, result, now_ms);
   return out;

@@ -1,7 +1,7 @@
 #pragma once
 // The `inflow` subcommands. Each returns a sysexits exit code (app/common.hpp).
 
-#include "gateways/embedded_xgboost/trainer.hpp"
+#include "xgboost/trainer.hpp"
 
 #include <atomic>
 #include <cstdint>
@@ -37,7 +37,7 @@ gen_report generate(const gen_options& o, const std::atomic<bool>& stop,
                     const std::function<void(const gen_report&, double elapsed_s)>& progress);
 int run_gen(const gen_options& o);
 
-int run_train(gateways::xgboost::train_options o);
+int run_train(xgboost::train_options o);
 
 struct redrive_options {
   std::string bootstrap;

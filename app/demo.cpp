@@ -1,9 +1,9 @@
 #include "app/commands.hpp"
 #include "app/common.hpp"
-#include "cluster/node.hpp"
+#include "node/node.hpp"
 #include "embedded_examples.hpp"
-#include "gateways/embedded_xgboost/trainer.hpp"
-#include "gateways/kserve/model_server.hpp"
+#include "xgboost/trainer.hpp"
+#include "serve/model_server.hpp"
 #include "kafka/mock_broker.hpp"
 
 #include <fmt/format.h>
@@ -43,7 +43,7 @@ int run_demo(const demo_options& o) {
     auto model_path = (std::filesystem::path(o.model_dir) / "model.json").string();
     if (!std::filesystem::exists(model_path)) {
       fmt::print("no model at {}: training one (inflow train --out {})\n", model_path, o.model_dir);
-      gateways::xgboost::train_options train;
+      xgboost::train_options train;
       train.out_dir = o.model_dir;
       train.rows = 100'000;
       if (int rc = run_train(train); rc != ok)
@@ -55,13 +55,13 @@ int run_demo(const demo_options& o) {
                                        // The development broker answers an empty fetch only
                                        // after the full wait, never when data arrives.
                                        "kafka.fetch.wait.max.ms=5"};
-    std::unique_ptr<gateways::kserve::model_server> model_server;
+    std::unique_ptr<serve::model_server> model_server;
     if (o.remote) {
-      model_server = std::make_unique<gateways::kserve::model_server>(
-        std::vector<gateways::kserve::served_model>{{"fraud", model_path}}, gateways::kserve::serve_options{"127.0.0.1", 0});
+      model_server = std::make_unique<serve::model_server>(
+        std::vector<serve::served_model>{{"fraud", model_path}}, serve::serve_options{"127.0.0.1", 0});
       auto endpoint = fmt::format("http://127.0.0.1:{}/v2/models/fraud/infer", model_server->port());
       fmt::print("model server (KServe v2) at {}\n", endpoint);
-      nlohmann::json features = gateways::xgboost::read_meta(model_path).features;
+      nlohmann::json features = xgboost::read_meta(model_path).features;
       overrides.insert(overrides.end(), {"models.fraud.provider=kserve", "models.fraud.path=~",
                                          "models.fraud.endpoint=" + endpoint,
                                          "models.fraud.input=" + features.dump()});
@@ -73,7 +73,8 @@ int run_demo(const demo_options& o) {
       return config_error;
     }
     const auto pipeline = loaded.config->pipelines.begin()->first;
-    cluster::node node(std::move(*loaded.config));
+    const auto rule = loaded.config->pipelines.begin()->second.alert; // names the id and key in alerts
+    node node(std::move(*loaded.config));
     node.start();
     fmt::print("node running the fraud pipeline; dashboard at http://{}/ (metrics at /metrics, status at "
                "/api/status)\n",
@@ -128,8 +129,8 @@ int run_demo(const demo_options& o) {
       size_t shown = 0;
       for (auto it = fresh.rbegin(); it != fresh.rend() && shown < 2; ++it, ++shown) {
         auto a = nlohmann::json::parse(*it);
-        fmt::print("       ALERT {} score {:.3f} tx {} ({})\n", a["card_id"].get<std::string>(),
-                   a["score"].get<double>(), a["tx_id"].get<std::string>(), a["alert_id"].get<std::string>());
+        fmt::print("       ALERT {} score {:.3f} tx {} ({})\n", a[rule.key_as].get<std::string>(),
+                   a["score"].get<double>(), a[rule.id_as].get<std::string>(), a["alert_id"].get<std::string>());
       }
       uint64_t alerts_now = alerted.value();
       if (alerts_now - last_alerts > shown)
@@ -148,7 +149,7 @@ int run_demo(const demo_options& o) {
                generated.written, consumed.value(), alerted.value(), dead.value(), ms(total.quantile(0.5)),
                ms(total.quantile(0.99)));
     return ok;
-  } catch (const cluster::config_failure& e) {
+  } catch (const config_failure& e) {
     for (const auto& err : e.errors)
       fmt::print(stderr, "{}\n", config::format_error("demo", err));
     return config_error;

@@ -43,7 +43,7 @@ int main(int argc, char** argv) {
     ->capture_default_str()->check(CLI::Range(0, 1000));
   g->callback([&] { code = run_gen(gen); });
 
-  inflow::gateways::xgboost::train_options train;
+  inflow::xgboost::train_options train;
   auto* t = app.add_subcommand("train", "Train the fraud model (XGBoost) on generated data and report its quality");
   t->add_option("--out", train.out_dir, "Directory for model.json and model.meta.json")->required();
   t->add_option("--rows", train.rows, "Generated rows (80% train, 20% held out)")->capture_default_str()->check(CLI::Range(1000, 100'000'000));

@@ -1,6 +1,6 @@
 #include "app/commands.hpp"
 #include "app/common.hpp"
-#include "cluster/node.hpp"
+#include "node/node.hpp"
 #include "gateways/common/registry.hpp"
 
 #include <fmt/format.h>
@@ -21,7 +21,7 @@ void print_errors(const std::string& source, const std::vector<config::config_er
 
 /// `code`, returned; or, when librdkafka still holds a thread the node could not wait for,
 /// the process ends here with it, before any destructor can free what that thread uses.
-int exit_code_of(const cluster::node& node, int code) {
+int exit_code_of(const node& node, int code) {
   if (node.abandoned()) {
     spdlog::default_logger()->flush();
     std::_Exit(code);
@@ -40,7 +40,7 @@ public:
   }
   void started() { sd_notify(0, "READY=1\nSTATUS=started; waiting for the consumer group"); }
   /// Once a second from the main loop: the loop itself turning is what the watchdog checks.
-  void tick(const cluster::node& node) {
+  void tick(const node& node) {
     if (watchdog_)
       sd_notify(0, "WATCHDOG=1");
     const bool ready = node.ready();
@@ -65,7 +65,7 @@ int run_node(const node_options& o) {
     return config_error;
   }
   try {
-    cluster::node node(std::move(*loaded.config));
+    node node(std::move(*loaded.config));
     node.start();
     spdlog::info("node running; SIGTERM or Ctrl-C drains in-flight records, commits and exits");
     service_manager systemd;
@@ -93,7 +93,7 @@ int run_node(const node_options& o) {
     }
     spdlog::info("stopped cleanly");
     return ok;
-  } catch (const cluster::config_failure& e) {
+  } catch (const config_failure& e) {
     print_errors(o.config_path, e.errors);
     return config_error;
   } catch (const std::exception& e) {
@@ -111,8 +111,8 @@ int run_validate(const node_options& o, bool print_reference) {
   auto errors = loaded.errors;
   if (loaded.config) {
     try {
-      cluster::node check(std::move(*loaded.config)); // loads every model, starts nothing
-    } catch (const cluster::config_failure& e) {
+      node check(std::move(*loaded.config)); // loads every model, starts nothing
+    } catch (const config_failure& e) {
       errors = e.errors;
     }
   }

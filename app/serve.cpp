@@ -1,7 +1,7 @@
 #include "app/commands.hpp"
 #include "app/common.hpp"
 #include "config/config.hpp"
-#include "gateways/kserve/model_server.hpp"
+#include "serve/model_server.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -10,7 +10,7 @@
 namespace inflow::app {
 
 int run_serve(const serve_cli_options& o) {
-  std::vector<gateways::kserve::served_model> models;
+  std::vector<serve::served_model> models;
   for (const auto& spec : o.models) {
     auto eq = spec.find('=');
     if (eq == std::string::npos || eq == 0) {
@@ -27,7 +27,7 @@ int run_serve(const serve_cli_options& o) {
                   o.listen);
     return usage;
   }
-  gateways::kserve::serve_options options;
+  serve::serve_options options;
   options.host = address->host;
   options.port = address->port;
   options.token = o.token;
@@ -37,7 +37,7 @@ int run_serve(const serve_cli_options& o) {
   options.max_linger_ms = o.max_linger_ms;
   options.threads = o.threads;
   try {
-    gateways::kserve::model_server server(models, options);
+    serve::model_server server(models, options);
     auto host = options.host.find(':') == std::string::npos ? options.host : "[" + options.host + "]";
     auto url = "http://" + host + ":" + std::to_string(server.port());
     std::printf("%s\n", url.c_str());

@@ -1,13 +1,13 @@
 #include "app/commands.hpp"
 #include "app/common.hpp"
-#include "gateways/embedded_xgboost/trainer.hpp"
+#include "xgboost/trainer.hpp"
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 namespace inflow::app {
 
-int run_train(gateways::xgboost::train_options opt) {
+int run_train(xgboost::train_options opt) {
   const bool tty = stderr_is_terminal();
   opt.progress = [&](int round, int rounds) {
     if (tty)
@@ -17,7 +17,7 @@ int run_train(gateways::xgboost::train_options opt) {
   };
   try {
     fmt::print(stderr, "training on {} generated transactions (seed {})\n", opt.rows, opt.seed);
-    auto r = gateways::xgboost::train_fraud_model(opt);
+    auto r = xgboost::train_fraud_model(opt);
     if (tty)
       fmt::print(stderr, "\n");
     fmt::print("model:      {} (version {})\n", r.model_path, r.version);

@@ -5,7 +5,7 @@
 //   build/bench_consume_ceiling BOOTSTRAP TOPIC RECORDS [--parse MODEL.json]
 
 #include "events/features.hpp"
-#include "gateways/embedded_xgboost/booster.hpp"
+#include "xgboost/booster.hpp"
 #include "kafka/client.hpp"
 
 #include <fmt/format.h>
@@ -24,7 +24,7 @@ int main(int argc, char** argv) {
   std::optional<events::feature_map> features;
   std::optional<events::decoder> decoder;
   if (argc == 6) {
-    features.emplace(gateways::xgboost::read_meta(argv[5]).features);
+    features.emplace(xgboost::read_meta(argv[5]).features);
     decoder.emplace(events::wire_format::json, features->fields(), events::decoder_limits{});
   }
   auto rk = kafka::make_handle(

@@ -5,7 +5,7 @@
 
 #include "events/features.hpp"
 #include "events/generator.hpp"
-#include "gateways/embedded_xgboost/booster.hpp"
+#include "xgboost/booster.hpp"
 
 #include <fmt/format.h>
 
@@ -18,8 +18,8 @@ int main(int argc, char** argv) {
     fmt::print(stderr, "usage: {} MODEL.json\n", argv[0]);
     return 64;
   }
-  gateways::xgboost::booster model(argv[1], 1);
-  auto meta = gateways::xgboost::read_meta(argv[1]);
+  xgboost::booster model(argv[1], 1);
+  auto meta = xgboost::read_meta(argv[1]);
   events::feature_map map(meta.features);
   events::decoder decoder(events::wire_format::json, map.fields(), {});
   events::generator gen(7);

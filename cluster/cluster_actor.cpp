@@ -1,7 +1,7 @@
 #include "cluster/cluster_actor.hpp"
 
-#include "actors/messages.hpp"
-#include "actors/probes.hpp"
+#include "gateways/common/gateway_actor.hpp"
+#include "gateways/common/gateway_probe.hpp"
 #include "admin/metrics.hpp"
 #include "cluster/budget.hpp"
 #include "cluster/frame_guard.hpp"
@@ -30,7 +30,7 @@ using expire_atom = caf::atom_constant<caf::atom("expire")>;
 using status_atom = caf::atom_constant<caf::atom("status")>;
 using dialed_atom = caf::atom_constant<caf::atom("dialed")>;
 using listen_atom = caf::atom_constant<caf::atom("listen")>;
-using actors::flush_atom;
+using gateways::flush_atom;
 
 using batch_t = gateways::batcher<caf::strong_actor_ptr>::batch;
 
@@ -73,7 +73,7 @@ struct peer_link {
 /// A hosted model's part of its cluster-wide requests_per_second (cluster/budget.hpp).
 struct model_lease {
   request_lease lease;
-  std::unique_ptr<actors::gateway_probe> probe; ///< the local gateway's calls and queue: this node's demand
+  std::unique_ptr<gateways::gateway_probe> probe; ///< the local gateway's calls and queue: this node's demand
   uint64_t calls_seen = 0;
   request_lease::clock::time_point measured = request_lease::clock::now();
   double demand = 0;
@@ -98,7 +98,6 @@ struct cluster_state {
   bool joined = false;
   // Calls out.
   std::map<std::string, gateways::batcher<caf::strong_actor_ptr>> pending;
-  std::set<std::string> lingering; ///< models with a flush on its way
   std::map<uint64_t, outgoing_call> calls;
   uint64_t next_call = 1;
   std::set<std::string> warned_unhosted;
@@ -206,7 +205,7 @@ void share_budgets(cluster_actor* self) {
     if (st.budgets.count(model) && st.budgets[model] == budget)
       continue;
     st.budgets[model] = budget;
-    self->send(gateway, actors::budget_atom::value, rps, tpm, paused);
+    self->send(gateway, gateways::budget_atom::value, rps, tpm, paused);
     if (st.joined)
       spdlog::info("cluster: model {}: this node's part of the limits is {} requests/s, {} tokens/min ({} node(s) "
                    "host it){}", model, rps, tpm, hosts.size(), paused ? "; no calls until it has a part" : "");
@@ -659,7 +658,7 @@ caf::behavior cluster(cluster_actor* self, cluster_setup setup, std::string list
     if (st.cfg.models.at(model).limits.requests_per_second > 0) {
       auto& l = st.leases.emplace(model, model_lease{request_lease(st.cfg.models.at(model).limits.requests_per_second)})
                   .first->second;
-      l.probe = std::make_unique<actors::gateway_probe>(m, model);
+      l.probe = std::make_unique<gateways::gateway_probe>(m, model);
       l.calls_seen = l.probe->batches.value();
     }
   share_budgets(self); // paused until joined
@@ -675,8 +674,10 @@ caf::behavior cluster(cluster_actor* self, cluster_setup setup, std::string list
     [=](route_atom, const std::string& model, gateways::score_request& request) {
       auto& st = self->state;
       auto& info = st.models.at(model);
+      // What does not fill a batch waits a moment for more: the gateway on the other side batches again.
       auto [it, added] = st.pending.try_emplace(model, static_cast<size_t>(st.cfg.models.at(model).batch.max_batch),
-                                                gateways::takes_text(info.task) ? 0 : info.input.size());
+                                                gateways::takes_text(info.task) ? 0 : info.input.size(),
+                                                std::chrono::milliseconds(1));
       auto sender = self->current_sender();
       try {
         it->second.add(sender, std::move(request));
@@ -686,13 +687,13 @@ caf::behavior cluster(cluster_actor* self, cluster_setup setup, std::string list
       }
       while (it->second.full())
         send_batch(self, model);
-      // What is left waits a moment for more: the gateway on the other side batches again.
-      if (!it->second.empty() && st.lingering.insert(model).second)
-        self->delayed_send(self, std::chrono::milliseconds(1), flush_atom::value, model);
+      if (auto generation = it->second.arm_linger())
+        self->delayed_send(self, it->second.linger(), flush_atom::value, model, *generation);
     },
-    [=](flush_atom, const std::string& model) {
+    [=](flush_atom, const std::string& model, uint64_t generation) {
       auto& st = self->state;
-      st.lingering.erase(model);
+      if (!st.pending.at(model).linger_due(generation))
+        return;
       while (!st.pending.at(model).empty())
         send_batch(self, model);
     },

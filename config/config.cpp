@@ -327,12 +327,13 @@ const option_block<model_config>& model_block() {
   return block;
 }
 
-const option_block<events::decoder_limits>& decoder_limits_block() {
+const option_block<decoder_limits>& decoder_limits_block() {
   static const auto block =
-    option_block<events::decoder_limits>("pipelines.*.source")
-      .integer("max_record_bytes", &events::decoder_limits::max_record_bytes, 65536, 16, 64 << 20, "bytes",
+    option_block<decoder_limits>("pipelines.*.source")
+      .integer("max_record_bytes", &decoder_limits::max_record_bytes, decoder_limits{}.max_record_bytes, 16, 64 << 20,
+               "bytes",
                "Larger records go to the dead-letter topic.")
-      .integer("max_depth", &events::decoder_limits::max_depth, 32, 1, 1024, "levels",
+      .integer("max_depth", &decoder_limits::max_depth, decoder_limits{}.max_depth, 1, 1024, "levels",
                "Deeper nesting goes to the dead-letter topic.");
   return block;
 }
@@ -342,7 +343,7 @@ const option_block<source_config>& source_block() {
     option_block<source_config>("pipelines.*.source")
       .topic("topic", &source_config::topic, std::nullopt, "Input topic.")
       .choice("format", &source_config::format,
-              named<events::wire_format>{{"json", events::wire_format::json}, {"msgpack", events::wire_format::msgpack}},
+              named<wire_format>{{"json", wire_format::json}, {"msgpack", wire_format::msgpack}},
               "json", "Record value format.")
       .include(&source_config::limits, decoder_limits_block())
       .text("id_field", &source_config::id_field, "id", "Field that identifies a record; copied to alerts and results.")
@@ -364,7 +365,9 @@ const option_block<alert_rule>& alert_block() {
                 out.threshold = rule->threshold;
                 return std::string();
               })
-      .topic("topic", &alert_rule::topic, std::nullopt, "Topic the alerts are written to (JSON, key = the key field).");
+      .topic("topic", &alert_rule::topic, std::nullopt, "Topic the alerts are written to (JSON, key = the key field).")
+      .text("id_as", &alert_rule::id_as, "id", "The name of the record's id (source.id_field) in an alert, e.g. tx_id.")
+      .text("key_as", &alert_rule::key_as, "key", "The name of the record's key (source.key_field) in an alert, e.g. card_id.");
   return block;
 }
 

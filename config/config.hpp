@@ -6,7 +6,7 @@
 // provider-specific keys are declared and read by the provider's own folder.
 
 #include "config/options.hpp"
-#include "events/decoder.hpp"
+#include "config/record_format.hpp"
 
 #include <cstdint>
 #include <map>
@@ -130,13 +130,15 @@ struct alert_rule {
   comparison op{};
   double threshold{};
   std::string topic; ///< empty: the pipeline has no alert rule
+  std::string id_as;  ///< the name of the record's id in an alert
+  std::string key_as; ///< the name of the record's key in an alert
   bool matches(double score) const;
 };
 
 struct source_config {
   std::string topic;
-  events::wire_format format{};
-  events::decoder_limits limits;
+  wire_format format{};
+  decoder_limits limits;
   std::string id_field;
   std::string key_field;
 };

@@ -50,7 +50,7 @@ TEST_CASE("a minimal config gets the declared defaults") {
   CHECK(c.models.at("fraud").batch.max_linger_ms == 5);
   const auto& p = c.pipelines.at("fraud");
   CHECK(p.max_in_flight == 5000);
-  CHECK(p.source.format == inflow::events::wire_format::json);
+  CHECK(p.source.format == wire_format::json);
   CHECK(p.alert.matches(0.95));
   CHECK_FALSE(p.alert.matches(0.5));
   CHECK(c.kafka.size() == 2);

@@ -35,14 +35,6 @@ std::string_view to_string(record_error e) {
   return "inflow.errors.unknown";
 }
 
-std::optional<wire_format> parse_wire_format(std::string_view name) {
-  if (name == "json")
-    return wire_format::json;
-  if (name == "msgpack")
-    return wire_format::msgpack;
-  return std::nullopt;
-}
-
 struct decoder::json_parser {
   simdjson::dom::parser parser;
 };

@@ -3,6 +3,8 @@
 // fields a pipeline needs. A record that cannot be decoded yields a
 // record_error and a message; it never throws.
 
+#include "config/record_format.hpp"
+
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -48,13 +50,8 @@ struct big_integer {
 };
 using field_value = std::variant<std::monostate, double, bool, std::string, other_value, big_integer>;
 
-enum class wire_format : uint8_t { json, msgpack };
-std::optional<wire_format> parse_wire_format(std::string_view name);
-
-struct decoder_limits {
-  size_t max_record_bytes = 64 * 1024;
-  size_t max_depth = 32;
-};
+using config::decoder_limits;
+using config::wire_format;
 
 /// Owned by one actor at a time: it reuses parser buffers between records.
 class decoder {

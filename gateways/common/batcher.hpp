@@ -1,11 +1,16 @@
 #pragma once
 // Micro-batching across callers: requests from many partitions are packed
-// into batches of at most max_batch inputs. Owned by one gateway actor.
+// into batches of at most max_batch inputs, and inputs that do not fill one
+// wait at most `linger` for more. Every place a batch is formed (the gateways,
+// the cluster's per-model routing) uses it; the owner runs the timer it asks for.
+// Owned by one actor.
 
 #include "gateways/common/gateway_api.hpp"
 
+#include <chrono>
 #include <cstddef>
 #include <deque>
+#include <optional>
 #include <stdexcept>
 #include <utility>
 #include <vector>
@@ -29,7 +34,8 @@ public:
   };
 
   /// `width` is the feature count of a row; 0 means the inputs are texts.
-  batcher(size_t max_batch, size_t width) : max_batch_(max_batch), width_(width) {
+  batcher(size_t max_batch, size_t width, std::chrono::milliseconds linger = std::chrono::milliseconds(0))
+    : max_batch_(max_batch), width_(width), linger_(linger) {
     if (max_batch_ == 0)
       throw std::invalid_argument("batch size must be positive");
   }
@@ -44,6 +50,23 @@ public:
     pending_rows_ += request.ids.size();
     queue_.push_back({std::move(caller), std::move(request), 0});
   }
+
+  /// After adding and taking the full batches: a timer to start now, `linger()` from now, with
+  /// this generation; nothing when no input waits or a timer is already on its way.
+  std::optional<uint64_t> arm_linger() {
+    if (empty() || linger_armed_)
+      return std::nullopt;
+    linger_armed_ = true;
+    return ++linger_generation_;
+  }
+  /// A linger timer fired: whether it is the current one, whose waiting inputs are now due.
+  bool linger_due(uint64_t generation) {
+    if (generation != linger_generation_ || !linger_armed_)
+      return false;
+    linger_armed_ = false;
+    return true;
+  }
+  std::chrono::milliseconds linger() const { return linger_; }
 
   size_t pending_rows() const { return pending_rows_; }
   bool empty() const { return pending_rows_ == 0; }
@@ -118,6 +141,9 @@ private:
   };
   size_t max_batch_;
   size_t width_;
+  std::chrono::milliseconds linger_;
+  bool linger_armed_ = false;
+  uint64_t linger_generation_ = 0;
   size_t pending_rows_ = 0;
   std::deque<entry> queue_;
 };

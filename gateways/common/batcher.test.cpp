@@ -102,3 +102,23 @@ TEST_CASE("a batch halves down to single inputs, parts cut where they straddle")
   CHECK(t1.texts == std::vector<std::string>{"a", "b"});
   CHECK(t2.texts == std::vector<std::string>{"c"});
 }
+
+TEST_CASE("inputs that do not fill a batch ask for one linger timer at a time") {
+  batcher<int> b(4, 1, std::chrono::milliseconds(5));
+  CHECK_FALSE(b.arm_linger()); // nothing waits
+  b.add(1, score_request{{1}, {0.5f}});
+  auto first = b.arm_linger();
+  REQUIRE(first);
+  CHECK(b.linger() == std::chrono::milliseconds(5));
+  b.add(2, score_request{{2}, {0.5f}});
+  CHECK_FALSE(b.arm_linger()); // one is on its way
+  CHECK(b.linger_due(*first));
+  CHECK(b.take().size() == 2);
+  CHECK_FALSE(b.linger_due(*first)); // fired once
+  b.add(3, score_request{{3}, {0.5f}});
+  auto second = b.arm_linger();
+  REQUIRE(second);
+  CHECK(*second != *first);
+  CHECK_FALSE(b.linger_due(*first)); // a stale timer flushes nothing
+  CHECK(b.linger_due(*second));
+}

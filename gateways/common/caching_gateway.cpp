@@ -1,7 +1,7 @@
 #include "gateways/common/caching_gateway.hpp"
 
-#include "actors/messages.hpp"
-#include "actors/probes.hpp"
+#include "gateways/common/gateway_actor.hpp"
+#include "gateways/common/gateway_probe.hpp"
 #include "admin/metrics.hpp"
 #include "gateways/common/result_cache.hpp"
 
@@ -53,7 +53,7 @@ struct caching_state {
   metrics::counter* hits = nullptr;
   metrics::counter* misses = nullptr;
   metrics::gauge* entries = nullptr;
-  std::unique_ptr<actors::gateway_probe> model_probe; ///< the model's rows, calls and cost: what an answer cost
+  std::unique_ptr<gateway_probe> model_probe; ///< the model's rows, calls and cost: what an answer cost
   metrics::counter* calls_saved = nullptr;
   metrics::counter* cost_saved = nullptr;
   double calls_saved_part = 0, cost_saved_part = 0; ///< fractions not yet counted
@@ -188,7 +188,7 @@ caf::actor spawn_caching(caf::actor_system& system, caf::actor model, std::share
     st.cost_saved = &metrics->get_counter("inflow_gateway_cache_cost_saved_micro_usd_total",
                                           "Cost the cache's hits saved (at the model's cost per row), in millionths "
                                           "of a US dollar.", label);
-    st.model_probe = std::make_unique<actors::gateway_probe>(*metrics, info.name);
+    st.model_probe = std::make_unique<gateway_probe>(*metrics, info.name);
     st.model = std::move(model);
     st.cache = std::move(cache);
     st.info = std::move(info);
@@ -213,8 +213,8 @@ caf::actor spawn_caching(caf::actor_system& system, caf::actor model, std::share
         }
       },
       // Settings for the model itself.
-      [=](actors::fallback_atom, caf::actor fallback) { self->send(self->state.model, actors::fallback_atom::value, fallback); },
-      [=](actors::budget_atom a, double rps, double tpm, bool paused) { self->send(self->state.model, a, rps, tpm, paused); },
+      [=](fallback_atom, caf::actor fallback) { self->send(self->state.model, fallback_atom::value, fallback); },
+      [=](budget_atom a, double rps, double tpm, bool paused) { self->send(self->state.model, a, rps, tpm, paused); },
     };
   };
   return system.spawn(behavior, std::move(model), std::move(cache), std::move(info), &metrics);

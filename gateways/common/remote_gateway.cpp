@@ -1,7 +1,7 @@
 #include "gateways/common/remote_gateway.hpp"
 
-#include "actors/messages.hpp"
-#include "actors/probes.hpp"
+#include "gateways/common/gateway_actor.hpp"
+#include "gateways/common/gateway_probe.hpp"
 #include "gateways/common/batcher.hpp"
 #include "gateways/common/resilience.hpp"
 
@@ -16,7 +16,7 @@ namespace inflow::gateways {
 
 namespace {
 
-using actors::flush_atom;
+using gateways::flush_atom;
 using wake_atom = caf::atom_constant<caf::atom("wake")>;
 
 struct call_done {
@@ -60,7 +60,7 @@ struct remote_state {
   bool warned_fallback = false;
   std::shared_ptr<const codec> codec_;
   std::shared_ptr<http::client> client;
-  std::shared_ptr<actors::gateway_probe> probe;
+  std::shared_ptr<gateway_probe> probe;
   metrics::registry* metrics = nullptr;
   std::optional<batcher<caf::strong_actor_ptr>> pending;
   size_t width = 0;
@@ -81,8 +81,6 @@ struct remote_state {
   bool warned_holding = false;
   clock::time_point wake_at = clock::time_point::max();
   std::mt19937_64 rng{std::random_device{}()};
-  bool linger_armed = false;
-  uint64_t linger_generation = 0;
   static inline const char* name = "inflow.gateway.remote";
 };
 
@@ -439,7 +437,7 @@ void publish_limits(remote_state& st, double requests_per_second, double tokens_
 }
 
 caf::behavior remote_gateway(remote_actor* self, config::model_config cfg, model_info info, size_t width,
-                             std::shared_ptr<const codec> c, std::shared_ptr<actors::gateway_probe> probe,
+                             std::shared_ptr<const codec> c, std::shared_ptr<gateway_probe> probe,
                              metrics::registry* metrics) {
   auto& st = self->state;
   st.info = std::move(info);
@@ -447,7 +445,8 @@ caf::behavior remote_gateway(remote_actor* self, config::model_config cfg, model
   // APIs without batches get one input per call (concurrency still applies).
   size_t per_call = c->max_inputs_per_call();
   size_t max_batch = static_cast<size_t>(cfg.batch.max_batch);
-  st.pending.emplace(per_call ? std::min(per_call, max_batch) : max_batch, width);
+  st.pending.emplace(per_call ? std::min(per_call, max_batch) : max_batch, width,
+                     milliseconds(cfg.batch.max_linger_ms));
   st.codec_ = std::move(c);
   st.probe = std::move(probe);
   st.metrics = metrics;
@@ -485,17 +484,13 @@ caf::behavior remote_gateway(remote_actor* self, config::model_config cfg, model
       }
       dispatch(self); // takes the full batches
       // What is left waits at most max_linger_ms for more.
-      if (!st.pending->empty() && !st.linger_armed) {
-        st.linger_armed = true;
-        self->delayed_send(self, milliseconds(st.cfg.batch.max_linger_ms), flush_atom::value,
-                           ++st.linger_generation);
-      }
+      if (auto generation = st.pending->arm_linger())
+        self->delayed_send(self, st.pending->linger(), flush_atom::value, *generation);
     },
     [=](flush_atom, uint64_t generation) {
       auto& st = self->state;
-      if (generation != st.linger_generation)
+      if (!st.pending->linger_due(generation))
         return;
-      st.linger_armed = false;
       while (!st.pending->empty())
         st.ready.push_back({st.next_id++, st.pending->take()});
       dispatch(self);
@@ -505,8 +500,8 @@ caf::behavior remote_gateway(remote_actor* self, config::model_config cfg, model
       dispatch(self);
     },
     [=](call_done& done) { on_done(self, done); },
-    [=](actors::fallback_atom, caf::actor fallback) { self->state.fallback = std::move(fallback); },
-    [=](actors::budget_atom, double requests_per_second, double tokens_per_minute, bool paused) {
+    [=](fallback_atom, caf::actor fallback) { self->state.fallback = std::move(fallback); },
+    [=](budget_atom, double requests_per_second, double tokens_per_minute, bool paused) {
       auto& st = self->state;
       st.paused = paused;
       if (st.cfg.limits.requests_per_second > 0) {
@@ -547,7 +542,7 @@ prepared_model prepare_remote(const config::model_config& cfg, metrics::registry
                  : !provider_model.empty() ? provider_model
                                            : http::host_header(endpoint) + endpoint.target;
   model_info info{cfg.name, version, cfg.input, cfg.task};
-  auto probe = std::make_shared<actors::gateway_probe>(metrics, cfg.name);
+  auto probe = std::make_shared<gateway_probe>(metrics, cfg.name);
   size_t width = takes_text(cfg.task) ? 0 : cfg.input.size();
   return {info, [cfg, info, width, c, probe, &metrics](caf::actor_system& system) {
             return system.spawn(remote_gateway, cfg, info, width, c, probe, &metrics);

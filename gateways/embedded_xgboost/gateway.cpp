@@ -1,31 +1,30 @@
 // The `embedded-xgboost` provider: scores in-process with XGBoost, batching
 // rows from every partition of the node into calls of up to max_batch rows.
 
-#include "actors/messages.hpp"
-#include "actors/probes.hpp"
+#include "gateways/common/gateway_actor.hpp"
+#include "gateways/common/gateway_probe.hpp"
 #include "gateways/common/batcher.hpp"
 #include "gateways/common/registry.hpp"
-#include "gateways/embedded_xgboost/booster.hpp"
+#include "xgboost/booster.hpp"
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include <chrono>
 
-namespace inflow::gateways::xgboost {
+namespace inflow::gateways::embedded_xgboost {
 
 namespace {
 
-using actors::flush_atom;
+using gateways::flush_atom;
+using xgboost::booster;
+using xgboost::read_meta;
 
 struct gateway_state {
   model_info info;
   std::shared_ptr<const booster> model;
-  std::shared_ptr<actors::gateway_probe> probe;
+  std::shared_ptr<gateway_probe> probe;
   std::optional<gateways::batcher<caf::strong_actor_ptr>> pending;
-  std::chrono::milliseconds linger{5};
-  uint64_t timer_generation = 0;
-  bool timer_armed = false;
   static inline const char* name = "inflow.gateway.embedded-xgboost";
 };
 
@@ -53,13 +52,13 @@ void score(gateway_actor* self, gateways::batcher<caf::strong_actor_ptr>::batch 
 }
 
 caf::behavior gateway(gateway_actor* self, std::shared_ptr<const booster> model, config::model_config cfg,
-                      std::shared_ptr<actors::gateway_probe> probe, model_info info) {
+                      std::shared_ptr<gateway_probe> probe, model_info info) {
   auto& st = self->state;
   st.info = std::move(info);
-  st.pending.emplace(static_cast<size_t>(cfg.batch.max_batch), model->num_features());
+  st.pending.emplace(static_cast<size_t>(cfg.batch.max_batch), model->num_features(),
+                     std::chrono::milliseconds(cfg.batch.max_linger_ms));
   st.model = std::move(model);
   st.probe = std::move(probe);
-  st.linger = std::chrono::milliseconds(cfg.batch.max_linger_ms);
   return {
     [=](gateways::score_request& request) {
       auto& st = self->state;
@@ -72,17 +71,14 @@ caf::behavior gateway(gateway_actor* self, std::shared_ptr<const booster> model,
       }
       while (st.pending->full())
         score(self, st.pending->take());
-      if (!st.pending->empty() && !st.timer_armed) {
-        st.timer_armed = true;
-        self->delayed_send(self, st.linger, flush_atom::value, ++st.timer_generation);
-      }
+      if (auto generation = st.pending->arm_linger())
+        self->delayed_send(self, st.pending->linger(), flush_atom::value, *generation);
       st.probe->queued_rows.set(static_cast<int64_t>(st.pending->pending_rows()));
     },
     [=](flush_atom, uint64_t generation) {
       auto& st = self->state;
-      if (generation != st.timer_generation)
+      if (!st.pending->linger_due(generation))
         return;
-      st.timer_armed = false;
       while (!st.pending->empty())
         score(self, st.pending->take());
       st.probe->queued_rows.set(0);
@@ -117,7 +113,7 @@ prepared_model prepare(const config::model_config& cfg, const options& o, metric
   if (info.input.size() != model->num_features())
     throw std::runtime_error(fmt::format("{} expects {} input features but {} are declared", o.path,
                                          model->num_features(), info.input.size()));
-  auto probe = std::make_shared<actors::gateway_probe>(metrics, cfg.name);
+  auto probe = std::make_shared<gateway_probe>(metrics, cfg.name);
   return {info, [model, cfg, probe, info](caf::actor_system& system) {
             return system.spawn(gateway, model, cfg, probe, info);
           }};
@@ -127,4 +123,4 @@ prepared_model prepare(const config::model_config& cfg, const options& o, metric
 
 REGISTER_GATEWAY("embedded-xgboost", make_factory<options>({"classification", "regression"}, option_block(), prepare));
 
-} // namespace inflow::gateways::xgboost
+} // namespace inflow::gateways::embedded_xgboost

@@ -1,6 +1,7 @@
-#include "cluster/node.hpp"
+#include "node/node.hpp"
 
-#include "actors/messages.hpp"
+#include "gateways/common/gateway_actor.hpp"
+#include "gateways/common/gateway_probe.hpp"
 #include "actors/partition_actor.hpp"
 #include "admin_dashboard.hpp"
 #include "actors/probes.hpp"
@@ -21,7 +22,9 @@
 #include <mutex>
 #include <thread>
 
-namespace inflow::cluster {
+namespace inflow {
+
+using namespace cluster; // the cluster actor, wire reports, TLS: what a node runs when it has node.listen
 
 namespace {
 
@@ -84,7 +87,7 @@ struct node::impl {
   actors::recent_alerts alerts;
   actors::recent_alerts dead_letters;
   std::map<std::string, gateways::prepared_model> models;
-  std::map<std::string, std::unique_ptr<actors::gateway_probe>> gateway_probes; ///< of the models hosted here
+  std::map<std::string, std::unique_ptr<gateways::gateway_probe>> gateway_probes; ///< of the models hosted here
   caf::actor_system_config caf_cfg;
   std::unique_ptr<caf::actor_system> system;
   std::map<std::string, caf::actor> gateways;
@@ -197,11 +200,11 @@ void node::start() {
   if (d.cfg.node.has("gateway")) {
     for (auto& [name, model] : d.models) {
       d.gateways[name] = model.spawn(*d.system);
-      d.gateway_probes.emplace(name, std::make_unique<actors::gateway_probe>(d.registry, name));
+      d.gateway_probes.emplace(name, std::make_unique<gateways::gateway_probe>(d.registry, name));
     }
     for (const auto& [name, model] : d.cfg.models)
       if (!model.fallback.empty())
-        caf::anon_send(d.gateways.at(name), actors::fallback_atom::value, d.gateways.at(model.fallback));
+        caf::anon_send(d.gateways.at(name), gateways::fallback_atom::value, d.gateways.at(model.fallback));
   }
   if (d.cfg.node.listen) {
     cluster::cluster_setup setup{d.cfg, d.gateways, {}, [this] { return report(); }, &d.registry};
@@ -410,6 +413,8 @@ std::string node::status_json() const {
                             {"results", p.probe->results.value()},
                             {"in_flight", p.probe->in_flight.value()},
                             {"lag", p.probe->lag.value()},
+                            {"alert_fields", {{"id", p.context->config.alert.id_as},
+                                              {"key", p.context->config.alert.key_as}}},
                             {"partitions", parts}};
   }
   for (const auto& [name, g] : d.gateways)
@@ -421,9 +426,10 @@ std::string node::status_json() const {
   j["recent_alerts"] = nlohmann::json::array();
   for (const auto& a : recent) {
     auto alert = nlohmann::json::parse(a);
-    if (!d.cfg.node.admin_personal_data) // ids and keys may identify a person (a card, a customer)
-      for (const char* field : {"tx_id", "card_id"})
-        if (auto it = alert.find(field); it != alert.end() && it->is_string())
+    auto pipeline = d.cfg.pipelines.find(alert.value("pipeline", ""));
+    if (!d.cfg.node.admin_personal_data && pipeline != d.cfg.pipelines.end()) // ids and keys may identify a person
+      for (const auto* field : {&pipeline->second.alert.id_as, &pipeline->second.alert.key_as})
+        if (auto it = alert.find(*field); it != alert.end() && it->is_string())
           *it = mask(it->get<std::string>());
     j["recent_alerts"].push_back(std::move(alert));
   }
@@ -462,4 +468,4 @@ http::response node::impl::serve(const http::request& r) {
   return {404, "text/plain; charset=utf-8", "not found; try / (the dashboard), /livez, /readyz, /metrics, /api/status\n"};
 }
 
-} // namespace inflow::cluster
+} // namespace inflow

@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-namespace inflow::gateways::xgboost {
+namespace inflow::xgboost {
 
 /// What `inflow train` writes beside the model (model.meta.json).
 struct model_meta {
@@ -41,4 +41,4 @@ private:
 /// Throws std::runtime_error carrying XGBoost's last error when `rc` is not 0.
 void check(int rc, const char* what);
 
-} // namespace inflow::gateways::xgboost
+} // namespace inflow::xgboost

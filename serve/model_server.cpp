@@ -1,4 +1,4 @@
-#include "gateways/kserve/model_server.hpp"
+#include "serve/model_server.hpp"
 
 #include "gateways/kserve/protocol.hpp"
 #include "http/server.hpp"
@@ -13,7 +13,10 @@
 #include <map>
 #include <thread>
 
-namespace inflow::gateways::kserve {
+namespace inflow::serve {
+
+using gateways::kserve::decode_infer_request;
+using gateways::kserve::encode_infer_response;
 
 namespace {
 
@@ -225,4 +228,4 @@ uint16_t model_server::port() const {
   return impl_->server->port();
 }
 
-} // namespace inflow::gateways::kserve
+} // namespace inflow::serve

@@ -1,8 +1,8 @@
-#include "gateways/embedded_xgboost/trainer.hpp"
+#include "xgboost/trainer.hpp"
 
 #include "events/features.hpp"
 #include "events/generator.hpp"
-#include "gateways/embedded_xgboost/booster.hpp"
+#include "xgboost/booster.hpp"
 
 #include <fmt/format.h>
 #include <xgboost/c_api.h>
@@ -13,7 +13,7 @@
 #include <numeric>
 #include <sstream>
 
-namespace inflow::gateways::xgboost {
+namespace inflow::xgboost {
 
 const std::vector<std::string>& fraud_features() {
   static const std::vector<std::string> features{
@@ -141,4 +141,4 @@ train_report train_fraud_model(const train_options& opt) {
   return report;
 }
 
-} // namespace inflow::gateways::xgboost
+} // namespace inflow::xgboost

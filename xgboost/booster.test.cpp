@@ -1,11 +1,11 @@
-#include "gateways/embedded_xgboost/booster.hpp"
-#include "gateways/embedded_xgboost/trainer.hpp"
+#include "xgboost/booster.hpp"
+#include "xgboost/trainer.hpp"
 
 #include <catch2/catch.hpp>
 
 #include <filesystem>
 
-using namespace inflow::gateways::xgboost;
+using namespace inflow::xgboost;
 
 TEST_CASE("a trained fraud model separates fraud and scores batches like single rows") {
   auto dir = std::filesystem::temp_directory_path() / "inflow-booster-test";

@@ -4,13 +4,13 @@
 // together into one model call of up to max_batch rows.
 
 #include "admin/metrics.hpp"
-#include "gateways/embedded_xgboost/booster.hpp"
+#include "xgboost/booster.hpp"
 
 #include <memory>
 #include <string>
 #include <vector>
 
-namespace inflow::gateways::kserve {
+namespace inflow::serve {
 
 struct served_model {
   std::string name;
@@ -40,4 +40,4 @@ private:
   std::unique_ptr<impl> impl_;
 };
 
-} // namespace inflow::gateways::kserve
+} // namespace inflow::serve

@@ -1,4 +1,4 @@
-#include "gateways/embedded_xgboost/booster.hpp"
+#include "xgboost/booster.hpp"
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -8,7 +8,7 @@
 #include <fstream>
 #include <stdexcept>
 
-namespace inflow::gateways::xgboost {
+namespace inflow::xgboost {
 
 void check(int rc, const char* what) {
   if (rc != 0)
@@ -91,4 +91,4 @@ std::vector<float> booster::predict(const float* rows, size_t n_rows) const {
   return std::vector<float>(out, out + n_rows);
 }
 
-} // namespace inflow::gateways::xgboost
+} // namespace inflow::xgboost

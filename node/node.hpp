@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-namespace inflow::cluster {
+namespace inflow {
 
 /// Start-up failed because of the configuration (exit 78): every error found.
 struct config_failure : std::runtime_error {
@@ -52,4 +52,4 @@ private:
   std::unique_ptr<impl> impl_;
 };
 
-} // namespace inflow::cluster
+} // namespace inflow

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-namespace inflow::gateways::xgboost {
+namespace inflow::xgboost {
 
 /// The features the fraud model is trained on, as feature expressions.
 const std::vector<std::string>& fraud_features();
@@ -40,4 +40,4 @@ train_report train_fraud_model(const train_options& options);
 /// Area under the ROC curve of `scores` against 0/1 `labels`.
 double roc_auc(const std::vector<float>& scores, const std::vector<float>& labels);
 
-} // namespace inflow::gateways::xgboost
+} // namespace inflow::xgboost
