@@ -66,10 +66,11 @@ struct source_options {
   std::string pipeline;
   std::string topic;
   kafka::properties kafka; ///< the config's `kafka:` section
-  int64_t max_in_flight = 2000;
-  int64_t commit_interval_ms = 500;
-  int64_t drain_timeout_ms = 10000;
-  int64_t stall_timeout_ms = 60000; ///< a partition with work and no progress for this long is stalled
+  // From the pipeline's and the node's options (their defaults are declared there, once).
+  int64_t max_in_flight{};
+  int64_t commit_interval_ms{};
+  int64_t drain_timeout_ms{};
+  int64_t stall_timeout_ms{}; ///< a partition with work and no progress for this long is stalled
   /// exactly_once: the pipeline's transactional producer; offsets are committed in its transactions.
   kafka::producer* transactions = nullptr;
 };

@@ -1,5 +1,6 @@
 #include "actors/source.hpp"
 #include "admin/metrics.hpp"
+#include "config/config.hpp"
 #include "kafka/mock_broker.hpp"
 
 #include <catch2/catch.hpp>
@@ -50,7 +51,12 @@ TEST_CASE("a cooperative-sticky consumer stopped between joining and its first a
   metrics::registry registry;
   actors::pipeline_probe probe(registry, "p");
   actors::pipeline_health health;
+  const auto defaults = config::pipeline_defaults();
   actors::source_options options;
+  options.max_in_flight = defaults.max_in_flight;
+  options.commit_interval_ms = defaults.commit_interval_ms;
+  options.stall_timeout_ms = defaults.stall_timeout_ms;
+  options.drain_timeout_ms = 10'000;
   options.pipeline = "p";
   options.topic = "events";
   options.kafka = {{"bootstrap.servers", broker.bootstrap_servers()},

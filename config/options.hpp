@@ -93,13 +93,13 @@ public:
     });
   }
 
+  /// A string never printed (a key, a password): write it as ${ENV_VAR}.
   option_block& secret(const char* key, std::string T::*field, const char* description) {
-    option o{section_, key, "secret", "", description};
-    o.secret = true;
-    return add(std::move(o), [field](const std::string& s, T& out) {
-      out.*field = s;
-      return std::string();
-    });
+    text(key, field, "", description);
+    auto& declared = entries_.back().declared.back();
+    declared.type = "secret";
+    declared.secret = true;
+    return *this;
   }
 
   /// A topic name as Kafka takes it: 1 to 249 letters, digits, '.', '_' or '-'.
