@@ -1,5 +1,5 @@
 // The response parsers of every remote provider (OpenAI, Azure OpenAI, Bedrock, SageMaker, Vertex
-// AI, Google AI, Azure ML, KServe, HTTP JSON): whatever a provider, or something posing as one,
+// AI, Google AI, Azure ML, KServe, HTTP JSON, Cohere): whatever a provider, or something posing as one,
 // answers with a 2xx. The codecs are taken from the providers themselves: this target stands in
 // for prepare_remote (the gateway actor, which links CAF) and keeps the codec it is handed.
 #include "admin/metrics.hpp"
@@ -20,7 +20,8 @@ std::vector<std::shared_ptr<const codec>>& captured() {
 }
 } // namespace
 
-prepared_model prepare_remote(const config::model_config& cfg, metrics::registry&, std::shared_ptr<const codec> c) {
+prepared_model prepare_remote(const config::model_config& cfg, metrics::registry&, std::shared_ptr<const codec> c,
+                              const std::string&) {
   if (!c)
     throw std::runtime_error("no codec");
   captured().push_back(std::move(c));
