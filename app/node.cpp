@@ -93,7 +93,8 @@ int run_node(const node_options& o) {
     }
     spdlog::info("stopped cleanly");
     return ok;
-  } catch (const config_failure& e) {
+  } catch (config_failure& e) {
+    config::note_overrides(e.errors, o.overrides);
     print_errors(o.config_path, e.errors);
     return config_error;
   } catch (const std::exception& e) {
@@ -114,6 +115,7 @@ int run_validate(const node_options& o, bool print_reference) {
       node check(std::move(*loaded.config)); // loads every model, starts nothing
     } catch (const config_failure& e) {
       errors = e.errors;
+      config::note_overrides(errors, o.overrides);
     }
   }
   if (!errors.empty()) {

@@ -21,6 +21,19 @@ namespace inflow::config {
 
 using errors_t = std::vector<config_error>;
 
+void note_overrides(std::vector<config_error>& errors, const std::vector<std::string>& overrides) {
+  for (auto& e : errors) {
+    bool given = std::any_of(overrides.begin(), overrides.end(), [&](const std::string& o) {
+      auto key = o.substr(0, o.find('='));
+      return e.path == key || e.path.rfind(key + ".", 0) == 0 || e.path.rfind(key + "[", 0) == 0;
+    });
+    if (given) {
+      e.line = 0;
+      e.message += " (from --set)";
+    }
+  }
+}
+
 std::string format_error(const std::string& source, const config_error& e) {
   if (e.line > 0)
     return fmt::format("{}:{}: {}: {}", source, e.line, e.path, e.message);
@@ -755,13 +768,7 @@ load_result read_document(const std::string& yaml, const std::vector<std::string
                       "an ingest node needs the sink role too: a record's offset is committed only once its outcome "
                       "is written, by the node that consumed it"});
 
-  // Values from --set have no line in the file.
-  for (auto& e : errors)
-    for (const auto& o : overrides)
-      if (auto key = o.substr(0, o.find('=')); e.path == key || e.path.rfind(key + ".", 0) == 0 || e.path.rfind(key + "[", 0) == 0) {
-        e.line = 0;
-        e.message += " (from --set)";
-      }
+  note_overrides(errors, overrides);
   std::stable_sort(errors.begin(), errors.end(), [](auto& a, auto& b) { return a.line < b.line; });
   if (errors.empty())
     result.config = std::move(out);

@@ -171,6 +171,9 @@ struct node_file {
   std::map<std::string, pipeline_config> pipelines;
 };
 
+/// Errors about values given with --set: they have no line in the file, and say where they came from.
+void note_overrides(std::vector<config_error>& errors, const std::vector<std::string>& overrides);
+
 /// `source:line: path: message`, the form every config error is printed in.
 std::string format_error(const std::string& source, const config_error& e);
 
