@@ -14,7 +14,7 @@ import urllib.parse
 
 import pytest
 
-from harness import EXAMPLE, INFLOW, Broker, ModelServer, Node, Process
+from harness import EXAMPLE, INFLOW, SANITIZED, Broker, ModelServer, Node, Process
 
 
 def rss_mib(pid):
@@ -69,7 +69,10 @@ def test_serve_refuses_oversized_bodies_before_reading_them_and_bounds_memory(mo
             peak = max(peak, rss_mib(server.proc.pid))
             time.sleep(0.01)
         assert sorted(set(statuses)) <= [400, 503] and 400 in statuses, statuses
-        assert peak - before < 200, f"RSS grew by {peak - before:.0f} MiB"
+        # Far below the 8 × 63 MiB the bodies could take; AddressSanitizer's quarantine (256 MiB) keeps
+        # freed buffers resident for a while, so a sanitized build measured 205 MiB once.
+        bound = 320 if SANITIZED else 200
+        assert peak - before < bound, f"RSS grew by {peak - before:.0f} MiB"
         assert request(server.url, path="/v2/health/live")[0] == 200
     finally:
         server.stop()
