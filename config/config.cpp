@@ -82,16 +82,6 @@ const char* to_string(delivery d) {
   return "?";
 }
 
-std::optional<delivery> parse_delivery(std::string_view name) {
-  if (name == "at_least_once")
-    return delivery::at_least_once;
-  if (name == "ordered")
-    return delivery::ordered;
-  if (name == "exactly_once")
-    return delivery::exactly_once;
-  return std::nullopt;
-}
-
 bool is_loopback(const std::string& host) {
   in_addr v4{};
   if (inet_pton(AF_INET, host.c_str(), &v4) == 1)

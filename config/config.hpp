@@ -145,7 +145,6 @@ struct source_config {
 
 /// What a pipeline promises about its outcomes (docs/CONFIGURATION.md, `delivery`).
 enum class delivery { at_least_once, ordered, exactly_once };
-std::optional<delivery> parse_delivery(std::string_view name);
 const char* to_string(delivery d);
 
 struct pipeline_config {
