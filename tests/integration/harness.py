@@ -338,23 +338,26 @@ def read_all(bootstrap, topic, partitions):
     return out
 
 
-def committed(bootstrap, group, topic, partitions):
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
-    deadline = time.time() + 30
+def committed(bootstrap, group, topic, partitions, timeout=60):
+    """The group's committed offsets. Read uncommitted: a killed member's open transaction makes a
+    stable read wait until that transaction times out, and the callers poll anyway."""
+    deadline = time.time() + timeout
     while True:
+        # A fresh consumer each try: it looks the coordinator up again (a new broker's coordinator
+        # may still be loading, or the connection to it may have stalled under load).
+        c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False,
+                      "isolation.level": "read_uncommitted"})
         try:
             res = c.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=10)
-            break
+            return {t.partition: t.offset for t in res}
         except KafkaException as e:
-            # A new broker's group coordinator may still be loading; and offsets are not stable (the
-            # fetch times out) while a transaction of a killed member is open, until it times out.
             code = e.args[0].code()
             if not e.args[0].retriable() and code not in (KafkaError.NOT_COORDINATOR, KafkaError._TIMED_OUT) \
                     or time.time() > deadline:
                 raise
             time.sleep(0.2)
-    c.close()
-    return {t.partition: t.offset for t in res}
+        finally:
+            c.close()
 
 
 def end_offsets(bootstrap, topic, partitions):
