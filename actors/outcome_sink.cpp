@@ -124,6 +124,8 @@ void outcome_sink::write(int64_t offset, write_kind kind) {
         {"__connect.errors.exception.message", rec.error_message},
         {"inflow.pipeline", cfg.name},
       };
+      if (rec.error == events::record_error::model_failed)
+        headers.push_back({"inflow.model.failure", std::string(gateways::to_string(rec.model_failure))});
       // A record Kafka would refuse must not stall the partition: keep its head and say so.
       const auto* m = rec.message;
       std::string_view key = m->key ? std::string_view(static_cast<const char*>(m->key), m->key_len) : "";
@@ -297,7 +299,8 @@ void outcome_sink::on_scores(gateways::score_reply& reply) {
     auto* found = pending_.find(offset);
     if (!found || found->scored)
       continue;
-    if (!reply.error.empty()) {
+    if (!reply.ok()) {
+      found->model_failure = reply.failed;
       dead_letter(offset, events::record_error::model_failed, reply.error);
       continue;
     }

@@ -110,6 +110,7 @@ private:
     model_result result;
     std::string alert_json; ///< built once, written (and rewritten on retry) as is
     events::record_error error{};
+    gateways::failure model_failure{}; ///< how the model failed, when error is model_failed
     std::string error_message;
     bool dead_lettered = false; ///< its dead letter is written or on its way
     int attempts = 0;

@@ -269,13 +269,12 @@ TEST_CASE("under exactly_once a fatal producer error leaves the record to be rea
 TEST_CASE("a model error dead-letters the records it covers") {
   partition p(config::delivery::at_least_once);
   p.consume({0, 1});
-  gateways::score_reply reply;
-  reply.ids = {0, 1};
-  reply.error = "HTTP 500 from the provider";
+  auto reply = gateways::failed_reply({0, 1}, gateways::failure::unauthorized, "HTTP 401 from the provider");
   p.sink->on_scores(reply);
   REQUIRE(p.written_offsets("dead-letters") == std::vector<int64_t>{0, 1});
   CHECK(p.out.writes[0].header("__connect.errors.exception.class.name") == "inflow.errors.model_failed");
-  CHECK(p.out.writes[0].header("__connect.errors.exception.message") == "HTTP 500 from the provider");
+  CHECK(p.out.writes[0].header("__connect.errors.exception.message") == "HTTP 401 from the provider");
+  CHECK(p.out.writes[0].header("inflow.model.failure") == "unauthorized");
 }
 
 TEST_CASE("ordered delivery writes a partition's outcomes in offset order whatever order the model answers in") {

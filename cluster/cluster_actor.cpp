@@ -33,10 +33,9 @@ using listen_atom = caf::atom_constant<caf::atom("listen")>;
 using gateways::flush_atom;
 
 using batch_t = gateways::batcher<caf::strong_actor_ptr>::batch;
-
-/// Ids of a served call's inputs on their way through a local gateway:
-/// the serving sequence number above, the caller's index below.
-constexpr int index_bits = 24;
+using gateways::failure;
+using gateways::score_reply;
+namespace relay_id = gateways::relay_id;
 
 /// What CAF adds around a wire message in a frame (sender, stages, type names): the
 /// frame guard lets this much more than cluster.max_message_bytes through.
@@ -58,8 +57,7 @@ struct outgoing_call {
 struct served_call {
   caf::actor caller;
   std::string caller_name;
-  uint64_t call_id = 0;
-  std::vector<uint64_t> indices; ///< the caller's ids, by our index
+  std::vector<uint64_t> caller_ids; ///< by the index in our relay ids
   size_t left = 0;
 };
 
@@ -283,16 +281,15 @@ void transmit(cluster_actor* self, uint64_t id, outgoing_call& call) {
   const auto width = st.models.at(call.model).input.size();
   const bool text = gateways::takes_text(st.models.at(call.model).task);
   auto& link = st.links.at(call.peer);
-  wire::score_call msg{id, call.model, {}, {}, {}};
+  wire::score_call msg{call.model, {}};
+  auto& request = msg.request;
   const size_t fixed = wire::call_size_bound(0, 0, 0, 0);
   size_t bytes = fixed;
   auto flush = [&] {
-    if (msg.ids.empty())
+    if (request.ids.empty())
       return;
     send_wire(self, link.actor, msg);
-    msg.ids.clear();
-    msg.rows.clear();
-    msg.texts.clear();
+    request = {};
     bytes = fixed;
   };
   std::vector<uint64_t> too_large;
@@ -302,17 +299,17 @@ void transmit(cluster_actor* self, uint64_t id, outgoing_call& call) {
     size_t size = (text ? wire::call_size_bound(1, 0, call.batch.texts[i].size(), 1)
                         : wire::call_size_bound(1, width, 0, 0)) - fixed;
     if (fixed + size > max_bytes(st)) {
-      too_large.push_back(i);
+      too_large.push_back(relay_id::make(id, i));
       continue;
     }
     if (bytes + size > max_bytes(st))
       flush();
-    msg.ids.push_back(i);
+    request.ids.push_back(relay_id::make(id, i));
     if (text)
-      msg.texts.push_back(call.batch.texts[i]);
+      request.texts.push_back(call.batch.texts[i]);
     else
-      msg.rows.insert(msg.rows.end(), call.batch.rows.begin() + static_cast<std::ptrdiff_t>(i * width),
-                      call.batch.rows.begin() + static_cast<std::ptrdiff_t>((i + 1) * width));
+      request.rows.insert(request.rows.end(), call.batch.rows.begin() + static_cast<std::ptrdiff_t>(i * width),
+                          call.batch.rows.begin() + static_cast<std::ptrdiff_t>((i + 1) * width));
     bytes += size;
   }
   flush();
@@ -322,9 +319,10 @@ void transmit(cluster_actor* self, uint64_t id, outgoing_call& call) {
   self->delayed_send(self, std::chrono::milliseconds(st.cfg.cluster.request_timeout_ms), expire_atom::value, id,
                      static_cast<uint64_t>(call.attempts));
   if (!too_large.empty()) {
-    wire::score_result r{id, too_large, {}, 1, {}, "input too large to send to another node "
-                                                    "(over cluster.max_message_bytes)", call.model, ""};
-    self->send(self, wire::encode(r)); // answered like any other error
+    auto r = gateways::failed_reply(std::move(too_large), failure::rejected,
+                                    "input too large to send to another node (over cluster.max_message_bytes)",
+                                    call.model);
+    self->send(self, wire::encode(r)); // answered like any other failure
   }
 }
 
@@ -405,23 +403,25 @@ void send_batch(cluster_actor* self, const std::string& model) {
 }
 
 /// Hands results (or an error) for some of a call's inputs to the partitions they came from.
-void deliver(cluster_actor* self, uint64_t id, const wire::score_result& r, const std::string& from) {
+void deliver(cluster_actor* self, score_reply& r, const std::string& from) {
   auto& st = self->state;
   st.slow_peers.erase(from);
+  if (r.ids.empty())
+    return;
+  const auto id = relay_id::call_of(r.ids.front());
   auto it = st.calls.find(id);
   if (it == st.calls.end())
     return; // late: answered already, or failed
   auto& call = it->second;
-  const size_t width = std::max<size_t>(r.width, 1);
-  const bool values_ok = r.error.empty() && (r.texts.empty() ? r.values.size() == r.ids.size() * width
-                                                             : r.texts.size() == r.ids.size());
-  std::string error = r.error;
-  if (r.error.empty() && !values_ok)
-    error = fmt::format("node {} sent a malformed result for model {}", from, call.model);
-  std::map<size_t, gateways::score_reply> replies; // by part
+  if (!r.well_formed()) {
+    r.failed = failure::failed;
+    r.error = fmt::format("node {} sent a malformed result for model {}", from, call.model);
+  }
+  const auto width = static_cast<std::ptrdiff_t>(r.width);
+  std::map<size_t, score_reply> replies; // by part
   for (size_t k = 0; k < r.ids.size(); ++k) {
-    auto i = r.ids[k];
-    if (i >= call.batch.size() || call.answered[i])
+    auto i = relay_id::index_of(r.ids[k]);
+    if (relay_id::call_of(r.ids[k]) != id || i >= call.batch.size() || call.answered[i])
       continue;
     call.answered[i] = true;
     --call.left;
@@ -429,18 +429,19 @@ void deliver(cluster_actor* self, uint64_t id, const wire::score_result& r, cons
                                     call.part_end.begin());
     const size_t first = part == 0 ? 0 : call.part_end[part - 1];
     auto& reply = replies[part];
-    reply.error = error;
-    reply.width = width;
+    reply.failed = r.failed;
+    reply.error = r.error;
+    reply.width = r.width;
     reply.model = r.model.empty() ? call.model : r.model;
     reply.model_version = r.model_version;
     reply.ids.push_back(call.batch.parts[part].ids[i - first]);
-    if (!error.empty())
+    if (!r.ok())
       continue;
+    const auto at = static_cast<std::ptrdiff_t>(k);
     if (!r.texts.empty())
-      reply.texts.push_back(r.texts[k]);
+      reply.texts.push_back(std::move(r.texts[k]));
     else
-      reply.values.insert(reply.values.end(), r.values.begin() + static_cast<std::ptrdiff_t>(k * width),
-                          r.values.begin() + static_cast<std::ptrdiff_t>((k + 1) * width));
+      reply.values.insert(reply.values.end(), r.values.begin() + at * width, r.values.begin() + (at + 1) * width);
   }
   for (auto& [part, reply] : replies)
     self->send(caf::actor_cast<caf::actor>(call.batch.parts[part].caller), std::move(reply));
@@ -451,62 +452,56 @@ void deliver(cluster_actor* self, uint64_t id, const wire::score_result& r, cons
   }
 }
 
-void fail_call(cluster_actor* self, uint64_t id, const std::string& error) {
+void fail_call(cluster_actor* self, uint64_t id, failure kind, const std::string& error) {
   auto& call = self->state.calls.at(id);
-  wire::score_result r{id, {}, {}, 1, {}, error, call.model, ""};
+  auto r = gateways::failed_reply({}, kind, error, call.model);
   for (size_t i = 0; i < call.batch.size(); ++i)
     if (!call.answered[i])
-      r.ids.push_back(i);
-  deliver(self, id, r, call.peer);
+      r.ids.push_back(relay_id::make(id, i));
+  deliver(self, r, call.peer);
 }
 
 // ---- calls in ----------------------------------------------------------------------------
 
 void serve(cluster_actor* self, const caf::actor& from, const std::string& from_name, wire::score_call& call) {
   auto& st = self->state;
-  auto refuse = [&](const std::string& why) {
-    send_wire(self, from, wire::score_result{call.call_id, call.ids, {}, 1, {}, why, call.model, ""});
+  auto& request = call.request;
+  auto refuse = [&](failure kind, const std::string& why) {
+    send_wire(self, from, gateways::failed_reply(std::move(request.ids), kind, why, call.model));
   };
   auto gw = st.gateways.find(call.model);
   if (gw == st.gateways.end())
-    return refuse(fmt::format("node {} does not host model {}", st.cfg.node.name, call.model));
+    return refuse(failure::unreachable, fmt::format("node {} does not host model {}", st.cfg.node.name, call.model));
   const auto& info = st.models.at(call.model);
+  const auto n = request.ids.size();
   const bool text = gateways::takes_text(info.task);
-  if (call.ids.empty() || call.ids.size() >= (1u << index_bits) ||
-      (text ? call.texts.size() != call.ids.size() : call.rows.size() != call.ids.size() * info.input.size()))
-    return refuse("malformed call: inputs do not match ids and the model's input width");
+  if (n == 0 || n >= relay_id::max_inputs ||
+      (text ? request.texts.size() != n || !request.rows.empty()
+            : request.rows.size() / info.input.size() != n || request.rows.size() % info.input.size() != 0 ||
+                !request.texts.empty()))
+    return refuse(failure::rejected, "malformed call: inputs do not match ids and the model's input width");
   auto seq = st.next_served++;
-  gateways::score_request request;
-  request.ids.reserve(call.ids.size());
-  for (size_t i = 0; i < call.ids.size(); ++i)
-    request.ids.push_back((seq << index_bits) | i);
-  request.rows = std::move(call.rows);
-  request.texts = std::move(call.texts);
-  st.served.emplace(seq, served_call{from, from_name, call.call_id, std::move(call.ids), request.ids.size()});
+  auto caller_ids = std::exchange(request.ids, {});
+  for (size_t i = 0; i < n; ++i)
+    request.ids.push_back(relay_id::make(seq, i));
+  st.served.emplace(seq, served_call{from, from_name, std::move(caller_ids), n});
   st.calls_served->inc();
   self->send(gw->second, std::move(request));
 }
 
 /// A local gateway answered (part of) a served call: send it to the caller.
-void on_gateway_reply(cluster_actor* self, gateways::score_reply& reply) {
+void on_gateway_reply(cluster_actor* self, score_reply& reply) {
   auto& st = self->state;
   if (reply.ids.empty())
     return;
-  auto it = st.served.find(reply.ids.front() >> index_bits);
+  auto it = st.served.find(relay_id::call_of(reply.ids.front()));
   if (it == st.served.end())
     return;
   auto& served = it->second;
-  wire::score_result r{served.call_id, {}, std::move(reply.values), static_cast<uint32_t>(reply.width),
-                       std::move(reply.texts), std::move(reply.error), std::move(reply.model),
-                       std::move(reply.model_version)};
-  const uint64_t mask = (1ull << index_bits) - 1;
-  for (auto id : reply.ids) {
-    auto i = id & mask;
-    if (i < served.indices.size())
-      r.ids.push_back(served.indices[i]);
-  }
+  for (auto& id : reply.ids) // one part of one request: our own relay ids, all of this call
+    id = served.caller_ids[relay_id::index_of(id)];
   served.left -= std::min(served.left, reply.ids.size());
-  send_wire(self, served.caller, r);
+  send_wire(self, served.caller, reply);
   if (served.left == 0)
     st.served.erase(it);
 }
@@ -596,8 +591,8 @@ void on_wire(cluster_actor* self, std::vector<char>& bytes) {
       } else if constexpr (std::is_same_v<T, wire::score_call>) {
         if (from)
           serve(self, from, from_name, m);
-      } else if constexpr (std::is_same_v<T, wire::score_result>) {
-        deliver(self, m.call_id, m, from_name);
+      } else if constexpr (std::is_same_v<T, score_reply>) {
+        deliver(self, m, from_name);
       } else if constexpr (std::is_same_v<T, wire::report>) {
         if (auto link = st.links.find(from_name); link != st.links.end())
           link->second.report = std::move(m);
@@ -682,7 +677,8 @@ caf::behavior cluster(cluster_actor* self, cluster_setup setup, std::string list
       try {
         it->second.add(sender, std::move(request));
       } catch (const std::invalid_argument& e) {
-        self->send(caf::actor_cast<caf::actor>(sender), gateways::score_reply{request.ids, {}, e.what()});
+        self->send(caf::actor_cast<caf::actor>(sender),
+                   gateways::failed_reply(std::move(request.ids), failure::rejected, e.what()));
         return;
       }
       while (it->second.full())
@@ -697,7 +693,7 @@ caf::behavior cluster(cluster_actor* self, cluster_setup setup, std::string list
       while (!st.pending.at(model).empty())
         send_batch(self, model);
     },
-    [=](gateways::score_reply& reply) { on_gateway_reply(self, reply); },
+    [=](score_reply& reply) { on_gateway_reply(self, reply); },
     [=](expire_atom, uint64_t id, uint64_t attempt) {
       auto& st = self->state;
       auto it = st.calls.find(id);
@@ -710,7 +706,7 @@ caf::behavior cluster(cluster_actor* self, cluster_setup setup, std::string list
           model != st.cfg.models.end() && model->second.on_failure == config::failure_policy::block)
         return;
       if (call.peer.empty())
-        return fail_call(self, id, fmt::format("no node hosting model {} joined within {} ms", call.model,
+        return fail_call(self, id, failure::unreachable, fmt::format("no node hosting model {} joined within {} ms", call.model,
                                                st.cfg.cluster.request_timeout_ms));
       // The node that has the call may still answer it: sending it elsewhere could pay the
       // provider twice. It answers, or leaves (heartbeats notice a frozen node; on_down then sends
@@ -718,7 +714,7 @@ caf::behavior cluster(cluster_actor* self, cluster_setup setup, std::string list
       const auto deadline = std::chrono::milliseconds(st.cfg.models.at(call.model).deadline_ms);
       const auto waited = std::chrono::steady_clock::now() - call.created;
       if (deadline.count() > 0 && waited >= deadline)
-        return fail_call(self, id, fmt::format("model {}: node {} did not answer within deadline_ms ({} ms)",
+        return fail_call(self, id, failure::deadline, fmt::format("model {}: node {} did not answer within deadline_ms ({} ms)",
                                                call.model, call.peer, deadline.count()));
       if (st.slow_peers.insert(call.peer).second)
         spdlog::warn("cluster: node {} has not answered a call for model {} in {} ms; waiting for its answer, or for it "

@@ -7,6 +7,8 @@
 // Fields are msgpack arrays in declaration order: a later version may append
 // fields (older readers ignore them) but never reorder or remove one.
 
+#include "gateways/common/gateway_api.hpp"
+
 #include <msgpack.hpp>
 
 #include <cstdint>
@@ -38,13 +40,67 @@ struct pack<std::vector<float>> {
     return o;
   }
 };
+
+// The call protocol (gateways/common/gateway_api.hpp) as it is on the wire: arrays in field order.
+template <>
+struct pack<inflow::gateways::score_request> {
+  template <class Stream>
+  packer<Stream>& operator()(packer<Stream>& o, const inflow::gateways::score_request& v) const {
+    type::make_define_array(v.ids, v.rows, v.texts).msgpack_pack(o);
+    return o;
+  }
+};
+template <>
+struct convert<inflow::gateways::score_request> {
+  const msgpack::object& operator()(const msgpack::object& o, inflow::gateways::score_request& v) const {
+    type::make_define_array(v.ids, v.rows, v.texts).msgpack_unpack(o);
+    return o;
+  }
+};
+
+template <>
+struct pack<inflow::gateways::failure> {
+  template <class Stream>
+  packer<Stream>& operator()(packer<Stream>& o, inflow::gateways::failure v) const {
+    return o.pack(static_cast<uint8_t>(v));
+  }
+};
+template <>
+struct convert<inflow::gateways::failure> {
+  const msgpack::object& operator()(const msgpack::object& o, inflow::gateways::failure& v) const {
+    auto n = o.as<uint8_t>();
+    if (n > static_cast<uint8_t>(inflow::gateways::last_failure))
+      throw type_error();
+    v = static_cast<inflow::gateways::failure>(n);
+    return o;
+  }
+};
+
+template <>
+struct pack<inflow::gateways::score_reply> {
+  template <class Stream>
+  packer<Stream>& operator()(packer<Stream>& o, const inflow::gateways::score_reply& v) const {
+    type::make_define_array(v.ids, v.values, v.width, v.texts, v.failed, v.error, v.model, v.model_version)
+      .msgpack_pack(o);
+    return o;
+  }
+};
+template <>
+struct convert<inflow::gateways::score_reply> {
+  const msgpack::object& operator()(const msgpack::object& o, inflow::gateways::score_reply& v) const {
+    type::make_define_array(v.ids, v.values, v.width, v.texts, v.failed, v.error, v.model, v.model_version)
+      .msgpack_unpack(o);
+    return o;
+  }
+};
+
 } // namespace adaptor
 } // MSGPACK_API_VERSION_NAMESPACE(v1)
 } // namespace msgpack
 
 namespace inflow::cluster::wire {
 
-constexpr uint32_t version = 1;
+constexpr uint32_t version = 2; ///< 2: calls carry the call protocol as it is, failures typed
 
 /// A model gateway a node hosts.
 struct gateway_ad {
@@ -65,28 +121,12 @@ struct hello {
   MSGPACK_DEFINE(node, roles, listen, gateways, peers)
 };
 
-/// A batch of model inputs for a gateway on another node. `ids` are indices
-/// into the caller's batch, so the caller can route each result back.
+/// Model inputs for a gateway on another node. The request's ids are the caller's relay ids
+/// (gateway_api.hpp); the gateway's node answers with score_reply messages carrying them back.
 struct score_call {
-  uint64_t call_id = 0;
   std::string model;
-  std::vector<uint64_t> ids;
-  std::vector<float> rows; ///< ids.size() rows, row-major; or empty for texts
-  std::vector<std::string> texts;
-  MSGPACK_DEFINE(call_id, model, ids, rows, texts)
-};
-
-/// Results (or an error) for some or all ids of one score_call.
-struct score_result {
-  uint64_t call_id = 0;
-  std::vector<uint64_t> ids;
-  std::vector<float> values;
-  uint32_t width = 1;
-  std::vector<std::string> texts;
-  std::string error;
-  std::string model;
-  std::string model_version;
-  MSGPACK_DEFINE(call_id, ids, values, width, texts, error, model, model_version)
+  gateways::score_request request;
+  MSGPACK_DEFINE(model, request)
 };
 
 struct partition_load {
@@ -114,7 +154,7 @@ struct report {
   MSGPACK_DEFINE(partitions, calls_out, calls_in, budgets)
 };
 
-using message = std::variant<hello, score_call, score_result, report>;
+using message = std::variant<hello, score_call, gateways::score_reply, report>;
 
 std::vector<char> encode(const message& m);
 

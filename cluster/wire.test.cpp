@@ -5,6 +5,8 @@
 #include <random>
 
 using namespace inflow::cluster;
+using inflow::gateways::failure;
+using inflow::gateways::score_reply;
 
 namespace {
 
@@ -27,15 +29,21 @@ TEST_CASE("every cluster message survives encoding", "[wire]") {
   CHECK(back.gateways.at(0).version == "v3");
   CHECK(back.peers == h.peers);
 
-  wire::score_call call{7, "fraud", {0, 1}, {0.5f, 1.5f, 2.5f, 3.5f}, {}};
+  wire::score_call call{"fraud", {{7, 8}, {0.5f, 1.5f, 2.5f, 3.5f}, {}}};
   auto c = std::get<wire::score_call>(round_trip(call));
-  CHECK(c.call_id == 7);
-  CHECK(c.rows == call.rows);
+  CHECK(c.request.ids == call.request.ids);
+  CHECK(c.request.rows == call.request.rows);
 
-  wire::score_result result{7, {1}, {0.25f}, 1, {}, "", "fraud", "v3"};
-  auto r = std::get<wire::score_result>(round_trip(result));
+  score_reply result{{1}, {0.25f}, 1, {}, failure::none, "", "fraud", "v3"};
+  auto r = std::get<score_reply>(round_trip(result));
   CHECK(r.values == result.values);
   CHECK(r.model_version == "v3");
+  CHECK(r.ok());
+
+  score_reply refused{{1, 2}, {}, 1, {}, failure::rejected, "HTTP 400: too long", "fraud", ""};
+  auto f = std::get<score_reply>(round_trip(refused));
+  CHECK(f.failed == failure::rejected);
+  CHECK(f.error == refused.error);
 
   wire::report rep{{{"fraud", 3, 120}}, 4, 5};
   auto p = std::get<wire::report>(round_trip(rep));
@@ -44,37 +52,43 @@ TEST_CASE("every cluster message survives encoding", "[wire]") {
 }
 
 TEST_CASE("a call stays within its size bound", "[wire]") {
-  wire::score_call call{1, "fraud", {}, {}, {"a text of some length", "another"}};
-  call.ids = {0, 1};
+  wire::score_call call{"fraud", {{0, 1}, {}, {"a text of some length", "another"}}};
   auto bytes = wire::encode(call);
   CHECK(bytes.size() <= wire::call_size_bound(2, 0, 28, 2));
-  wire::score_call rows{1, "fraud", std::vector<uint64_t>(256, 1ull << 40), std::vector<float>(256 * 20, 0.1f), {}};
+  wire::score_call rows{"fraud", {std::vector<uint64_t>(256, ~0ull), std::vector<float>(256 * 20, 0.1f), {}}};
   CHECK(wire::encode(rows).size() <= wire::call_size_bound(256, 256 * 20, 0, 0));
 }
 
 TEST_CASE("oversized, foreign-version and malformed messages are refused with a reason", "[wire]") {
   std::string error;
-  auto bytes = wire::encode(wire::score_call{1, "fraud", {0}, {1.0f}, {}});
+  auto bytes = wire::encode(wire::score_call{"fraud", {{0}, {1.0f}, {}}});
   CHECK_FALSE(wire::decode(bytes.data(), bytes.size(), bytes.size() - 1, error));
   CHECK(error.find("exceeds the cap") != std::string::npos);
 
   msgpack::sbuffer other;
-  msgpack::packer<msgpack::sbuffer>(other).pack(std::make_tuple(2u, 0u, wire::hello{}));
+  msgpack::packer<msgpack::sbuffer>(other).pack(std::make_tuple(1u, 0u, wire::hello{}));
   CHECK_FALSE(wire::decode(other.data(), other.size(), 1 << 20, error));
-  CHECK(error.find("wire version 2") != std::string::npos);
+  CHECK(error.find("wire version 1") != std::string::npos);
 
   for (size_t cut = 0; cut < bytes.size(); ++cut) {
     CHECK_FALSE(wire::decode(bytes.data(), cut, 1 << 20, error));
   }
   msgpack::sbuffer unknown;
-  msgpack::packer<msgpack::sbuffer>(unknown).pack(std::make_tuple(1u, 99u, 0));
+  msgpack::packer<msgpack::sbuffer>(unknown).pack(std::make_tuple(wire::version, 99u, 0));
   CHECK_FALSE(wire::decode(unknown.data(), unknown.size(), 1 << 20, error));
   CHECK(error.find("unknown message kind") != std::string::npos);
+
+  // A failure this version does not know is malformed, not a value outside the enum.
+  msgpack::sbuffer strange;
+  msgpack::packer<msgpack::sbuffer>(strange).pack(
+    std::make_tuple(wire::version, 2u, std::make_tuple(std::vector<uint64_t>{1}, std::vector<float>{}, 1u,
+                                                       std::vector<std::string>{}, 200u, "?", "fraud", "")));
+  CHECK_FALSE(wire::decode(strange.data(), strange.size(), 1 << 20, error));
 }
 
 TEST_CASE("a header announcing a huge array does not allocate it", "[wire]") {
-  // [1, 1, array32 of 2^32-1 elements] in 16 bytes.
-  const char huge[] = {'\x93', '\x01', '\x01', '\xdd', '\xff', '\xff', '\xff', '\xff'};
+  // [2, 1, array32 of 2^32-1 elements] in 16 bytes.
+  const char huge[] = {'\x93', '\x02', '\x01', '\xdd', '\xff', '\xff', '\xff', '\xff'};
   std::string error;
   CHECK_FALSE(wire::decode(huge, sizeof huge, 1 << 20, error));
   CHECK_FALSE(error.empty());
@@ -82,7 +96,7 @@ TEST_CASE("a header announcing a huge array does not allocate it", "[wire]") {
 
 TEST_CASE("random and mutated bytes never crash the decoder", "[wire][fuzz]") {
   std::mt19937 rng(42);
-  auto valid = wire::encode(wire::score_result{3, {0, 1}, {0.1f, 0.9f}, 1, {}, "", "fraud", "v1"});
+  auto valid = wire::encode(score_reply{{0, 1}, {0.1f, 0.9f}, 1, {}, failure::none, "", "fraud", "v1"});
   std::string error;
   for (int i = 0; i < 20000; ++i) {
     auto bytes = valid;
@@ -102,10 +116,10 @@ TEST_CASE("random and mutated bytes never crash the decoder", "[wire][fuzz]") {
 }
 
 TEST_CASE("floats go as float32 whatever they hold, 2^64 included", "[wire]") {
-  wire::score_call call{1, "fraud", {0, 1}, {18446744073709551616.0f, 3.0f, -0.0f, 1e-30f}, {}};
+  wire::score_call call{"fraud", {{0, 1}, {18446744073709551616.0f, 3.0f, -0.0f, 1e-30f}, {}}};
   auto bytes = wire::encode(call);
   std::string error;
   auto back = wire::decode(bytes.data(), bytes.size(), 1 << 20, error);
   REQUIRE(back);
-  CHECK(std::get<wire::score_call>(*back).rows == call.rows);
+  CHECK(std::get<wire::score_call>(*back).request.rows == call.request.rows);
 }

@@ -25,7 +25,8 @@ ALLOWED = {  # folder -> the folders (or single headers) its code may include, b
     "actors": BASE + ["events", "kafka", "gateways/common/gateway_api.hpp", "gateways/common/gateway_actor.hpp"],
     "cluster": BASE + ["http", "gateways/common/gateway_api.hpp", "gateways/common/gateway_actor.hpp",
                        "gateways/common/gateway_probe.hpp", "gateways/common/batcher.hpp"],
-    "serve": BASE + ["http", "xgboost", "gateways/kserve/protocol.hpp"],
+    "serve": BASE + ["http", "xgboost", "gateways/kserve/protocol.hpp", "gateways/common/batcher.hpp",
+                     "gateways/common/gateway_api.hpp"],
     "node": BASE + ["events", "http", "kafka", "xgboost", "gateways", "actors", "cluster", "generated"],
     "app": BASE + ["events", "http", "kafka", "xgboost", "gateways", "actors", "cluster", "serve", "node", "generated"],
 }

@@ -1,5 +1,6 @@
 #include "serve/model_server.hpp"
 
+#include "gateways/common/batcher.hpp"
 #include "gateways/kserve/protocol.hpp"
 #include "http/server.hpp"
 
@@ -8,9 +9,9 @@
 
 #include <chrono>
 #include <condition_variable>
-#include <deque>
 #include <future>
 #include <map>
+#include <numeric>
 #include <thread>
 
 namespace inflow::serve {
@@ -22,11 +23,13 @@ namespace {
 
 using clock = std::chrono::steady_clock;
 
-/// Batches rows from concurrent requests into model calls; one worker thread.
+/// Batches rows from concurrent requests into model calls (the batcher every gateway uses, its
+/// linger run by a condition variable); one worker thread.
 class batching_model {
 public:
   batching_model(std::string name, const std::string& path, const serve_options& options, metrics::registry& reg)
-    : name_(std::move(name)), model_(path, options.threads), meta_(xgboost::read_meta(path)), options_(options),
+    : name_(std::move(name)), model_(path, options.threads), meta_(xgboost::read_meta(path)),
+      pending_(options.max_batch, model_.num_features(), std::chrono::milliseconds(options.max_linger_ms)),
       batch_size_(reg.get_histogram("inflow_serve_batch_size", "Rows per model call.", metrics::label("model", name_),
                                     metrics::size_buckets())),
       call_seconds_(reg.get_histogram("inflow_serve_call_seconds", "Duration of one model call.",
@@ -46,90 +49,84 @@ public:
   const xgboost::model_meta& meta() const { return meta_; }
   size_t width() const { return model_.num_features(); }
 
-  /// Blocks until the rows are scored. Throws what the model throws.
-  std::vector<float> score(const std::vector<float>& rows, size_t n) {
-    job j{&rows, n, {}};
+  /// Blocks until the `n` rows are scored. Throws std::runtime_error with the model's error.
+  std::vector<float> score(std::vector<float>&& rows, size_t n) {
+    job j{std::vector<float>(n), n, {}, {}};
     auto done = j.result.get_future();
+    gateways::score_request request;
+    request.ids.resize(n);
+    std::iota(request.ids.begin(), request.ids.end(), uint64_t{0});
+    request.rows = std::move(rows);
     {
       std::lock_guard<std::mutex> guard(mutex_);
-      jobs_.push_back(&j);
-      pending_rows_ += n;
+      pending_.add(&j, std::move(request));
     }
     cv_.notify_one();
     return done.get();
   }
 
 private:
+  /// One request's rows, scored in one or more batches (a request may be split).
   struct job {
-    const std::vector<float>* rows;
-    size_t n;
+    std::vector<float> scores;
+    size_t left; ///< rows not yet scored
+    std::string error;
     std::promise<std::vector<float>> result;
   };
 
   void run() {
     std::unique_lock<std::mutex> lock(mutex_);
     while (true) {
-      cv_.wait(lock, [this] { return stopping_ || !jobs_.empty(); });
+      cv_.wait(lock, [this] { return stopping_ || !pending_.empty(); });
       if (stopping_)
         return;
       // Wait a little for more rows, unless a batch is already full.
-      auto deadline = clock::now() + std::chrono::milliseconds(options_.max_linger_ms);
-      cv_.wait_until(lock, deadline, [this] { return stopping_ || pending_rows_ >= options_.max_batch; });
-      std::vector<job*> batch;
-      size_t rows = 0;
-      while (!jobs_.empty() && (batch.empty() || rows + jobs_.front()->n <= options_.max_batch)) {
-        rows += jobs_.front()->n;
-        batch.push_back(jobs_.front());
-        jobs_.pop_front();
-      }
-      pending_rows_ -= rows;
+      cv_.wait_until(lock, clock::now() + pending_.linger(), [this] { return stopping_ || pending_.full(); });
+      auto batch = pending_.take();
       lock.unlock();
-      predict(batch, rows);
+      predict(batch);
       lock.lock();
     }
   }
 
-  void predict(const std::vector<job*>& batch, size_t rows) {
-    std::vector<float> input;
-    input.reserve(rows * width());
-    for (auto* j : batch)
-      input.insert(input.end(), j->rows->begin(), j->rows->end());
+  void predict(gateways::batcher<job*>::batch& batch) {
     auto started = clock::now();
-    std::vector<float> scores;
-    std::exception_ptr failure;
+    gateways::score_reply whole;
     try {
-      scores = model_.predict(input.data(), rows);
+      whole.values = model_.predict(batch.rows.data(), batch.size());
       call_seconds_.observe(std::chrono::duration<double>(clock::now() - started).count());
-      batch_size_.observe(static_cast<double>(rows));
-    } catch (...) {
-      failure = std::current_exception();
+      batch_size_.observe(static_cast<double>(batch.size()));
+    } catch (const std::exception& e) {
+      whole.failed = gateways::failure::failed;
+      whole.error = e.what();
     }
-    size_t next = 0;
-    for (auto* j : batch) {
-      // A job lives on its caller's stack, and the caller returns as soon as its result is set:
-      // take the promise and the row count first, never touch the job after. (Reading j->n after
-      // set_value read a returned frame: a garbage count, and the server died in memmove.)
-      auto promise = std::move(j->result);
-      const size_t n = j->n;
-      if (failure)
-        promise.set_exception(failure);
-      else
-        promise.set_value(std::vector<float>(scores.begin() + static_cast<std::ptrdiff_t>(next),
-                                             scores.begin() + static_cast<std::ptrdiff_t>(next + n)));
-      next += n;
-    }
+    split_results(batch.parts, std::move(whole), {name_, meta_.version, {}, "classification"},
+                  [](job* j, gateways::score_reply part) {
+                    for (size_t k = 0; k < part.ids.size() && part.ok(); ++k)
+                      j->scores[part.ids[k]] = part.values[k];
+                    if (!part.ok())
+                      j->error = part.error;
+                    j->left -= part.ids.size();
+                    if (j->left > 0)
+                      return;
+                    // A job lives on its caller's stack, and the caller returns as soon as its result
+                    // is set: take what is needed first, never touch the job after.
+                    auto promise = std::move(j->result);
+                    if (j->error.empty())
+                      promise.set_value(std::move(j->scores));
+                    else
+                      promise.set_exception(std::make_exception_ptr(std::runtime_error(j->error)));
+                  });
   }
 
   std::string name_;
   xgboost::booster model_;
   xgboost::model_meta meta_;
-  serve_options options_;
+  gateways::batcher<job*> pending_; ///< guarded by mutex_
   metrics::histogram& batch_size_;
   metrics::histogram& call_seconds_;
   std::mutex mutex_;
   std::condition_variable cv_;
-  std::deque<job*> jobs_;
-  size_t pending_rows_ = 0;
   bool stopping_ = false;
   std::thread worker_;
 };
@@ -195,7 +192,7 @@ struct model_server::impl {
       return error(400, problem);
     }
     try {
-      auto scores = model.score(req->rows, req->n);
+      auto scores = model.score(std::move(req->rows), req->n);
       requests.inc();
       return json(200, encode_infer_response(name, model.meta().version, req->id, scores));
     } catch (const std::exception& e) {

@@ -148,24 +148,25 @@ private:
   std::deque<entry> queue_;
 };
 
-/// Cuts the results of a whole batch into one reply per part, in part order.
+/// Cuts `whole`, the reply to a whole batch (its ids left empty), into one reply per part, in
+/// part order, each in the name of `model`.
 template <class Part, class Send>
-void split_results(std::vector<Part>& parts, const std::vector<float>* values, size_t width,
-                   std::vector<std::string>* texts, const std::string& error, const model_info& model, Send&& send) {
-  size_t next = 0;
+void split_results(std::vector<Part>& parts, score_reply whole, const model_info& model, Send&& send) {
+  const auto width = static_cast<std::ptrdiff_t>(whole.width);
+  std::ptrdiff_t next = 0;
   for (auto& part : parts) {
     score_reply reply;
-    reply.error = error;
-    reply.width = width;
+    reply.failed = whole.failed;
+    reply.error = whole.error;
+    reply.width = whole.width;
     reply.model = model.name;
     reply.model_version = model.version;
-    const size_t k = part.ids.size();
-    if (error.empty() && values && !values->empty())
-      reply.values.assign(values->begin() + static_cast<std::ptrdiff_t>(next * width),
-                          values->begin() + static_cast<std::ptrdiff_t>((next + k) * width));
-    if (error.empty() && texts && !texts->empty())
-      reply.texts.assign(std::make_move_iterator(texts->begin() + static_cast<std::ptrdiff_t>(next)),
-                         std::make_move_iterator(texts->begin() + static_cast<std::ptrdiff_t>(next + k)));
+    const auto k = static_cast<std::ptrdiff_t>(part.ids.size());
+    if (!whole.values.empty())
+      reply.values.assign(whole.values.begin() + next * width, whole.values.begin() + (next + k) * width);
+    if (!whole.texts.empty())
+      reply.texts.assign(std::make_move_iterator(whole.texts.begin() + next),
+                         std::make_move_iterator(whole.texts.begin() + next + k));
     next += k;
     reply.ids = std::move(part.ids);
     send(part.caller, std::move(reply));

@@ -61,13 +61,26 @@ TEST_CASE("batch results are split back per caller") {
   std::vector<float> values{1, 2, 3, 4, 5, 6}; // width 2
   std::vector<std::pair<int, score_reply>> sent;
   model_info model{"m", "v1", {}, "embedding"};
-  split_results(parts, &values, 2, nullptr, "", model, [&](int caller, score_reply r) { sent.emplace_back(caller, r); });
+  score_reply whole;
+  whole.values = values;
+  whole.width = 2;
+  split_results(parts, whole, model, [&](int caller, score_reply r) { sent.emplace_back(caller, r); });
   REQUIRE(sent.size() == 2);
   CHECK(sent[0].second.ids == std::vector<uint64_t>{10, 11});
   CHECK(sent[0].second.values == std::vector<float>{1, 2, 3, 4});
   CHECK(sent[1].second.values == std::vector<float>{5, 6});
   CHECK(sent[1].second.width == 2);
   CHECK(sent[1].second.model_version == "v1");
+
+  sent.clear();
+  parts = {{1, {10, 11}}, {2, {12}}};
+  split_results(parts, failed_reply({}, failure::failed, "HTTP 503"), model,
+                [&](int caller, score_reply r) { sent.emplace_back(caller, r); });
+  REQUIRE(sent.size() == 2);
+  CHECK(sent[1].second.ids == std::vector<uint64_t>{12});
+  CHECK(sent[1].second.failed == failure::failed);
+  CHECK(sent[1].second.error == "HTTP 503");
+  CHECK(sent[1].second.values.empty());
 }
 
 TEST_CASE("a request whose rows do not match its ids is refused") {

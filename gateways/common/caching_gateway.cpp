@@ -76,7 +76,9 @@ void on_request(caching_actor* self, score_request& request) {
   auto caller = self->current_sender();
   const bool text = takes_text(st.info.task);
   const size_t width = text ? 0 : (request.ids.empty() ? 0 : request.rows.size() / request.ids.size());
-  score_reply hits{{}, {}, {}, 1, {}, st.info.name, st.info.version};
+  score_reply hits;
+  hits.model = st.info.name;
+  hits.model_version = st.info.version;
   score_request misses;
   for (size_t i = 0; i < request.ids.size(); ++i) {
     auto key = text ? st.cache->key_of(request.texts[i]) : st.cache->key_of(request.rows.data() + i * width, width);
@@ -84,7 +86,7 @@ void on_request(caching_actor* self, score_request& request) {
       add_saved(st.calls_saved, st.calls_saved_part, e->call_share);
       add_saved(st.cost_saved, st.cost_saved_part, e->cost_micro_usd);
       hits.ids.push_back(request.ids[i]);
-      hits.width = text ? 1 : e->values.size();
+      hits.width = text ? 1 : static_cast<uint32_t>(e->values.size());
       hits.values.insert(hits.values.end(), e->values.begin(), e->values.end());
       if (text)
         hits.texts.push_back(std::move(e->text));
@@ -110,7 +112,7 @@ void on_request(caching_actor* self, score_request& request) {
 void on_reply(caching_actor* self, score_reply& reply) {
   auto& st = self->state;
   // Back to each caller under its own ids; only this model's own answers are cached.
-  const bool keep = reply.error.empty() && reply.model == st.info.name;
+  const bool keep = reply.ok() && reply.model == st.info.name;
   std::map<caf::strong_actor_ptr, std::pair<score_reply, std::vector<std::string>>> parts;
   for (size_t i = 0; i < reply.ids.size(); ++i) {
     auto it = st.sent.find(reply.ids[i]);
@@ -118,10 +120,10 @@ void on_reply(caching_actor* self, score_reply& reply) {
       continue;
     auto& [part, keys] = parts[it->second.caller];
     part.ids.push_back(it->second.id);
-    if (reply.error.empty() && !reply.values.empty())
+    if (reply.ok() && !reply.values.empty())
       part.values.insert(part.values.end(), reply.values.begin() + static_cast<std::ptrdiff_t>(i * reply.width),
                          reply.values.begin() + static_cast<std::ptrdiff_t>((i + 1) * reply.width));
-    if (reply.error.empty() && !reply.texts.empty())
+    if (reply.ok() && !reply.texts.empty())
       part.texts.push_back(std::move(reply.texts[i]));
     keys.push_back(std::move(it->second.key));
     st.sent.erase(it);
@@ -136,6 +138,7 @@ void on_reply(caching_actor* self, score_reply& reply) {
   st.cost_seen = cost;
   for (auto& [caller, part_keys] : parts) {
     auto& [part, keys] = part_keys;
+    part.failed = reply.failed;
     part.error = reply.error;
     part.width = reply.width;
     part.model = reply.model;

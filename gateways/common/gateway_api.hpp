@@ -1,5 +1,6 @@
 #pragma once
-// The message interface of every gateway actor (no CAF needed to include it).
+// The one call protocol of a model, whether the model runs in this process or on another node
+// (no CAF needed to include it; cluster/wire.hpp encodes these same types).
 //
 // A gateway handles:
 //   score_request  -> replies later with one or more score_reply messages to
@@ -9,6 +10,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace inflow::gateways {
@@ -22,17 +24,71 @@ struct score_request {
   std::vector<std::string> texts;
 };
 
+/// Why a reply scored none of its ids. Callers decide by this, never by the message's words.
+enum class failure : uint8_t {
+  none,
+  rejected,     ///< the model refuses these inputs (a 4xx, too large to send): they fail again as they are
+  failed,       ///< the model could not answer (down, timing out, answering nonsense) after its retries
+  unauthorized, ///< the provider refuses the credential
+  deadline,     ///< the inputs waited longer than the model's deadline_ms
+  unreachable,  ///< no node hosting the model answered in time
+};
+constexpr failure last_failure = failure::unreachable;
+
+constexpr std::string_view to_string(failure f) {
+  switch (f) {
+    case failure::none: return "none";
+    case failure::rejected: return "rejected";
+    case failure::failed: return "failed";
+    case failure::unauthorized: return "unauthorized";
+    case failure::deadline: return "deadline";
+    case failure::unreachable: return "unreachable";
+  }
+  return "unknown";
+}
+
 /// Results for `ids[i]`: `values[i*width, (i+1)*width)` (a score when width is
-/// 1, an embedding otherwise) or `texts[i]`. When `error` is set, no id was scored.
+/// 1, an embedding otherwise) or `texts[i]`; or, when `failed` is set, none, and `error` says why.
 struct score_reply {
   std::vector<uint64_t> ids;
   std::vector<float> values;
-  std::string error;
-  size_t width = 1;
+  uint32_t width = 1;
   std::vector<std::string> texts;
+  failure failed = failure::none;
+  std::string error;
   std::string model;         ///< the model that answered (a fallback says its own name)
   std::string model_version;
+
+  bool ok() const { return failed == failure::none; }
+  /// Holds what it says it does: a result per id, or a failure and none.
+  bool well_formed() const {
+    if (!ok())
+      return values.empty() && texts.empty();
+    if (!texts.empty())
+      return texts.size() == ids.size() && values.empty();
+    return width > 0 && values.size() % width == 0 && values.size() / width == ids.size();
+  }
 };
+
+/// A reply scoring none of `ids`, and saying why.
+inline score_reply failed_reply(std::vector<uint64_t> ids, failure kind, std::string why, std::string model = {}) {
+  score_reply r;
+  r.ids = std::move(ids);
+  r.failed = kind;
+  r.error = std::move(why);
+  r.model = std::move(model);
+  return r;
+}
+
+/// The ids a relay (the cluster actor) gives the inputs it passes on, so that each result finds
+/// its way back: the relay's call number above, the input's index in that call below.
+namespace relay_id {
+constexpr int index_bits = 24;
+constexpr size_t max_inputs = size_t(1) << index_bits; ///< above config's largest max_batch
+constexpr uint64_t make(uint64_t call, size_t index) { return call << index_bits | index; }
+constexpr uint64_t call_of(uint64_t id) { return id >> index_bits; }
+constexpr size_t index_of(uint64_t id) { return static_cast<size_t>(id & (max_inputs - 1)); }
+} // namespace relay_id
 
 /// What a prepared model tells its callers.
 struct model_info {

@@ -90,11 +90,10 @@ void dispatch(remote_actor* self);
 void track_breaker(remote_actor* self);
 void release(remote_actor* self, outgoing& b);
 
-void answer(remote_actor* self, outgoing& b, call_output* out, const std::string& error) {
-  split_results(b.batch.parts, out ? &out->values : nullptr, out ? out->width : 1, out ? &out->texts : nullptr,
-                error, self->state.info, [self](const caf::strong_actor_ptr& to, score_reply r) {
-                  self->send(caf::actor_cast<caf::actor>(to), std::move(r));
-                });
+void answer(remote_actor* self, outgoing& b, score_reply whole) {
+  split_results(b.batch.parts, std::move(whole), self->state.info, [self](const caf::strong_actor_ptr& to, score_reply r) {
+    self->send(caf::actor_cast<caf::actor>(to), std::move(r));
+  });
 }
 
 /// Hands a batch this model cannot score to the fallback model, in the name of
@@ -169,7 +168,7 @@ std::string_view what_to_do(const std::string& cause) {
 
 /// Dead-letters a batch (or hands it to the fallback): counted by cause, and said in the log
 /// once a minute per cause, with how many and what to do.
-void fail(remote_actor* self, outgoing& b, const std::string& cause, const std::string& why) {
+void fail(remote_actor* self, outgoing& b, failure kind, const std::string& cause, const std::string& why) {
   auto& st = self->state;
   release(self, b);
   if (st.cfg.on_failure == config::failure_policy::fallback && st.fallback)
@@ -186,7 +185,7 @@ void fail(remote_actor* self, outgoing& b, const std::string& cause, const std::
                  note.warned == clock::time_point{} ? "" : " in the last minute", why, what_to_do(cause));
     note = {0, now};
   }
-  answer(self, b, nullptr, why);
+  answer(self, b, failed_reply({}, kind, why));
 }
 
 /// on_failure: block: the batch stays until the provider answers, however long that takes.
@@ -266,7 +265,11 @@ void on_done(remote_actor* self, call_done& done) {
       auto raw = static_cast<double>(b.estimated_tokens) / st.estimate_scale;
       st.estimate_scale = 0.5 * st.estimate_scale + 0.5 * (static_cast<double>(used) / raw);
     }
-    answer(self, b, &*output, {});
+    score_reply whole;
+    whole.values = std::move(output->values);
+    whole.width = static_cast<uint32_t>(output->width);
+    whole.texts = std::move(output->texts);
+    answer(self, b, std::move(whole));
   } else {
     st.metrics->get_counter("inflow_gateway_call_errors_total", "Failed model calls by type.",
                             metrics::label("model", st.cfg.name) + "," + metrics::label("type", std::string(to_string(*error))))
@@ -303,7 +306,7 @@ void on_done(remote_actor* self, call_done& done) {
       b.ready_at = now;
       st.ready.push_front(std::move(b)); // keep its place in line
     } else {
-      fail(self, b, std::string(to_string(*error)),
+      fail(self, b, failure_of(*error), std::string(to_string(*error)),
            fmt::format("model {} failed after {} attempt(s): {}: {}", st.cfg.name, b.attempts, to_string(*error),
                        message));
     }
@@ -358,7 +361,7 @@ clock::time_point expire(remote_actor* self, clock::time_point now) {
     }
     auto b = std::move(*it);
     it = st.ready.erase(it);
-    fail(self, b, "deadline",
+    fail(self, b, failure::deadline, "deadline",
          fmt::format("model {}: no answer within deadline_ms={} ({} attempt(s))", st.cfg.name, st.cfg.deadline_ms,
                      b.attempts));
   }
@@ -479,7 +482,7 @@ caf::behavior remote_gateway(remote_actor* self, config::model_config cfg, model
       try {
         st.pending->add(sender, std::move(request));
       } catch (const std::invalid_argument& e) {
-        self->send(caf::actor_cast<caf::actor>(sender), score_reply{request.ids, {}, e.what()});
+        self->send(caf::actor_cast<caf::actor>(sender), failed_reply(std::move(request.ids), failure::rejected, e.what()));
         return;
       }
       dispatch(self); // takes the full batches

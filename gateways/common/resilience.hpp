@@ -2,6 +2,8 @@
 // The pieces that keep remote model calls within a provider's limits and
 // survive its failures. Plain classes, owned by one gateway actor each.
 
+#include "gateways/common/gateway_api.hpp"
+
 #include <atomic>
 #include <chrono>
 #include <deque>
@@ -32,6 +34,13 @@ enum class call_error : uint8_t {
 };
 
 std::string_view to_string(call_error e);
+
+/// What a call's callers learn of an error that ended it.
+constexpr failure failure_of(call_error e) {
+  if (e == call_error::unauthorized)
+    return failure::unauthorized;
+  return e == call_error::client_error ? failure::rejected : failure::failed;
+}
 
 /// Exhaustive on purpose: a new error cannot become retriable by accident.
 constexpr bool is_retriable(call_error e) {

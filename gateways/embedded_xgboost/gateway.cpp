@@ -34,19 +34,19 @@ void score(gateway_actor* self, gateways::batcher<caf::strong_actor_ptr>::batch 
   auto& st = self->state;
   const size_t rows = batch.size();
   auto started = std::chrono::steady_clock::now();
-  std::vector<float> scores;
-  std::string error;
+  score_reply whole;
   try {
-    scores = st.model->predict(batch.rows.data(), rows);
+    whole.values = st.model->predict(batch.rows.data(), rows);
   } catch (const std::exception& e) {
-    error = e.what();
+    whole.failed = failure::failed;
+    whole.error = e.what();
     st.probe->errors.inc();
   }
   st.probe->predict_latency.observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
   st.probe->batch_size.observe(static_cast<double>(rows));
   st.probe->batches.inc();
   st.probe->rows.inc(rows);
-  split_results(batch.parts, &scores, 1, nullptr, error, st.info, [self](const caf::strong_actor_ptr& to, score_reply r) {
+  split_results(batch.parts, std::move(whole), st.info, [self](const caf::strong_actor_ptr& to, score_reply r) {
     self->send(caf::actor_cast<caf::actor>(to), std::move(r));
   });
 }
@@ -66,7 +66,7 @@ caf::behavior gateway(gateway_actor* self, std::shared_ptr<const booster> model,
         st.pending->add(self->current_sender(), std::move(request));
       } catch (const std::invalid_argument& e) {
         self->send(caf::actor_cast<caf::actor>(self->current_sender()),
-                   gateways::score_reply{request.ids, {}, e.what()});
+                   failed_reply(std::move(request.ids), failure::rejected, e.what()));
         return;
       }
       while (st.pending->full())

@@ -3,6 +3,7 @@ gateway node that dies loses no record, one that joins takes work at once,
 and a provider's rate limit holds for the cluster as a whole."""
 
 import json
+import random
 import re
 import signal
 import socket
@@ -13,7 +14,7 @@ import time
 import pytest
 
 from fault_server import FaultServer
-from harness import (INFLOW, POISON, Broker, Feeder, Node, headers, read_all, remote_sets,
+from harness import (INFLOW, POISON, Broker, Feeder, Node, headers, read_all, remote_sets, transaction,
                      wait_until_committed)
 
 PARTITIONS = 4
@@ -264,6 +265,37 @@ def test_block_waits_across_nodes_for_an_outage_longer_than_the_request_timeout(
     assert not read_all(bootstrap, "transactions.dlq", 1)
     alerts = read_all(bootstrap, "fraud-alerts", 2)
     assert len(alerts) == sum(1 for _, v in feeder.landed.values() if json.loads(v)["amount"] >= 900)
+
+
+def test_a_failure_on_the_gateway_node_reaches_the_dead_letter_typed(cluster_broker, model_path):
+    """The provider behind another node refuses one input: only that record is dead-lettered, and
+    its dead letter says how the model failed (the call protocol carries the failure's type)."""
+    provider = FaultServer()
+    provider.refuse_amount = 777.77
+    try:
+        bootstrap = cluster_broker.bootstrap
+        sets = remote_sets(provider.url, model_path, ["models.fraud.batch.max_batch=64"])
+        gw = ClusterNode(bootstrap, model_path, "gw-1", ["gateway"], sets=sets)
+        ingest = ClusterNode(bootstrap, model_path, "in-1", ["ingest", "sink"], seeds=[gw.address],
+                             sets=[*sets, *GROUP_SETS])
+        ingest.wait_for_nodes(2)
+        feeder = Feeder(bootstrap)
+        feeder.feed(200, seed=6, fraud_every=10, poison_every=0)
+        bad = json.loads(transaction(random.Random(2), 999, False))
+        bad.update(amount=777.77, id="refused-1")
+        feeder.send(json.dumps(bad).encode(), "refused", b"card-x")
+        feeder.producer.flush(10)
+        wait_until_committed(bootstrap, "inflow-fraud", "transactions", PARTITIONS, timeout=60)
+        for n in (ingest, gw):
+            assert n.stop() == 0, n.stderr()
+    finally:
+        provider.stop()
+    dead = read_all(bootstrap, "transactions.dlq", 1)
+    assert [json.loads(m.value())["id"] for m in dead] == ["refused-1"]
+    h = headers(dead[0])
+    assert h["__connect.errors.exception.class.name"] == "inflow.errors.model_failed"
+    assert h["inflow.model.failure"] == "rejected", h
+    assert "client_error" in h["__connect.errors.exception.message"]
 
 
 def test_a_busy_node_borrows_the_part_of_idle_ones(cluster_broker, model_path):

@@ -95,8 +95,9 @@ def test_unusable_answers_become_dead_letters_with_the_reason(broker, model_path
     metrics, alerts, dead, feeder, node = run(broker, model_path, provider, ["models.fraud.max_response_bytes=4096"])
     failed_rows = sum(rows for _, rows in provider.arrivals[:4])
     assert len(dead) == failed_rows
-    reasons = {headers(m)["__connect.errors.exception.message"].split(":")[1].strip() for m in dead}
-    assert reasons == {"bad_response", "too_large", "unauthorized"}
+    reasons = {(headers(m)["__connect.errors.exception.message"].split(":")[1].strip(),
+                headers(m)["inflow.model.failure"]) for m in dead}
+    assert reasons == {("bad_response", "failed"), ("too_large", "failed"), ("unauthorized", "unauthorized")}
     # Said in the log at the default level, once per cause, with what to do.
     log = node.stderr()
     assert "record(s) dead-lettered" in log and "check the model's credential" in log, log
@@ -243,6 +244,7 @@ def test_one_refused_input_is_found_by_bisection_and_only_it_is_dead_lettered(br
     dead = read_all(broker.bootstrap, "transactions.dlq", 1)
     assert [json.loads(m.value())["id"] for m in dead] == ["refused-1"]
     assert "client_error" in headers(dead[0])["__connect.errors.exception.message"]
+    assert headers(dead[0])["inflow.model.failure"] == "rejected"
     assert metrics['inflow_gateway_rows_total{model="fraud"}'] == 127
 
 
