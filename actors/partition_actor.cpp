@@ -1,5 +1,6 @@
 #include "actors/partition_actor.hpp"
-#include "actors/messages.hpp"
+
+#include <caf/all.hpp>
 
 #include <chrono>
 #include <optional>
@@ -11,23 +12,23 @@ namespace {
 /// Delivery reports arrive on the producer's thread; forward them as messages.
 class actor_delivery : public kafka::delivery_listener {
 public:
-  explicit actor_delivery(caf::actor target) : target_(std::move(target)) {}
+  explicit actor_delivery(partition_actor target) : target_(std::move(target)) {}
   void on_delivery(uint64_t token, rd_kafka_resp_err_t error) override {
     caf::anon_send(target_, produce_ack{static_cast<int64_t>(token), error});
   }
 
 private:
-  caf::actor target_;
+  partition_actor target_;
 };
 
 /// The sink's outside world, as seen from its actor.
 class actor_outside : public outcome_sink::outside {
 public:
-  actor_outside(caf::event_based_actor* self, kafka::producer& producer, caf::actor gateway)
+  actor_outside(partition_actor::pointer self, kafka::producer& producer, gateways::scorer_actor gateway)
     : self_(self),
       producer_(producer),
       gateway_(std::move(gateway)),
-      delivery_(std::make_shared<actor_delivery>(caf::actor_cast<caf::actor>(self))) {}
+      delivery_(std::make_shared<actor_delivery>(caf::actor_cast<partition_actor>(self))) {}
 
   rd_kafka_resp_err_t produce(const std::string& topic, std::string_view key, std::string_view value,
                               const std::vector<kafka::header>& headers, uint64_t token) override {
@@ -52,9 +53,9 @@ public:
   }
 
 private:
-  caf::event_based_actor* self_;
+  partition_actor::pointer self_;
   kafka::producer& producer_;
-  caf::actor gateway_;
+  gateways::scorer_actor gateway_;
   std::shared_ptr<kafka::delivery_listener> delivery_;
 };
 
@@ -64,10 +65,11 @@ struct partition_state {
   static inline const char* name = "inflow.partition";
 };
 
-using partition_actor = caf::stateful_actor<partition_state>;
+using partition_pointer = partition_actor::stateful_pointer<partition_state>;
 
-caf::behavior partition(partition_actor* self, std::shared_ptr<const pipeline_context> ctx,
-                        kafka::producer* producer, caf::actor gateway, std::shared_ptr<partition_shared> shared) {
+partition_actor::behavior_type partition(partition_pointer self, std::shared_ptr<const pipeline_context> ctx,
+                                         kafka::producer* producer, gateways::scorer_actor gateway,
+                                         std::shared_ptr<partition_shared> shared) {
   auto& st = self->state;
   st.outside.emplace(self, *producer, std::move(gateway));
   st.sink.emplace(std::move(ctx), std::move(shared), *st.outside);
@@ -85,7 +87,7 @@ caf::behavior partition(partition_actor* self, std::shared_ptr<const pipeline_co
 
 class actor_partition_handle : public partition_handle {
 public:
-  explicit actor_partition_handle(caf::actor actor) : actor_(std::move(actor)) {}
+  explicit actor_partition_handle(partition_actor actor) : actor_(std::move(actor)) {}
   void deliver(std::shared_ptr<record_batch> batch) override { caf::anon_send(actor_, std::move(batch)); }
   /// Returns once the actor has terminated: nothing it uses may be freed before.
   void stop() override {
@@ -97,14 +99,15 @@ public:
   void release() override { caf::anon_send(actor_, release_atom::value); }
 
 private:
-  caf::actor actor_;
+  partition_actor actor_;
 };
 
 } // namespace
 
 std::unique_ptr<partition_handle> spawn_partition_actor(caf::actor_system& system,
                                                         std::shared_ptr<const pipeline_context> context,
-                                                        kafka::producer& producer, const caf::actor& gateway,
+                                                        kafka::producer& producer,
+                                                        const gateways::scorer_actor& gateway,
                                                         std::shared_ptr<partition_shared> shared) {
   return std::make_unique<actor_partition_handle>(
     system.spawn(partition, std::move(context), &producer, gateway, std::move(shared)));

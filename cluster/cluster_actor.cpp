@@ -8,6 +8,7 @@
 #include "cluster/membership.hpp"
 #include "gateways/common/batcher.hpp"
 
+#include <caf/all.hpp>
 #include <caf/io/all.hpp>
 #include <caf/openssl/all.hpp>
 #include <fmt/ranges.h>
@@ -82,7 +83,7 @@ struct model_lease {
 struct cluster_state {
   config::node_file cfg;
   std::string listen;
-  std::map<std::string, caf::actor> gateways;
+  std::map<std::string, gateways::gateway_actor> gateways;
   std::map<std::string, gateways::model_info> models;
   std::function<wire::report()> report;
   std::optional<membership> members;
@@ -794,9 +795,11 @@ cluster_endpoint start_cluster(caf::actor_system& system, cluster_setup setup) {
   return out;
 }
 
-caf::actor spawn_model_router(caf::actor_system& system, const caf::actor& cluster, const std::string& model) {
+gateways::scorer_actor spawn_model_router(caf::actor_system& system, const caf::actor& cluster,
+                                          const std::string& model) {
   // Arguments, not captures: CAF 0.17 dereferences a null argument tuple when there are none (UBSan).
-  auto router = [](caf::event_based_actor* self, caf::actor cluster, std::string model) -> caf::behavior {
+  auto router = [](gateways::scorer_actor::pointer self, caf::actor cluster,
+                   std::string model) -> gateways::scorer_actor::behavior_type {
     return {
       [=](gateways::score_request& request) { self->delegate(cluster, route_atom::value, model, std::move(request)); },
     };

@@ -13,7 +13,7 @@
 
 #include "cluster/wire.hpp"
 #include "config/config.hpp"
-#include "gateways/common/gateway_api.hpp"
+#include "gateways/common/gateway_actor.hpp"
 
 #include <caf/actor.hpp>
 
@@ -30,7 +30,7 @@ namespace inflow::cluster {
 
 struct cluster_setup {
   config::node_file cfg;
-  std::map<std::string, caf::actor> gateways;           ///< hosted here, by model
+  std::map<std::string, gateways::gateway_actor> gateways; ///< hosted here, by model
   std::map<std::string, gateways::model_info> models;   ///< every model this node knows
   std::function<wire::report()> report;                 ///< this node's partitions; called on the actor
   metrics::registry* metrics = nullptr;
@@ -51,8 +51,9 @@ struct cluster_endpoint {
 /// with what to do when it cannot listen.
 cluster_endpoint start_cluster(caf::actor_system& system, cluster_setup setup);
 
-/// An actor that hands calls for `model` to the cluster actor (which routes them).
-caf::actor spawn_model_router(caf::actor_system& system, const caf::actor& cluster, const std::string& model);
+/// The scorer for a model hosted on other nodes: hands its calls to the cluster actor (which
+/// routes them).
+gateways::scorer_actor spawn_model_router(caf::actor_system& system, const caf::actor& cluster, const std::string& model);
 
 /// The cluster as this node sees it, as JSON (`nodes`: one entry per node).
 std::string cluster_status_json(caf::actor_system& system, const caf::actor& cluster);

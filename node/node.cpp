@@ -14,6 +14,7 @@
 #include "kafka/producer.hpp"
 
 #include <nlohmann/json.hpp>
+#include <caf/all.hpp>
 #include <caf/io/middleman.hpp>
 #include <caf/openssl/manager.hpp>
 #include <spdlog/spdlog.h>
@@ -90,7 +91,7 @@ struct node::impl {
   std::map<std::string, std::unique_ptr<gateways::gateway_probe>> gateway_probes; ///< of the models hosted here
   caf::actor_system_config caf_cfg;
   std::unique_ptr<caf::actor_system> system;
-  std::map<std::string, caf::actor> gateways;
+  std::map<std::string, gateways::gateway_actor> gateways;
   std::unique_ptr<kafka::producer> producer;
   struct pipeline {
     std::unique_ptr<actors::pipeline_probe> probe;
@@ -102,7 +103,7 @@ struct node::impl {
   std::map<std::string, pipeline> pipelines;
   std::unique_ptr<http::server> admin;
   cluster::cluster_endpoint cluster; ///< its actor unset when the node works alone
-  std::vector<caf::actor> routers;
+  std::vector<gateways::scorer_actor> routers;
   mutable std::mutex pipelines_mutex; ///< report() reads pipelines from the cluster actor's thread
   bool stopped = false;
   bool abandoned = false; ///< stop() left a consumer thread running
@@ -204,7 +205,8 @@ void node::start() {
     }
     for (const auto& [name, model] : d.cfg.models)
       if (!model.fallback.empty())
-        caf::anon_send(d.gateways.at(name), gateways::fallback_atom::value, d.gateways.at(model.fallback));
+        caf::anon_send(d.gateways.at(name), gateways::fallback_atom::value,
+                       gateways::scorer_actor(d.gateways.at(model.fallback)));
   }
   if (d.cfg.node.listen) {
     cluster::cluster_setup setup{d.cfg, d.gateways, {}, [this] { return report(); }, &d.registry};
@@ -240,7 +242,7 @@ void node::start() {
                                    pcfg.stall_timeout_ms,
                                    p.transactions.get()};
     // A model hosted here is called directly; any other through the cluster.
-    caf::actor gateway;
+    gateways::scorer_actor gateway;
     if (auto local = d.gateways.find(pcfg.model); local != d.gateways.end()) {
       gateway = local->second;
     } else {

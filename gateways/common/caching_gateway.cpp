@@ -5,6 +5,7 @@
 #include "admin/metrics.hpp"
 #include "gateways/common/result_cache.hpp"
 
+#include <caf/all.hpp>
 #include <spdlog/spdlog.h>
 
 #include <map>
@@ -15,16 +16,20 @@ namespace {
 
 using cached_atom = caf::atom_constant<caf::atom("cached")>;
 
-/// Tells the actor, from librdkafka's thread, when the cache topic has a reply's answers.
+/// The gateway role in front of the model; it takes the model's replies, and word from
+/// librdkafka's thread that the cache topic has a reply's answers.
+using caching_interface =
+  gateway_actor::extend<caf::reacts_to<score_reply>, caf::reacts_to<cached_atom, uint64_t, int32_t>>;
+
 class ack_to_actor : public kafka::delivery_listener {
 public:
-  explicit ack_to_actor(caf::actor target) : target_(std::move(target)) {}
+  explicit ack_to_actor(caching_interface target) : target_(std::move(target)) {}
   void on_delivery(uint64_t token, rd_kafka_resp_err_t error) override {
     caf::anon_send(target_, cached_atom::value, static_cast<uint64_t>(token), static_cast<int32_t>(error));
   }
 
 private:
-  caf::actor target_;
+  caching_interface target_;
 };
 
 /// An input sent on to the model, under an id of this actor's.
@@ -42,7 +47,7 @@ struct unconfirmed {
 };
 
 struct caching_state {
-  caf::actor model;
+  gateway_actor model;
   std::shared_ptr<result_cache> cache;
   model_info info;
   std::shared_ptr<ack_to_actor> acks;
@@ -61,7 +66,7 @@ struct caching_state {
   static inline const char* name = "inflow.gateway.cache";
 };
 
-using caching_actor = caf::stateful_actor<caching_state>;
+using caching_actor = caching_interface::stateful_base<caching_state>;
 
 /// Adds `amount` to a counter of whole units, keeping the fraction for later.
 void add_saved(metrics::counter* c, double& part, double amount) {
@@ -104,7 +109,7 @@ void on_request(caching_actor* self, score_request& request) {
   st.hits->inc(hits.ids.size());
   st.misses->inc(misses.ids.size());
   if (!hits.ids.empty())
-    self->send(caf::actor_cast<caf::actor>(caller), std::move(hits));
+    self->send(caf::actor_cast<caller_actor>(caller), std::move(hits));
   if (!misses.ids.empty())
     self->send(st.model, std::move(misses));
 }
@@ -144,7 +149,7 @@ void on_reply(caching_actor* self, score_reply& reply) {
     part.model = reply.model;
     part.model_version = reply.model_version;
     if (!keep) {
-      self->send(caf::actor_cast<caf::actor>(caller), std::move(part));
+      self->send(caf::actor_cast<caller_actor>(caller), std::move(part));
       continue;
     }
     auto token = st.next_id++;
@@ -170,17 +175,17 @@ void on_reply(caching_actor* self, score_reply& reply) {
     wait.caller = caller;
     wait.reply = std::move(part);
     if (wait.left == 0) {
-      self->send(caf::actor_cast<caf::actor>(wait.caller), std::move(wait.reply));
+      self->send(caf::actor_cast<caller_actor>(wait.caller), std::move(wait.reply));
       st.waiting.erase(token);
     }
   }
   st.entries->set(static_cast<int64_t>(st.cache->size()));
 }
 
-caf::actor spawn_caching(caf::actor_system& system, caf::actor model, std::shared_ptr<result_cache> cache,
+gateway_actor spawn_caching(caf::actor_system& system, gateway_actor model, std::shared_ptr<result_cache> cache,
                                  model_info info, metrics::registry& metrics) {
-  auto behavior = [](caching_actor* self, caf::actor model, std::shared_ptr<result_cache> cache, model_info info,
-                     metrics::registry* metrics) -> caf::behavior {
+  auto behavior = [](caching_actor* self, gateway_actor model, std::shared_ptr<result_cache> cache, model_info info,
+                     metrics::registry* metrics) -> caching_interface::behavior_type {
     auto& st = self->state;
     const auto label = metrics::label("model", info.name);
     st.hits = &metrics->get_counter("inflow_gateway_cache_hits_total", "Inputs answered from the result cache.", label);
@@ -195,7 +200,7 @@ caf::actor spawn_caching(caf::actor_system& system, caf::actor model, std::share
     st.model = std::move(model);
     st.cache = std::move(cache);
     st.info = std::move(info);
-    st.acks = std::make_shared<ack_to_actor>(caf::actor_cast<caf::actor>(self));
+    st.acks = std::make_shared<ack_to_actor>(caf::actor_cast<caching_interface>(self));
     self->link_to(st.model);
     return {
       [=](score_request& request) { on_request(self, request); },
@@ -211,12 +216,12 @@ caf::actor spawn_caching(caf::actor_system& system, caf::actor model, std::share
                        rd_kafka_err2str(static_cast<rd_kafka_resp_err_t>(error)));
         }
         if (--it->second.left == 0) {
-          self->send(caf::actor_cast<caf::actor>(it->second.caller), std::move(it->second.reply));
+          self->send(caf::actor_cast<caller_actor>(it->second.caller), std::move(it->second.reply));
           st.waiting.erase(it);
         }
       },
       // Settings for the model itself.
-      [=](fallback_atom, caf::actor fallback) { self->send(self->state.model, fallback_atom::value, fallback); },
+      [=](fallback_atom a, scorer_actor& fallback) { self->send(self->state.model, a, std::move(fallback)); },
       [=](budget_atom a, double rps, double tpm, bool paused) { self->send(self->state.model, a, rps, tpm, paused); },
     };
   };

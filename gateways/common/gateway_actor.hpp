@@ -1,19 +1,36 @@
 #pragma once
-// CAF declarations of what a gateway actor takes: a score_request, answered with a
-// score_reply; (fallback_atom, actor): where to send what its own model cannot score;
-// (budget_atom, requests/s, tokens/min, paused): this node's part of the model's limits
-// when several nodes host it (cluster/budget.hpp splits them); (flush_atom, generation):
-// its own linger timer. Include only in translation units that run actors.
+// The gateway role as CAF checks it at compile time: the typed interfaces of whoever scores
+// (gateways, and the router to a model on another node) and of whoever asks. Light: CAF's
+// forward declarations only; code that spawns or runs actors includes <caf/all.hpp> itself.
 
 #include "gateways/common/gateway_api.hpp"
 
-#include <caf/all.hpp>
+#include <caf/allowed_unsafe_message_type.hpp>
+#include <caf/atom.hpp>
+#include <caf/fwd.hpp>
+#include <caf/replies_to.hpp>
 
 namespace inflow::gateways {
 
+/// A gateway's own linger timer: (flush_atom, generation).
 using flush_atom = caf::atom_constant<caf::atom("flush")>;
+/// (fallback_atom, scorer): where to send what its own model cannot score.
 using fallback_atom = caf::atom_constant<caf::atom("fallback")>;
+/// (budget_atom, requests/s, tokens/min, paused): this node's part of the model's limits when
+/// several nodes host it (cluster/budget.hpp splits them).
 using budget_atom = caf::atom_constant<caf::atom("budget")>;
+
+/// Takes score requests and answers each sender with score_reply messages, in parts that together
+/// cover every id: every gateway, and the router to a model on another node.
+using scorer_actor = caf::typed_actor<caf::reacts_to<score_request>>;
+
+/// Whoever sends a scorer requests: a partition, the cache in front of a model, the cluster serving
+/// another node.
+using caller_actor = caf::typed_actor<caf::reacts_to<score_reply>>;
+
+/// A model this node hosts (the embedded and remote gateways, the cache in front of either).
+using gateway_actor = caf::typed_actor<caf::reacts_to<score_request>, caf::reacts_to<fallback_atom, scorer_actor>,
+                                       caf::reacts_to<budget_atom, double, double, bool>>;
 
 } // namespace inflow::gateways
 

@@ -4,7 +4,7 @@
 // Adding a provider is a new folder under gateways/ and nothing else.
 
 #include "config/config.hpp"
-#include "gateways/common/gateway_api.hpp"
+#include "gateways/common/gateway_actor.hpp"
 
 #include <functional>
 #include <map>
@@ -12,11 +12,6 @@
 #include <string>
 #include <stdexcept>
 #include <vector>
-
-namespace caf {
-class actor;
-class actor_system;
-} // namespace caf
 
 namespace inflow::metrics {
 class registry;
@@ -27,7 +22,7 @@ namespace inflow::gateways {
 /// A model that has been loaded and checked, ready to be spawned as an actor.
 struct prepared_model {
   model_info info;
-  std::function<caf::actor(caf::actor_system&)> spawn;
+  std::function<gateway_actor(caf::actor_system&)> spawn;
 };
 
 struct factory {

@@ -5,6 +5,7 @@
 #include "gateways/common/batcher.hpp"
 #include "gateways/common/resilience.hpp"
 
+#include <caf/all.hpp>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -56,7 +57,7 @@ struct failure_note {
 struct remote_state {
   config::model_config cfg;
   model_info info;
-  caf::actor fallback; ///< takes what this model cannot score; may be unset
+  scorer_actor fallback; ///< takes what this model cannot score; may be unset
   bool warned_fallback = false;
   std::shared_ptr<const codec> codec_;
   std::shared_ptr<http::client> client;
@@ -84,7 +85,10 @@ struct remote_state {
   static inline const char* name = "inflow.gateway.remote";
 };
 
-using remote_actor = caf::stateful_actor<remote_state>;
+/// The gateway role, its own timers and its calls' answers (from the HTTP client's thread).
+using remote_interface =
+  gateway_actor::extend<caf::reacts_to<flush_atom, uint64_t>, caf::reacts_to<wake_atom>, caf::reacts_to<call_done>>;
+using remote_actor = remote_interface::stateful_base<remote_state>;
 
 void dispatch(remote_actor* self);
 void track_breaker(remote_actor* self);
@@ -92,7 +96,7 @@ void release(remote_actor* self, outgoing& b);
 
 void answer(remote_actor* self, outgoing& b, score_reply whole) {
   split_results(b.batch.parts, std::move(whole), self->state.info, [self](const caf::strong_actor_ptr& to, score_reply r) {
-    self->send(caf::actor_cast<caf::actor>(to), std::move(r));
+    self->send(caf::actor_cast<caller_actor>(to), std::move(r));
   });
 }
 
@@ -341,7 +345,7 @@ void send_call(remote_actor* self, outgoing b, clock::time_point now) {
   st.probe->batches.inc();
   st.probe->batch_size.observe(static_cast<double>(b.batch.size()));
   st.in_flight.emplace(id, std::move(b));
-  st.client->submit(std::move(call), [target = caf::actor_cast<caf::actor>(self), id](http::result r) {
+  st.client->submit(std::move(call), [target = caf::actor_cast<remote_interface>(self), id](http::result r) {
     caf::anon_send(target, call_done{id, std::move(r)});
   });
 }
@@ -439,7 +443,7 @@ void publish_limits(remote_state& st, double requests_per_second, double tokens_
     .set(std::llround(tokens_per_minute));
 }
 
-caf::behavior remote_gateway(remote_actor* self, config::model_config cfg, model_info info, size_t width,
+remote_interface::behavior_type remote_gateway(remote_actor* self, config::model_config cfg, model_info info, size_t width,
                              std::shared_ptr<const codec> c, std::shared_ptr<gateway_probe> probe,
                              metrics::registry* metrics) {
   auto& st = self->state;
@@ -482,7 +486,7 @@ caf::behavior remote_gateway(remote_actor* self, config::model_config cfg, model
       try {
         st.pending->add(sender, std::move(request));
       } catch (const std::invalid_argument& e) {
-        self->send(caf::actor_cast<caf::actor>(sender), failed_reply(std::move(request.ids), failure::rejected, e.what()));
+        self->send(caf::actor_cast<caller_actor>(sender), failed_reply(std::move(request.ids), failure::rejected, e.what()));
         return;
       }
       dispatch(self); // takes the full batches
@@ -503,7 +507,7 @@ caf::behavior remote_gateway(remote_actor* self, config::model_config cfg, model
       dispatch(self);
     },
     [=](call_done& done) { on_done(self, done); },
-    [=](fallback_atom, caf::actor fallback) { self->state.fallback = std::move(fallback); },
+    [=](fallback_atom, scorer_actor& fallback) { self->state.fallback = std::move(fallback); },
     [=](budget_atom, double requests_per_second, double tokens_per_minute, bool paused) {
       auto& st = self->state;
       st.paused = paused;

@@ -7,6 +7,7 @@
 #include "gateways/common/registry.hpp"
 #include "xgboost/booster.hpp"
 
+#include <caf/all.hpp>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -28,9 +29,11 @@ struct gateway_state {
   static inline const char* name = "inflow.gateway.embedded-xgboost";
 };
 
-using gateway_actor = caf::stateful_actor<gateway_state>;
+/// The gateway role and its own linger timer.
+using embedded_actor = gateway_actor::extend<caf::reacts_to<flush_atom, uint64_t>>;
+using self_pointer = embedded_actor::stateful_pointer<gateway_state>;
 
-void score(gateway_actor* self, gateways::batcher<caf::strong_actor_ptr>::batch batch) {
+void score(self_pointer self, gateways::batcher<caf::strong_actor_ptr>::batch batch) {
   auto& st = self->state;
   const size_t rows = batch.size();
   auto started = std::chrono::steady_clock::now();
@@ -47,11 +50,11 @@ void score(gateway_actor* self, gateways::batcher<caf::strong_actor_ptr>::batch 
   st.probe->batches.inc();
   st.probe->rows.inc(rows);
   split_results(batch.parts, std::move(whole), st.info, [self](const caf::strong_actor_ptr& to, score_reply r) {
-    self->send(caf::actor_cast<caf::actor>(to), std::move(r));
+    self->send(caf::actor_cast<caller_actor>(to), std::move(r));
   });
 }
 
-caf::behavior gateway(gateway_actor* self, std::shared_ptr<const booster> model, config::model_config cfg,
+embedded_actor::behavior_type gateway(self_pointer self, std::shared_ptr<const booster> model, config::model_config cfg,
                       std::shared_ptr<gateway_probe> probe, model_info info) {
   auto& st = self->state;
   st.info = std::move(info);
@@ -65,7 +68,7 @@ caf::behavior gateway(gateway_actor* self, std::shared_ptr<const booster> model,
       try {
         st.pending->add(self->current_sender(), std::move(request));
       } catch (const std::invalid_argument& e) {
-        self->send(caf::actor_cast<caf::actor>(self->current_sender()),
+        self->send(caf::actor_cast<caller_actor>(self->current_sender()),
                    failed_reply(std::move(request.ids), failure::rejected, e.what()));
         return;
       }
@@ -83,6 +86,9 @@ caf::behavior gateway(gateway_actor* self, std::shared_ptr<const booster> model,
         score(self, st.pending->take());
       st.probe->queued_rows.set(0);
     },
+    // One model in this process: no fallback to hand work to, no limits to share.
+    [](fallback_atom, const scorer_actor&) {},
+    [](budget_atom, double, double, bool) {},
   };
 }
 
