@@ -6,7 +6,7 @@
 #include "admin_dashboard.hpp"
 #include "actors/probes.hpp"
 #include "actors/source.hpp"
-#include "cluster/cluster_actor.hpp"
+#include "cluster/cluster.hpp"
 #include "cluster/tls.hpp"
 #include "gateways/common/caching_gateway.hpp"
 #include "http/server.hpp"
@@ -246,7 +246,7 @@ void node::start() {
     if (auto local = d.gateways.find(pcfg.model); local != d.gateways.end()) {
       gateway = local->second;
     } else {
-      gateway = cluster::spawn_model_router(*d.system, d.cluster.actor, pcfg.model);
+      gateway = cluster::spawn_model_router(*d.system, d.cluster.routing, pcfg.model);
       d.routers.push_back(gateway);
     }
     auto context = p.context;
@@ -322,7 +322,7 @@ bool node::stop() {
   }
   d.producer.reset();
   // Remote calls were needed by the drain above: only now leave the cluster.
-  if (d.cluster.actor)
+  if (d.cluster)
     cluster::stop_cluster(*d.system, d.cluster);
   for (auto& r : d.routers)
     caf::anon_send_exit(r, caf::exit_reason::user_shutdown);
@@ -421,8 +421,8 @@ std::string node::status_json() const {
   }
   for (const auto& [name, g] : d.gateways)
     j["gateways"][name] = {{"provider", d.cfg.models.at(name).provider}, {"version", d.models.at(name).info.version}};
-  if (d.cluster.actor)
-    j["cluster"] = nlohmann::json::parse(cluster::cluster_status_json(*d.system, d.cluster.actor));
+  if (d.cluster)
+    j["cluster"] = nlohmann::json::parse(cluster::cluster_status_json(*d.system, d.cluster));
   uint64_t seen = 0;
   auto recent = d.alerts.since(seen);
   j["recent_alerts"] = nlohmann::json::array();

@@ -76,6 +76,15 @@ def three_gateways_and_an_ingest_node(bootstrap, model_path, sets):
     return gws, ingest
 
 
+def a_gateway_and_an_ingest_node(bootstrap, model_path, sets):
+    """gw-1 hosting the model and in-1 ingesting, each seeing the other."""
+    gw = ClusterNode(bootstrap, model_path, "gw-1", ["gateway"], sets=sets)
+    ingest = ClusterNode(bootstrap, model_path, "in-1", ["ingest", "sink"], seeds=[gw.address],
+                         sets=[*sets, *GROUP_SETS])
+    ingest.wait_for_nodes(2)
+    return gw, ingest
+
+
 def call_times(provider):
     """The provider's call times, sorted, and the most calls any one-second window saw."""
     times = sorted(t for t, _ in provider.arrivals)
@@ -247,10 +256,7 @@ def test_block_waits_across_nodes_for_an_outage_longer_than_the_request_timeout(
         bootstrap = cluster_broker.bootstrap
         sets = remote_sets(provider.url, model_path, ["models.fraud.on_failure=block", "cluster.request_timeout_ms=1000",
                                                       "models.fraud.retry.max_backoff_ms=500"])
-        gw = ClusterNode(bootstrap, model_path, "gw-1", ["gateway"], sets=sets)
-        ingest = ClusterNode(bootstrap, model_path, "in-1", ["ingest", "sink"], seeds=[gw.address],
-                             sets=[*sets, *GROUP_SETS])
-        ingest.wait_for_nodes(2)
+        gw, ingest = a_gateway_and_an_ingest_node(bootstrap, model_path, sets)
         feeder = Feeder(bootstrap)
         feeder.feed(400, seed=5, fraud_every=10, poison_every=0)
         gw.wait_for_stderr(r"holding its records until the provider answers again")
@@ -275,10 +281,7 @@ def test_a_failure_on_the_gateway_node_reaches_the_dead_letter_typed(cluster_bro
     try:
         bootstrap = cluster_broker.bootstrap
         sets = remote_sets(provider.url, model_path, ["models.fraud.batch.max_batch=64"])
-        gw = ClusterNode(bootstrap, model_path, "gw-1", ["gateway"], sets=sets)
-        ingest = ClusterNode(bootstrap, model_path, "in-1", ["ingest", "sink"], seeds=[gw.address],
-                             sets=[*sets, *GROUP_SETS])
-        ingest.wait_for_nodes(2)
+        gw, ingest = a_gateway_and_an_ingest_node(bootstrap, model_path, sets)
         feeder = Feeder(bootstrap)
         feeder.feed(200, seed=6, fraud_every=10, poison_every=0)
         bad = json.loads(transaction(random.Random(2), 999, False))
