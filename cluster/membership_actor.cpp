@@ -40,7 +40,7 @@ struct model_lease {
   std::map<std::string, int> waited;     ///< allocations each host has had work and no part (budget.hpp: turns)
 };
 
-struct cluster_state {
+struct membership_state {
   std::shared_ptr<const config::node_file> cfg;
   std::string listen;
   std::map<std::string, gateways::gateway_actor> gateways;
@@ -69,20 +69,20 @@ struct cluster_state {
 /// The published interface and its own timers: the report tick, a dial's deadline.
 using membership_impl =
   membership_actor::extend<caf::reacts_to<tick_atom>, caf::reacts_to<dialed_atom, std::string>>;
-using cluster_actor = membership_impl::stateful_base<cluster_state>;
+using membership_pointer = membership_impl::stateful_pointer<membership_state>;
 
-size_t max_bytes(const cluster_state& st) {
+size_t max_bytes(const membership_state& st) {
   return static_cast<size_t>(st.cfg->cluster.max_message_bytes);
 }
 
-wire::hello own_hello(const cluster_state& st) {
+wire::hello own_hello(const membership_state& st) {
   wire::hello h{st.cfg->node.name, st.cfg->node.roles, st.listen, st.members->own_gateways(), {}};
   for (const auto& [name, peer] : st.members->peers())
     h.peers.push_back(peer.listen);
   return h;
 }
 
-void send_wire(cluster_actor* self, const endpoint_actor& to, const wire::message& m) {
+void send_wire(membership_pointer self, const endpoint_actor& to, const wire::message& m) {
   self->send(to, wire::encode(m));
 }
 
@@ -97,7 +97,7 @@ const wire::model_budget* budget_of(const peer_link& peer, const std::string& mo
 /// Moves this node's part of every leased model's requests_per_second after demand
 /// (cluster/budget.hpp): measures its own, and, as the model's allocator (its first host by
 /// name), splits the limit by every host's.
-void lease_budgets(cluster_actor* self) {
+void lease_budgets(membership_pointer self) {
   auto& st = self->state;
   const auto now = request_lease::clock::now();
   for (auto& [model, l] : st.leases) {
@@ -144,7 +144,7 @@ void lease_budgets(cluster_actor* self) {
 
 /// Gives every local gateway with limits its part of them: requests/s as leased, tokens/min
 /// split evenly by the nodes hosting the model; none before this node has met the cluster.
-void share_budgets(cluster_actor* self) {
+void share_budgets(membership_pointer self) {
   auto& st = self->state;
   for (const auto& [model, gateway] : st.gateways) {
     const auto& limits = st.cfg->models.at(model).limits;
@@ -167,7 +167,7 @@ void share_budgets(cluster_actor* self) {
 
 /// Joined: every address dialed has answered, and every peer has counted this
 /// node (a peer shrinks its part of a budget before its hello lists us).
-void check_joined(cluster_actor* self) {
+void check_joined(membership_pointer self) {
   auto& st = self->state;
   if (st.joined || !st.dialing.empty())
     return;
@@ -179,7 +179,7 @@ void check_joined(cluster_actor* self) {
   share_budgets(self);
 }
 
-void dial(cluster_actor* self, const std::string& address) {
+void dial(membership_pointer self, const std::string& address) {
   auto& st = self->state;
   if (address == st.listen || st.dialing.count(address) || st.members->knows_address(address))
     return;
@@ -223,14 +223,14 @@ void dial(cluster_actor* self, const std::string& address) {
       });
 }
 
-void dial_seeds(cluster_actor* self) {
+void dial_seeds(membership_pointer self) {
   for (const auto& seed : self->state.cfg->cluster.seeds)
     dial(self, seed.to_string());
 }
 
 
 /// The models a peer reports no part of the rate limit for: a call there would wait for one.
-std::set<std::string> unfunded(const cluster_state& st, const wire::report& report) {
+std::set<std::string> unfunded(const membership_state& st, const wire::report& report) {
   std::set<std::string> out;
   for (const auto& b : report.budgets)
     if (auto m = st.cfg->models.find(b.model);
@@ -241,7 +241,7 @@ std::set<std::string> unfunded(const cluster_state& st, const wire::report& repo
 
 /// Tells the routing actor what the cluster is now: who hosts what, where each peer is, and
 /// which peers have no part of a model's rate limit.
-void publish_view(cluster_actor* self) {
+void publish_view(membership_pointer self) {
   auto& st = self->state;
   cluster_view view{*st.members, {}, {}};
   for (const auto& [name, link] : st.links) {
@@ -254,7 +254,7 @@ void publish_view(cluster_actor* self) {
 
 /// Drops a peer that is gone: the routing actor sends its calls elsewhere, the serving actor
 /// forgets its calls here.
-void forget_peer(cluster_actor* self, const std::string& name) {
+void forget_peer(membership_pointer self, const std::string& name) {
   auto& st = self->state;
   if (auto link = st.links.find(name); link != st.links.end()) {
     st.names.erase(link->second.actor.address());
@@ -266,7 +266,7 @@ void forget_peer(cluster_actor* self, const std::string& name) {
   self->send(st.serving, left_atom::value, name);
 }
 
-void on_hello(cluster_actor* self, const endpoint_actor& from, const wire::hello& h) {
+void on_hello(membership_pointer self, const endpoint_actor& from, const wire::hello& h) {
   auto& st = self->state;
   if (auto d = st.dialed.find(from.address()); d != st.dialed.end()) {
     st.dialing.erase(d->second);
@@ -311,7 +311,7 @@ void on_hello(cluster_actor* self, const endpoint_actor& from, const wire::hello
   check_joined(self);
 }
 
-void on_down(cluster_actor* self, const caf::down_msg& dm) {
+void on_down(membership_pointer self, const caf::down_msg& dm) {
   auto& st = self->state;
   auto it = st.names.find(dm.source);
   if (it == st.names.end())
@@ -322,7 +322,7 @@ void on_down(cluster_actor* self, const caf::down_msg& dm) {
   spdlog::warn("cluster: node {} left ({}); the calls it had go elsewhere", name, self->system().render(dm.reason));
 }
 
-void on_wire(cluster_actor* self, std::vector<char>& bytes) {
+void on_wire(membership_pointer self, std::vector<char>& bytes) {
   auto& st = self->state;
   auto from = caf::actor_cast<endpoint_actor>(self->current_sender());
   auto name_it = from ? st.names.find(from.address()) : st.names.end();
@@ -357,7 +357,7 @@ void on_wire(cluster_actor* self, std::vector<char>& bytes) {
     *message);
 }
 
-nlohmann::json status(cluster_actor* self) {
+nlohmann::json status(membership_pointer self) {
   auto& st = self->state;
   auto node_json = [](const wire::hello& h, const wire::report& r, bool self_node) {
     nlohmann::json j{{"name", h.node}, {"roles", h.roles}, {"listen", h.listen}, {"self", self_node},
@@ -380,7 +380,7 @@ nlohmann::json status(cluster_actor* self) {
   return {{"joined", st.joined}, {"nodes", nodes}};
 }
 
-membership_impl::behavior_type cluster(cluster_actor* self, membership_setup setup) {
+membership_impl::behavior_type membership_behavior(membership_pointer self, membership_setup setup) {
   auto& st = self->state;
   st.cfg = std::move(setup.cfg);
   st.gateways = std::move(setup.gateways);
@@ -456,7 +456,7 @@ membership_impl::behavior_type cluster(cluster_actor* self, membership_setup set
 } // namespace
 
 membership_actor spawn_membership(caf::actor_system& system, membership_setup setup) {
-  return system.spawn(cluster, std::move(setup));
+  return system.spawn(membership_behavior, std::move(setup));
 }
 
 } // namespace inflow::cluster
