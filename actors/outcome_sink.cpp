@@ -1,5 +1,6 @@
 #include "actors/outcome_sink.hpp"
 #include "events/json_text.hpp"
+#include "events/trace.hpp"
 #include "kafka/produce_errors.hpp"
 #include "kafka/record_fit.hpp"
 
@@ -11,6 +12,22 @@
 namespace inflow::actors {
 
 namespace {
+
+/// The traceparent a record's outputs and model call carry: a child span of the one in the
+/// record's headers (events/trace.hpp), or nothing when it has none.
+std::optional<std::string> traceparent_of(const rd_kafka_message_t* m) {
+  rd_kafka_headers_t* headers = nullptr;
+  const void* value = nullptr;
+  size_t size = 0;
+  // librdkafka parses a message's headers on first use; the message is this partition's alone.
+  if (rd_kafka_message_headers(const_cast<rd_kafka_message_t*>(m), &headers) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+      rd_kafka_header_get_last(headers, "traceparent", &value, &size) != RD_KAFKA_RESP_ERR_NO_ERROR || !value)
+    return std::nullopt;
+  auto parent = events::parse_traceparent({static_cast<const char*>(value), size});
+  if (!parent)
+    return std::nullopt;
+  return events::child_traceparent(*parent, events::record_span_id(*parent, m->partition, m->offset));
+}
 
 using write_kind = outcome_sink::write_kind;
 
@@ -103,15 +120,18 @@ void outcome_sink::write(int64_t offset, write_kind kind) {
   const auto partition = shared_->partition;
   const auto token = token_of(offset, kind);
   rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
+  std::vector<kafka::header> trace;
+  if (auto parent = traceparent_of(rec.message))
+    trace.push_back({"traceparent", *parent});
   switch (kind) {
     case write_kind::alert:
       if (rec.alert_json.empty())
         rec.alert_json = make_alert_json(ctx, partition, offset, rec.identity, rec.result, out_.now_ms());
-      err = out_.produce(cfg.alert.topic, rec.identity.key, rec.alert_json, {}, token);
+      err = out_.produce(cfg.alert.topic, rec.identity.key, rec.alert_json, trace, token);
       break;
     case write_kind::result:
       err = out_.produce(cfg.output_topic, rec.identity.key,
-                         make_result_json(ctx, partition, offset, rec.identity, rec.result, out_.now_ms()), {},
+                         make_result_json(ctx, partition, offset, rec.identity, rec.result, out_.now_ms()), trace,
                          token);
       break;
     case write_kind::dead_letter: {
@@ -124,6 +144,7 @@ void outcome_sink::write(int64_t offset, write_kind kind) {
         {"__connect.errors.exception.message", rec.error_message},
         {"inflow.pipeline", cfg.name},
       };
+      headers.insert(headers.end(), trace.begin(), trace.end());
       if (rec.error == events::record_error::model_failed)
         headers.push_back({"inflow.model.failure", std::string(gateways::to_string(rec.model_failure))});
       // A record Kafka would refuse must not stall the partition: keep its head and say so.
@@ -276,6 +297,9 @@ void outcome_sink::on_batch(const std::shared_ptr<const record_batch>& batch) {
       dead_letter(offset, failure->code, std::move(failure->message));
       continue;
     }
+    if (request.traceparent.empty()) // a call carries one: that of its first traced input
+      if (auto parent = traceparent_of(m))
+        request.traceparent = std::move(*parent);
     request.ids.push_back(static_cast<uint64_t>(offset));
     if (ctx.features.is_text())
       request.texts.push_back(std::move(text));

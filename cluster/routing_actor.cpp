@@ -77,6 +77,7 @@ void transmit(routing_pointer self, uint64_t id, outgoing_call& call) {
   auto flush = [&] {
     if (request.ids.empty())
       return;
+    request.traceparent = call.batch.traceparent;
     caf::send_as(st.endpoint, to, wire::encode(msg));
     request = {};
     bytes = fixed;

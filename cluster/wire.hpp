@@ -46,14 +46,14 @@ template <>
 struct pack<inflow::gateways::score_request> {
   template <class Stream>
   packer<Stream>& operator()(packer<Stream>& o, const inflow::gateways::score_request& v) const {
-    type::make_define_array(v.ids, v.rows, v.texts).msgpack_pack(o);
+    type::make_define_array(v.ids, v.rows, v.texts, v.traceparent).msgpack_pack(o);
     return o;
   }
 };
 template <>
 struct convert<inflow::gateways::score_request> {
   const msgpack::object& operator()(const msgpack::object& o, inflow::gateways::score_request& v) const {
-    type::make_define_array(v.ids, v.rows, v.texts).msgpack_unpack(o);
+    type::make_define_array(v.ids, v.rows, v.texts, v.traceparent).msgpack_unpack(o);
     return o;
   }
 };

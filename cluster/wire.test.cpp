@@ -29,10 +29,11 @@ TEST_CASE("every cluster message survives encoding", "[wire]") {
   CHECK(back.gateways.at(0).version == "v3");
   CHECK(back.peers == h.peers);
 
-  wire::score_call call{"fraud", {{7, 8}, {0.5f, 1.5f, 2.5f, 3.5f}, {}}};
+  wire::score_call call{"fraud", {{7, 8}, {0.5f, 1.5f, 2.5f, 3.5f}, {}, "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}};
   auto c = std::get<wire::score_call>(round_trip(call));
   CHECK(c.request.ids == call.request.ids);
   CHECK(c.request.rows == call.request.rows);
+  CHECK(c.request.traceparent == call.request.traceparent);
 
   score_reply result{{1}, {0.25f}, 1, {}, failure::none, "", "fraud", "v3"};
   auto r = std::get<score_reply>(round_trip(result));

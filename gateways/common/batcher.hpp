@@ -29,6 +29,7 @@ public:
     std::vector<float> rows;        ///< feature rows, or empty for text inputs
     std::vector<std::string> texts; ///< text inputs, or empty for feature rows
     std::vector<part> parts;
+    std::string traceparent; ///< of the first request in it that has one: the call carries it
     size_t n = 0; ///< inputs in the batch
     size_t size() const { return n; }
   };
@@ -83,6 +84,8 @@ public:
       auto first = static_cast<std::ptrdiff_t>(front.next);
       auto count = static_cast<std::ptrdiff_t>(n);
       out.parts.push_back({front.caller, {front.request.ids.begin() + first, front.request.ids.begin() + first + count}});
+      if (out.traceparent.empty())
+        out.traceparent = front.request.traceparent;
       if (width_ == 0) {
         auto t0 = front.request.texts.begin() + first;
         out.texts.insert(out.texts.end(), std::make_move_iterator(t0), std::make_move_iterator(t0 + count));
@@ -120,6 +123,7 @@ public:
     }
     out.first.n = cut;
     out.second.n = b.n - cut;
+    out.first.traceparent = out.second.traceparent = b.traceparent;
     if (width == 0) {
       out.second.texts.assign(std::make_move_iterator(b.texts.begin() + static_cast<std::ptrdiff_t>(cut)),
                               std::make_move_iterator(b.texts.end()));

@@ -135,3 +135,15 @@ TEST_CASE("inputs that do not fill a batch ask for one linger timer at a time") 
   CHECK_FALSE(b.linger_due(*first)); // a stale timer flushes nothing
   CHECK(b.linger_due(*second));
 }
+
+TEST_CASE("a batch carries the trace context of its first traced request, and so do its halves") {
+  batcher<int> b(8, 1);
+  b.add(1, score_request{{1}, {0.5f}, {}, ""});
+  b.add(2, score_request{{2}, {0.5f}, {}, "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"});
+  b.add(3, score_request{{3}, {0.5f}, {}, "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"});
+  auto batch = b.take();
+  CHECK(batch.traceparent == "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+  auto [first, second] = batcher<int>::halve(std::move(batch), 1);
+  CHECK(first.traceparent == second.traceparent);
+  CHECK(second.traceparent == "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+}

@@ -85,6 +85,7 @@ void on_request(caching_actor* self, score_request& request) {
   hits.model = st.info.name;
   hits.model_version = st.info.version;
   score_request misses;
+  misses.traceparent = request.traceparent;
   for (size_t i = 0; i < request.ids.size(); ++i) {
     auto key = text ? st.cache->key_of(request.texts[i]) : st.cache->key_of(request.rows.data() + i * width, width);
     if (auto e = st.cache->find(key)) {

@@ -22,6 +22,7 @@ struct score_request {
   std::vector<uint64_t> ids;
   std::vector<float> rows;
   std::vector<std::string> texts;
+  std::string traceparent; ///< W3C trace context of the first traced input (a call carries one), or empty
 };
 
 /// Why a reply scored none of its ids. Callers decide by this, never by the message's words.

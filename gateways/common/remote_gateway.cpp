@@ -112,7 +112,7 @@ void to_fallback(remote_actor* self, outgoing& b, const std::string& why) {
   size_t next = 0;
   for (auto& part : b.batch.parts) {
     const auto first = static_cast<std::ptrdiff_t>(next), k = static_cast<std::ptrdiff_t>(part.ids.size());
-    score_request request{std::move(part.ids), {}, {}};
+    score_request request{std::move(part.ids), {}, {}, b.batch.traceparent};
     if (st.width == 0)
       request.texts.assign(b.batch.texts.begin() + first, b.batch.texts.begin() + first + k);
     else
@@ -342,6 +342,8 @@ void send_call(remote_actor* self, outgoing b, clock::time_point now) {
   if (auto* credential = st.codec_->renewable_credential())
     b.credential_generation = credential->generation(); // before build(): a renewal meanwhile shows as new
   auto call = st.codec_->build({b.batch.rows.data(), b.batch.size(), st.width, b.batch.texts.data()}, id);
+  if (!b.batch.traceparent.empty())
+    call.headers.emplace_back("traceparent", b.batch.traceparent);
   st.probe->batches.inc();
   st.probe->batch_size.observe(static_cast<double>(b.batch.size()));
   st.in_flight.emplace(id, std::move(b));

@@ -15,6 +15,7 @@ class FaultServer:
         """`tls`: (certificate file, key file) to serve HTTPS."""
         self.script = []      # actions for the next requests, then normal answers
         self.arrivals = []    # (time, rows) of every request
+        self.traceparents = []  # the traceparent header of every request (None without one)
         self.rows = []        # every row scored, as a tuple of its features
         self.jitter = 0.0     # each answer waits up to this long (s), so calls finish out of order
         self.down_until = 0.0  # until this time, every call is answered 503 (an outage)
@@ -36,6 +37,7 @@ class FaultServer:
                 data = req["inputs"][0]["data"]
                 with server.lock:
                     server.arrivals.append((time.time(), shape[0]))
+                    server.traceparents.append(self.headers.get("traceparent"))
                     action = server.script.pop(0) if server.script else ("ok",)
                 kind = action[0]
                 width = shape[1]
