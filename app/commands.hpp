@@ -45,6 +45,7 @@ struct redrive_options {
   std::string to;    ///< empty: each letter's source topic (its __connect.errors.topic header)
   std::string error_class = "inflow.errors.model_failed"; ///< "any": every class
   std::string reason; ///< a part of the dead letters' reason, or empty
+  std::vector<std::string> failures; ///< model failures (header inflow.model.failure) to take, or empty: any
   std::string group = "inflow-redrive";
   bool dry_run = false;
 };

@@ -64,6 +64,11 @@ int main(int argc, char** argv) {
                 "Only dead letters of this class (header __connect.errors.exception.class.name); `any` for all")
     ->capture_default_str();
   r->add_option("--reason", redrive.reason, "Only dead letters whose reason contains this text, e.g. unavailable");
+  r->add_option("--failure", redrive.failures,
+                "Only model failures of these kinds (header inflow.model.failure), e.g. failed,deadline: "
+                "`rejected` inputs fail again as they are")
+    ->delimiter(',')
+    ->check(CLI::IsMember({"rejected", "failed", "unauthorized", "deadline", "unreachable"}));
   r->add_option("--group", redrive.group, "Consumer group that remembers how far redriving got")->capture_default_str();
   r->add_flag("--dry-run", redrive.dry_run, "Count what would be written; write and commit nothing");
   r->callback([&] { code = run_redrive(redrive); });

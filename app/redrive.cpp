@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <map>
@@ -39,11 +40,11 @@ std::optional<std::string> header_of(const rd_kafka_message_t* m, const char* na
 }
 
 struct tally {
-  int64_t read = 0, written = 0, other_class = 0, other_reason = 0, truncated = 0, no_source = 0;
+  int64_t read = 0, written = 0, other_class = 0, other_reason = 0, other_failure = 0, truncated = 0, no_source = 0;
   std::string skipped() const {
-    return fmt::format("{} of another class, {} with another reason, {} cut to fit the dead-letter topic, "
-                       "{} without a source topic",
-                       other_class, other_reason, truncated, no_source);
+    return fmt::format("{} of another class, {} with another reason, {} of another model failure, {} cut to fit the "
+                       "dead-letter topic, {} without a source topic",
+                       other_class, other_reason, other_failure, truncated, no_source);
   }
 };
 
@@ -126,6 +127,9 @@ int run_redrive(const redrive_options& o) {
       ++t.other_class;
     else if (!o.reason.empty() && why.find(o.reason) == std::string::npos)
       ++t.other_reason;
+    else if (!o.failures.empty() && std::find(o.failures.begin(), o.failures.end(),
+                                              header_of(m, "inflow.model.failure").value_or("")) == o.failures.end())
+      ++t.other_failure;
     else if (header_of(m, "inflow.value.truncated_from_bytes") || header_of(m, "inflow.key.truncated_from_bytes"))
       ++t.truncated; // not the record any more: writing it back would score something else
     else if (source.empty())

@@ -280,6 +280,12 @@ def test_redrive_writes_an_outages_dead_letters_back_and_they_are_scored(broker,
     other = subprocess.run(redrive + ["--reason", "no such reason", "--group", "picky"], capture_output=True, text=True,
                            timeout=60)
     assert other.returncode == 0 and f"wrote 0 of {RECORDS}" in other.stdout, other.stdout + other.stderr
+    # An outage's dead letters are `failed`, not `rejected` (inputs the provider refuses as they are).
+    for failures, count in (("rejected", 0), ("failed,deadline", RECORDS)):
+        only = subprocess.run(redrive + ["--failure", failures, "--dry-run"], capture_output=True, text=True, timeout=60)
+        assert only.returncode == 0 and f"would write {count} of {RECORDS}" in only.stdout, only.stdout + only.stderr
+    wrong = subprocess.run(redrive + ["--failure", "lost", "--dry-run"], capture_output=True, text=True, timeout=60)
+    assert wrong.returncode != 0 and "lost" in wrong.stderr, wrong.stderr
     done = subprocess.run(redrive, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and f"wrote {RECORDS} of {RECORDS}" in done.stdout, done.stdout + done.stderr
     again = subprocess.run(redrive, capture_output=True, text=True, timeout=60)
