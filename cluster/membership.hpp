@@ -1,8 +1,8 @@
 #pragma once
 // What a node knows of the cluster, without CAF: the peers it has a link to,
-// the gateways each one hosts, and where a model call should go. The cluster
-// actor (cluster/cluster_actor.cpp) keeps one and feeds it what arrives over the
-// network.
+// the gateways each one hosts, and where a model call should go. The membership
+// actor (cluster/membership_actor.cpp) keeps one, fed by what arrives over the
+// network, and hands copies to the routing actor.
 
 #include "cluster/wire.hpp"
 

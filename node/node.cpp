@@ -25,7 +25,7 @@
 
 namespace inflow {
 
-using namespace cluster; // the cluster actor, wire reports, TLS: what a node runs when it has node.listen
+using namespace cluster; // the cluster actors, wire reports, TLS: what a node runs when it has node.listen
 
 namespace {
 
@@ -104,7 +104,7 @@ struct node::impl {
   std::unique_ptr<http::server> admin;
   cluster::cluster_endpoint cluster; ///< its actor unset when the node works alone
   std::vector<gateways::scorer_actor> routers;
-  mutable std::mutex pipelines_mutex; ///< report() reads pipelines from the cluster actor's thread
+  mutable std::mutex pipelines_mutex; ///< report() reads pipelines from the membership actor's thread
   bool stopped = false;
   bool abandoned = false; ///< stop() left a consumer thread running
 

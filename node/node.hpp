@@ -1,7 +1,7 @@
 #pragma once
 // One Inflow node: its actor system, and by role its model gateways
 // (gateway), pipelines (ingest) and the producer that writes their outcomes
-// (sink); the cluster actor when it has node.listen; the admin HTTP API.
+// (sink); the cluster actors when it has node.listen; the admin HTTP API.
 
 #include "actors/recent_alerts.hpp"
 #include "admin/metrics.hpp"

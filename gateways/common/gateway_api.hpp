@@ -81,8 +81,8 @@ inline score_reply failed_reply(std::vector<uint64_t> ids, failure kind, std::st
   return r;
 }
 
-/// The ids a relay (the cluster actor) gives the inputs it passes on, so that each result finds
-/// its way back: the relay's call number above, the input's index in that call below.
+/// The ids a relay (the cluster's routing and serving actors) gives the inputs it passes on, so
+/// that each result finds its way back: the relay's call number above, the input's index below.
 namespace relay_id {
 constexpr int index_bits = 24;
 constexpr size_t max_inputs = size_t(1) << index_bits; ///< above config's largest max_batch
