@@ -29,6 +29,22 @@ std::optional<std::string> traceparent_of(const rd_kafka_message_t* m) {
   return events::child_traceparent(*parent, events::record_span_id(*parent, m->partition, m->offset));
 }
 
+/// What splits records between versions: the key, else the Kafka key, else the id.
+std::string_view split_key(const events::record_identity& identity, const rd_kafka_message_t* m) {
+  if (!identity.key.empty())
+    return identity.key;
+  if (m->key_len > 0)
+    return {static_cast<const char*>(m->key), m->key_len};
+  return identity.id;
+}
+
+std::vector<double> weights_of(const std::vector<config::model_route>& routes) {
+  std::vector<double> weights;
+  for (const auto& r : routes)
+    weights.push_back(r.weight);
+  return weights;
+}
+
 using write_kind = outcome_sink::write_kind;
 
 const char* to_string(write_kind k) {
@@ -36,6 +52,7 @@ const char* to_string(write_kind k) {
     case write_kind::alert: return "alert";
     case write_kind::dead_letter: return "dead letter";
     case write_kind::result: return "result";
+    case write_kind::shadow: return "shadow answer";
   }
   return "?";
 }
@@ -56,6 +73,8 @@ outcome_sink::outcome_sink(std::shared_ptr<const pipeline_context> ctx, std::sha
     shared_(std::move(shared)),
     out_(out),
     decoder_(ctx_->config.source.format, ctx_->features.fields(), ctx_->config.source.limits),
+    split_(weights_of(ctx_->config.routes)),
+    shadow_book_(2 * static_cast<size_t>(ctx_->config.max_in_flight)),
     in_order_(ctx_->config.in_offset_order()) {}
 
 /// The record's outcome is complete (`now`: one clock reading per message handled).
@@ -155,6 +174,7 @@ void outcome_sink::write(int64_t offset, write_kind kind) {
       err = out_.produce(cfg.dead_letter_topic, key, value, headers, token);
       break;
     }
+    case write_kind::shadow: return; // never part of an outcome: compare() writes it
   }
   if (err)
     write_failed(offset, kind, err);
@@ -256,6 +276,8 @@ void outcome_sink::write_failed(int64_t offset, write_kind kind, rd_kafka_resp_e
 }
 
 void outcome_sink::dead_letter(int64_t offset, events::record_error error, std::string message) {
+  if (ctx_->shadow && error == events::record_error::model_failed && shadow_book_.forget(offset))
+    ctx_->probe.shadow->unmatched.inc(); // no live answer to compare with
   auto& rec = *pending_.find(offset);
   rec.scored = true;
   rec.dead_lettered = true;
@@ -266,12 +288,14 @@ void outcome_sink::dead_letter(int64_t offset, events::record_error error, std::
 
 void outcome_sink::on_batch(const std::shared_ptr<const record_batch>& batch) {
   auto& ctx = *ctx_;
-  gateways::score_request request;
+  std::vector<gateways::score_request> requests(ctx.versions.size()); // one per version
   const size_t width = ctx.features.size();
   std::vector<float> row(width);
   std::string text;
-  request.ids.reserve(batch->messages.size());
-  request.rows.reserve(batch->messages.size() * width);
+  if (requests.size() == 1) {
+    requests[0].ids.reserve(batch->messages.size());
+    requests[0].rows.reserve(batch->messages.size() * width);
+  }
   bool kept = false; // some record of the batch is new
   for (auto* m : batch->messages) {
     int64_t offset = m->offset;
@@ -297,6 +321,8 @@ void outcome_sink::on_batch(const std::shared_ptr<const record_batch>& batch) {
       dead_letter(offset, failure->code, std::move(failure->message));
       continue;
     }
+    rec.result.route = static_cast<uint16_t>(split_.version_of(split_key(rec.identity, m)));
+    auto& request = requests[rec.result.route];
     if (request.traceparent.empty()) // a call carries one: that of its first traced input
       if (auto parent = traceparent_of(m))
         request.traceparent = std::move(*parent);
@@ -309,14 +335,77 @@ void outcome_sink::on_batch(const std::shared_ptr<const record_batch>& batch) {
   if (kept)
     batches_.push_back(batch);
   settle(); // dead letters that needed no write of their own
-  if (!request.ids.empty())
-    out_.call_model(std::move(request));
+  if (ctx.shadow)
+    call_shadow(requests);
+  for (size_t route = 0; route < requests.size(); ++route)
+    if (!requests[route].ids.empty())
+      out_.call_model(route, std::move(requests[route]));
+}
+
+/// Copies the batch's calls to the shadow version, unless it is behind by a window already:
+/// a slow shadow is sampled, never waited for.
+void outcome_sink::call_shadow(const std::vector<gateways::score_request>& live) {
+  gateways::score_request copy;
+  for (const auto& request : live) {
+    for (auto id : request.ids)
+      copy.ids.push_back(id | shadow_bit);
+    copy.rows.insert(copy.rows.end(), request.rows.begin(), request.rows.end());
+    copy.texts.insert(copy.texts.end(), request.texts.begin(), request.texts.end());
+    if (copy.traceparent.empty())
+      copy.traceparent = request.traceparent;
+  }
+  const auto n = static_cast<int64_t>(copy.ids.size());
+  if (n == 0)
+    return;
+  if (shadow_outstanding_ + n > ctx_->config.max_in_flight) {
+    ctx_->probe.shadow->skipped.inc(static_cast<uint64_t>(n));
+    return;
+  }
+  shadow_outstanding_ += n;
+  out_.call_model(live.size(), std::move(copy));
+}
+
+void outcome_sink::on_shadow_scores(const gateways::score_reply& reply) {
+  auto& probe = *ctx_->probe.shadow;
+  shadow_outstanding_ -= static_cast<int64_t>(reply.ids.size());
+  for (size_t i = 0; i < reply.ids.size(); ++i) {
+    const auto offset = static_cast<int64_t>(reply.ids[i] & ~shadow_bit);
+    if (!reply.ok() || reply.width != 1) {
+      probe.failed.inc();
+      shadow_book_.forget(offset);
+    } else if (auto answers = shadow_book_.add_shadow(offset, reply.values[i])) {
+      compare(offset, *answers);
+    }
+  }
+  probe.unmatched.inc(shadow_book_.take_evicted());
+}
+
+/// Both answers are in: count how they compare, and write the shadow's beside the live one.
+void outcome_sink::compare(int64_t offset, const shadow_book::pair& answers) {
+  const auto& ctx = *ctx_;
+  const auto& cfg = ctx.config;
+  const bool shadow_alert = !cfg.alert.topic.empty() && cfg.alert.matches(answers.shadow);
+  auto& version = ctx.probe.versions[answers.live.route];
+  version.shadow_compared.inc();
+  if (shadow_alert == answers.live.alert)
+    version.shadow_agreed.inc();
+  version.shadow_difference.observe(std::abs(double(answers.shadow) - double(answers.live.score)));
+  if (cfg.shadow_topic.empty())
+    return;
+  auto json = make_shadow_json(ctx, shared_->partition, offset, answers, shadow_alert, out_.now_ms());
+  if (out_.produce_shadow(cfg.shadow_topic, answers.live.identity.key, json, token_of(offset, write_kind::shadow)))
+    ctx.probe.shadow->write_failures.inc();
 }
 
 void outcome_sink::on_scores(gateways::score_reply& reply) {
+  if (!reply.ids.empty() && (reply.ids.front() & shadow_bit)) {
+    on_shadow_scores(reply);
+    return;
+  }
   auto& ctx = *ctx_;
   const auto& cfg = ctx.config;
-  const bool fallback = reply.model != ctx.model.name;
+  const auto& routes = cfg.routes;
+  const bool fallback = std::none_of(routes.begin(), routes.end(), [&](auto& r) { return r.model == reply.model; });
   uint64_t scored = 0, no_alert = 0;
   for (size_t i = 0; i < reply.ids.size(); ++i) {
     auto offset = static_cast<int64_t>(reply.ids[i]);
@@ -346,8 +435,18 @@ void outcome_sink::on_scores(gateways::score_reply& reply) {
     rec.alert = !cfg.alert.topic.empty() && cfg.alert.matches(result.score);
     rec.output = !cfg.output_topic.empty();
     no_alert += !rec.alert;
+    if (!fallback)
+      ctx.probe.versions[result.route].scored.inc();
+    if (ctx.shadow) {
+      if (fallback && shadow_book_.forget(offset)) // the version did not answer: nothing to compare
+        ctx.probe.shadow->unmatched.inc();
+      else if (auto answers = shadow_book_.add_live(offset, {result.score, rec.alert, result.route, rec.identity}))
+        compare(offset, *answers);
+    }
     decided(offset);
   }
+  if (ctx.shadow)
+    ctx.probe.shadow->unmatched.inc(shadow_book_.take_evicted());
   ctx.probe.scored.inc(scored);
   ctx.probe.no_alert.inc(no_alert);
   settle();
@@ -357,6 +456,11 @@ void outcome_sink::on_ack(uint64_t token, rd_kafka_resp_err_t error) {
   auto& ctx = *ctx_;
   const int64_t offset = offset_of(token);
   const auto kind = kind_of(token);
+  if (kind == write_kind::shadow) { // not part of the record's outcome
+    auto& probe = *ctx.probe.shadow;
+    (error ? probe.write_failures : probe.written).inc();
+    return;
+  }
   --outstanding_;
   auto* found = pending_.find(offset);
   if (!found)
@@ -369,9 +473,12 @@ void outcome_sink::on_ack(uint64_t token, rd_kafka_resp_err_t error) {
   switch (kind) {
     case write_kind::alert:
       ctx.probe.alerted.inc();
+      if (rec.result.model.empty())
+        ctx.probe.versions[rec.result.route].alerted.inc();
       ctx.alerts.add(std::move(rec.alert_json));
       break;
     case write_kind::result: ctx.probe.results.inc(); break;
+    case write_kind::shadow: break; // returned above
     case write_kind::dead_letter: {
       ctx.probe.dead_lettered.inc();
       std::string letter = fmt::format(R"({{"pipeline":)");

@@ -12,7 +12,9 @@
 #include "actors/pipeline_health.hpp"
 #include "actors/probes.hpp"
 #include "actors/recent_alerts.hpp"
+#include "actors/shadow_book.hpp"
 #include "actors/source.hpp"
+#include "actors/traffic_split.hpp"
 #include "config/config.hpp"
 #include "events/decoder.hpp"
 #include "events/features.hpp"
@@ -30,17 +32,22 @@ namespace inflow::actors {
 struct pipeline_context {
   config::pipeline_config config;
   events::feature_map features;
-  gateways::model_info model;
+  /// Per config.routes, the version that answers that share: its task, input and version.
+  std::vector<gateways::model_info> versions;
   pipeline_probe& probe;
   recent_alerts& alerts;
   recent_alerts& dead_letters; ///< the latest dead letters' JSON: where from and why
   pipeline_health& health;
   size_t dead_letter_limit_bytes; ///< the smaller of the producer's and the topic's record limits
+  std::optional<gateways::model_info> shadow = {}; ///< config.shadow_model's, when it has one
+
+  const gateways::model_info& model() const { return versions.front(); }
 };
 
 /// What the model said about one record.
 struct model_result {
-  std::string model; ///< the model that answered (empty: the pipeline's own)
+  uint16_t route = 0; ///< the version the record went to (config.routes)
+  std::string model;  ///< a fallback that answered instead (empty: the version did)
   std::string model_version;
   float score = 0;           ///< classification, regression
   std::vector<float> vector; ///< embedding
@@ -59,8 +66,13 @@ public:
                                         const std::vector<kafka::header>& headers, uint64_t token) = 0;
     /// Why the producer became unusable, after a fatal write error.
     virtual std::string producer_failure() = 0;
-    /// Asks the model; the answer comes back through on_scores.
-    virtual void call_model(gateways::score_request request) = 0;
+    /// Asks a version of the model (config.routes; the shadow's is routes.size()); the answer
+    /// comes back through on_scores.
+    virtual void call_model(size_t route, gateways::score_request request) = 0;
+    /// Queues a shadow's answer on a producer outside any transaction (exactly_once): best
+    /// effort, its verdict comes back through on_ack but nothing waits for it.
+    virtual rd_kafka_resp_err_t produce_shadow(const std::string& topic, std::string_view key, std::string_view value,
+                                               uint64_t token) = 0;
     /// Calls retry(token) after `delay`.
     virtual void retry_after(std::chrono::milliseconds delay, uint64_t token) = 0;
     /// Calls rewind() after `delay`.
@@ -89,7 +101,9 @@ public:
   int64_t outstanding() const { return outstanding_; }
 
   /// The writes of a record's outcome. A produce token carries the offset and the kind.
-  enum class write_kind : uint8_t { alert = 0, dead_letter = 1, result = 2 };
+  enum class write_kind : uint8_t { alert = 0, dead_letter = 1, result = 2, shadow = 3 };
+  /// Set in the ids of a shadow's call, so that its answers are never taken for the live ones.
+  static constexpr uint64_t shadow_bit = uint64_t(1) << 63;
   static uint64_t token_of(int64_t offset, write_kind k) {
     return static_cast<uint64_t>(offset) * 4 + static_cast<uint64_t>(k);
   }
@@ -125,12 +139,18 @@ private:
   void write(int64_t offset, write_kind kind);
   void write_failed(int64_t offset, write_kind kind, rd_kafka_resp_err_t error);
   void dead_letter(int64_t offset, events::record_error error, std::string message);
+  void call_shadow(const std::vector<gateways::score_request>& live);
+  void on_shadow_scores(const gateways::score_reply& reply);
+  void compare(int64_t offset, const shadow_book::pair& answers);
 
   std::shared_ptr<const pipeline_context> ctx_;
   std::shared_ptr<partition_shared> shared_;
   outside& out_;
   events::decoder decoder_;
   std::vector<events::field_value> values_;
+  traffic_split split_;
+  shadow_book shadow_book_;
+  int64_t shadow_outstanding_ = 0; ///< records copied to the shadow and not answered yet
   offset_window<pending_record> pending_;
   bool in_order_; ///< delivery ordered or exactly_once: `order_` decides when writes go out
   outcome_order order_;
@@ -151,5 +171,9 @@ std::string make_alert_json(const pipeline_context& ctx, int32_t partition, int6
 /// The result's JSON for the output topic: score, embedding or text, by task.
 std::string make_result_json(const pipeline_context& ctx, int32_t partition, int64_t offset,
                              const events::record_identity& identity, const model_result& result, int64_t now_ms);
+
+/// The shadow's answer for the shadow topic, beside the live version's.
+std::string make_shadow_json(const pipeline_context& ctx, int32_t partition, int64_t offset,
+                             const shadow_book::pair& answers, bool shadow_alert, int64_t now_ms);
 
 } // namespace inflow::actors

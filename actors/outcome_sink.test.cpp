@@ -28,6 +28,7 @@ struct fake_outside : outcome_sink::outside {
   std::vector<written> writes;
   std::map<std::string, rd_kafka_resp_err_t> refuse_at_once; ///< topic -> error produce() returns
   std::vector<gateways::score_request> requests;
+  std::vector<size_t> routes; ///< per request: the version asked (config.routes, then the shadow)
   std::vector<std::pair<std::chrono::milliseconds, uint64_t>> retries;
   std::vector<std::chrono::milliseconds> rewinds;
   int64_t clock_ms = 1'000'000;
@@ -40,7 +41,14 @@ struct fake_outside : outcome_sink::outside {
     return RD_KAFKA_RESP_ERR_NO_ERROR;
   }
   std::string producer_failure() override { return "fenced by a newer instance"; }
-  void call_model(gateways::score_request request) override { requests.push_back(std::move(request)); }
+  void call_model(size_t route, gateways::score_request request) override {
+    routes.push_back(route);
+    requests.push_back(std::move(request));
+  }
+  rd_kafka_resp_err_t produce_shadow(const std::string& topic, std::string_view key, std::string_view value,
+                                     uint64_t token) override {
+    return produce(topic, key, value, {}, token);
+  }
   void retry_after(std::chrono::milliseconds delay, uint64_t token) override { retries.emplace_back(delay, token); }
   void rewind_after(std::chrono::milliseconds delay) override { rewinds.push_back(delay); }
   int64_t now_ms() override { return clock_ms; }
@@ -69,8 +77,10 @@ struct partition {
     cfg.dead_letter_topic = "dead-letters";
     cfg.skip_unwritable = skip_unwritable;
     cfg.delivery = delivery;
+    cfg.model = "fraud-model";
+    cfg.routes = {{"fraud-model", "", 1}};
     auto ctx = std::make_shared<const pipeline_context>(pipeline_context{
-      cfg, events::feature_map({"amount"}), gateways::model_info{"fraud-model", "1", {"amount"}, "classification"},
+      cfg, events::feature_map({"amount"}), {gateways::model_info{"fraud-model", "1", {"amount"}, "classification"}},
       probe, alerts, dead_letters, health, 1 << 20});
     shared->partition = 3;
     sink.emplace(ctx, shared, out);

@@ -25,15 +25,24 @@ void open_with_source(std::string& out, const pipeline_context& ctx, const char*
   events::append_quoted(out, identity.key);
 }
 
-/// The answering model (a fallback names itself), the pipeline and the time; closes the object.
-void close_with_model(std::string& out, const pipeline_context& ctx, const model_result& result, int64_t now_ms) {
+/// The model and version, the pipeline and the time; closes the object.
+void close_with(std::string& out, const pipeline_context& ctx, const std::string& model, const std::string& version,
+                int64_t now_ms) {
   out += R"(,"model":)";
-  events::append_quoted(out, result.model.empty() ? ctx.model.name : result.model);
+  events::append_quoted(out, model);
   out += R"(,"model_version":)";
-  events::append_quoted(out, result.model.empty() ? ctx.model.version : result.model_version);
+  events::append_quoted(out, version);
   out += R"(,"pipeline":)";
   events::append_quoted(out, ctx.config.name);
   out += fmt::format(R"(,"ts":{}}})", now_ms);
+}
+
+/// The answering version of the pipeline's model, or a fallback that names itself.
+void close_with_model(std::string& out, const pipeline_context& ctx, const model_result& result, int64_t now_ms) {
+  if (result.model.empty())
+    close_with(out, ctx, ctx.config.model, ctx.versions[result.route].version, now_ms);
+  else
+    close_with(out, ctx, result.model, result.model_version, now_ms);
 }
 
 } // namespace
@@ -54,7 +63,7 @@ std::string make_result_json(const pipeline_context& ctx, int32_t partition, int
   std::string out;
   out.reserve(256 + result.text.size() + result.vector.size() * 12);
   open_with_source(out, ctx, "result_id", partition, offset, identity, "id", "key");
-  const auto& task = ctx.model.task;
+  const auto& task = ctx.model().task;
   if (task == "embedding") {
     out += R"(,"embedding":[)";
     for (size_t i = 0; i < result.vector.size(); ++i) {
@@ -70,6 +79,21 @@ std::string make_result_json(const pipeline_context& ctx, int32_t partition, int
     out += fmt::format(R"(,"score":{:.6f})", result.score);
   }
   close_with_model(out, ctx, result, now_ms);
+  return out;
+}
+
+std::string make_shadow_json(const pipeline_context& ctx, int32_t partition, int64_t offset,
+                             const shadow_book::pair& answers, bool shadow_alert, int64_t now_ms) {
+  std::string out;
+  out.reserve(384);
+  const auto& live = answers.live;
+  open_with_source(out, ctx, "shadow_id", partition, offset, live.identity, "id", "key");
+  fmt::format_to(std::back_inserter(out), R"(,"score":{:.6f},"alert":{},"live":{{"model_version":)", answers.shadow,
+                 shadow_alert);
+  events::append_quoted(out, ctx.versions[live.route].version);
+  fmt::format_to(std::back_inserter(out), R"(,"score":{:.6f},"alert":{}}},"agrees":{})", live.score, live.alert,
+                 live.alert == shadow_alert);
+  close_with(out, ctx, ctx.config.model, ctx.shadow->version, now_ms);
   return out;
 }
 

@@ -24,10 +24,12 @@ private:
 /// The sink's outside world, as seen from its actor.
 class actor_outside : public outcome_sink::outside {
 public:
-  actor_outside(partition_actor::pointer self, kafka::producer& producer, gateways::scorer_actor gateway)
+  actor_outside(partition_actor::pointer self, kafka::producer& producer, kafka::producer& plain,
+                std::vector<gateways::scorer_actor> versions)
     : self_(self),
       producer_(producer),
-      gateway_(std::move(gateway)),
+      plain_(plain),
+      versions_(std::move(versions)),
       delivery_(std::make_shared<actor_delivery>(caf::actor_cast<partition_actor>(self))) {}
 
   rd_kafka_resp_err_t produce(const std::string& topic, std::string_view key, std::string_view value,
@@ -39,7 +41,13 @@ public:
     producer_.fatal_error(&reason);
     return reason;
   }
-  void call_model(gateways::score_request request) override { self_->send(gateway_, std::move(request)); }
+  rd_kafka_resp_err_t produce_shadow(const std::string& topic, std::string_view key, std::string_view value,
+                                     uint64_t token) override {
+    return plain_.produce(topic, key, value, {}, delivery_, token);
+  }
+  void call_model(size_t route, gateways::score_request request) override {
+    self_->send(versions_.at(route), std::move(request));
+  }
   void retry_after(std::chrono::milliseconds delay, uint64_t token) override {
     self_->delayed_send(self_, delay, retry_atom::value, static_cast<int64_t>(token));
   }
@@ -55,7 +63,8 @@ public:
 private:
   partition_actor::pointer self_;
   kafka::producer& producer_;
-  gateways::scorer_actor gateway_;
+  kafka::producer& plain_;
+  std::vector<gateways::scorer_actor> versions_;
   std::shared_ptr<kafka::delivery_listener> delivery_;
 };
 
@@ -68,10 +77,11 @@ struct partition_state {
 using partition_pointer = partition_actor::stateful_pointer<partition_state>;
 
 partition_actor::behavior_type partition(partition_pointer self, std::shared_ptr<const pipeline_context> ctx,
-                                         kafka::producer* producer, gateways::scorer_actor gateway,
+                                         kafka::producer* producer, kafka::producer* plain,
+                                         std::vector<gateways::scorer_actor> versions,
                                          std::shared_ptr<partition_shared> shared) {
   auto& st = self->state;
-  st.outside.emplace(self, *producer, std::move(gateway));
+  st.outside.emplace(self, *producer, *plain, std::move(versions));
   st.sink.emplace(std::move(ctx), std::move(shared), *st.outside);
   auto& sink = *st.sink;
   return {
@@ -106,11 +116,11 @@ private:
 
 std::unique_ptr<partition_handle> spawn_partition_actor(caf::actor_system& system,
                                                         std::shared_ptr<const pipeline_context> context,
-                                                        kafka::producer& producer,
-                                                        const gateways::scorer_actor& gateway,
+                                                        kafka::producer& producer, kafka::producer& plain,
+                                                        const std::vector<gateways::scorer_actor>& versions,
                                                         std::shared_ptr<partition_shared> shared) {
   return std::make_unique<actor_partition_handle>(
-    system.spawn(partition, std::move(context), &producer, gateway, std::move(shared)));
+    system.spawn(partition, std::move(context), &producer, &plain, versions, std::move(shared)));
 }
 
 } // namespace inflow::actors

@@ -9,6 +9,7 @@
 #include <caf/fwd.hpp>
 
 #include <memory>
+#include <vector>
 
 namespace inflow::actors {
 
@@ -32,11 +33,12 @@ using partition_actor = caf::typed_actor<
   caf::reacts_to<produce_ack>, caf::reacts_to<retry_atom, int64_t>, caf::reacts_to<rewind_atom>,
   caf::reacts_to<hold_atom, int64_t>, caf::reacts_to<release_atom>>;
 
-/// `producer` writes the pipeline's outcomes (its transactional one under exactly_once).
+/// `producer` writes the pipeline's outcomes (its transactional one under exactly_once), `plain`
+/// a shadow's answers; `versions` score config.routes, then the shadow when there is one.
 std::unique_ptr<partition_handle> spawn_partition_actor(caf::actor_system& system,
                                                         std::shared_ptr<const pipeline_context> context,
-                                                        kafka::producer& producer,
-                                                        const gateways::scorer_actor& gateway,
+                                                        kafka::producer& producer, kafka::producer& plain,
+                                                        const std::vector<gateways::scorer_actor>& versions,
                                                         std::shared_ptr<partition_shared> shared);
 
 } // namespace inflow::actors

@@ -322,6 +322,22 @@ const option_block<model_config>& model_block() {
               "model",
               "model: a provider's Retry-After pauses this model only; origin: every model on the same "
               "scheme://host:port.")
+      .section("versions",
+               {{"models.*", "versions", "map", "",
+                 "Named versions of the model, e.g. `{v1: {path: a.json}, v2: {provider: kserve, endpoint: ...}}`: "
+                 "each takes the model's other keys and overrides what it sets. Every version has the same task and "
+                 "input. Alerts and results name the version that answered."}},
+               true, [](const raw_section&, model_config&, errors_t&) {})
+      .section("traffic",
+               {{"models.*", "traffic", "map", "",
+                 "Share of the records per version, e.g. `{v1: 90, v2: 10}`, split by the record's key so a key "
+                 "stays on one version. Needed with two or more versions besides the shadow."}},
+               true, [](const raw_section&, model_config&, errors_t&) {})
+      .custom("shadow", "string", "",
+              "A version that scores a copy of every record: its answers never alert or count as the outcome; "
+              "they are compared with the live version's (metrics, `inflow status`) and written to the pipeline's "
+              "`shadow_topic`. Classification and regression only.",
+              [](const std::string&, model_config&) { return std::string(); })
       .nested("cache", &model_config::cache, cache_block())
       .nested("batch", &model_config::batch, batch_block())
       .nested("limits", &model_config::limits, limits_block())
@@ -394,6 +410,9 @@ const option_block<pipeline_config>& pipeline_block() {
       .topic("dead_letter_topic", &pipeline_config::dead_letter_topic, std::nullopt,
              "Where records that cannot be scored go, unchanged (cut to fit the topic's size limit), with "
              "`__connect.errors.*` headers.")
+      .topic("shadow_topic", &pipeline_config::shadow_topic, "",
+             "Where the answers of the model's `shadow` version go (JSON, beside the live version's answer); "
+             "empty: they are compared in metrics only.")
       .integer("max_in_flight", &pipeline_config::max_in_flight, 5000, 1, 10'000'000, "records",
                "Records per partition between consumption and a final outcome; when reached, the partition pauses "
                "(and resumes at three quarters).")
@@ -650,10 +669,121 @@ void check_cluster(const raw_section& in, const node_config& node, const cluster
                                   node.listen->to_string())});
 }
 
-void check_pipeline(const raw_section& in, const std::map<std::string, model_config>& models,
-                    const pipeline_config& out, errors_t& errors) {
+void read_model(const std::string& name, const raw_section& in, model_config& model, errors_t& errors) {
+  model.name = name;
+  model.provider_options.path = in.path;
+  model.provider_options.line = in.line;
+  model_block().read(in, model, errors, &model.provider_options);
+  for (const char* key : {"traffic", "shadow"})
+    if (in.has(key))
+      errors.push_back({in.join(key), in.line_of(key), fmt::format("`{}` needs `versions:` to choose from", key)});
+  if (!in.has("on_failure") && !model.fallback.empty())
+    model.on_failure = failure_policy::fallback;
+  if (model.on_failure == failure_policy::fallback && model.fallback.empty())
+    errors.push_back({in.join("on_failure"), in.line_of("on_failure"),
+                      "on_failure: fallback needs `fallback:` (another model's name)"});
+}
+
+/// A model with `versions:`: one entry of `models` per version (`name@version`), each the model's
+/// keys overridden by the version's own, and the plan that splits records between them.
+void read_versions(const std::string& name, const raw_section& in, node_file& out, errors_t& errors) {
+  const auto versions = in.section("versions");
+  version_plan plan;
+  auto entry_of = [&](const std::string& version) { return name + "@" + version; };
+  for (const auto& [version, value] : versions.values) {
+    if (value.type == raw_value::kind::null) // `v2: ~` drops a version, as for any key
+      continue;
+    if (value.type != raw_value::kind::map) {
+      errors.push_back({versions.join(version), value.line, "expected a map (the version's own keys, or {})"});
+      continue;
+    }
+    raw_section merged = *value.map;
+    for (const auto& [key, inherited] : in.values)
+      if (key != "versions" && key != "traffic" && key != "shadow")
+        merged.values.emplace(key, inherited); // the version's own value wins
+    if (!merged.has("version"))
+      merged.values["version"] = raw_value{raw_value::kind::scalar, version, {}, {}, value.line};
+    read_model(entry_of(version), merged, out.models[entry_of(version)], errors);
+  }
+  if (std::none_of(versions.values.begin(), versions.values.end(), [&](auto& v) { return versions.has(v.first); }))
+    errors.push_back({versions.path, in.line_of("versions"), "a model's `versions:` names at least one version"});
+  if (auto shadow = in.find("shadow"); shadow && shadow->type != raw_value::kind::null) {
+    if (!versions.has(shadow->text))
+      errors.push_back({in.join("shadow"), shadow->line, fmt::format("no version '{}' under versions:", shadow->text)});
+    else
+      plan.shadow = entry_of(shadow->text);
+  }
+  const auto traffic = in.section("traffic");
+  double total = 0;
+  for (const auto& [version, share] : traffic.values) {
+    double weight = -1;
+    if (share.type == raw_value::kind::scalar) {
+      auto [end, ec] = std::from_chars(share.text.data(), share.text.data() + share.text.size(), weight);
+      if (ec != std::errc{} || end != share.text.data() + share.text.size() || !std::isfinite(weight))
+        weight = -1;
+    }
+    if (!versions.has(version))
+      errors.push_back({traffic.join(version), share.line, fmt::format("no version '{}' under versions:", version)});
+    else if (weight < 0)
+      errors.push_back({traffic.join(version), share.line, "expected a share: a number, 0 or more"});
+    else if (entry_of(version) == plan.shadow && weight > 0)
+      errors.push_back({traffic.join(version), share.line,
+                        "the shadow version takes no share of the traffic: its answers are never an outcome"});
+    else if (weight > 0) {
+      plan.traffic.push_back({entry_of(version), version, weight});
+      total += weight;
+    }
+  }
+  if (!in.has("traffic")) { // one version besides the shadow takes everything
+    for (const auto& [version, value] : versions.values)
+      if (versions.has(version) && entry_of(version) != plan.shadow)
+        plan.traffic.push_back({entry_of(version), version, 1});
+    if (plan.traffic.size() > 1)
+      errors.push_back({in.join("traffic"), in.line_of("versions"),
+                        "say how records are split between the versions, e.g. `traffic: {v1: 90, v2: 10}`"});
+  } else if (total <= 0) {
+    errors.push_back({in.join("traffic"), in.line_of("traffic"), "some version needs a share above 0"});
+  }
+  const model_config* first = nullptr;
+  for (const auto& [version, value] : versions.values) {
+    auto model = out.models.find(entry_of(version));
+    if (model == out.models.end())
+      continue;
+    if (!first)
+      first = &model->second;
+    else if (model->second.task != first->task)
+      errors.push_back({versions.join(version), value.line,
+                        fmt::format("every version does the same task: {} here, {} in {}", model->second.task,
+                                    first->task, first->name)});
+  }
+  if (!plan.shadow.empty()) {
+    const auto& shadow = out.models[plan.shadow];
+    if (shadow.task != "classification" && shadow.task != "regression")
+      errors.push_back({in.join("shadow"), in.line_of("shadow"), "a shadow compares scores: classification and "
+                                                                  "regression models only"});
+    if (shadow.on_failure == failure_policy::block)
+      errors.push_back({in.join("shadow"), in.line_of("shadow"),
+                        "the shadow version has on_failure: block, which would hold its copies for ever; a shadow's "
+                        "failures are counted and dropped"});
+  }
+  out.versioned[name] = std::move(plan);
+}
+
+void check_pipeline(const raw_section& in, node_file& file, pipeline_config& out, errors_t& errors) {
+  const auto& models = file.models;
   auto model = models.find(out.model);
-  if (!out.model.empty() && model == models.end())
+  if (auto plan = file.versioned.find(out.model); plan != file.versioned.end()) {
+    out.routes = plan->second.traffic;
+    out.shadow_model = plan->second.shadow;
+    if (!out.routes.empty())
+      model = models.find(out.routes.front().model);
+  } else if (model != models.end()) {
+    out.routes = {{out.model, "", 1}};
+  }
+  if (!out.shadow_topic.empty() && out.shadow_model.empty())
+    errors.push_back({in.join("shadow_topic"), in.line_of("shadow_topic"),
+                      fmt::format("model '{}' has no `shadow:` version to write answers from", out.model)});
+  if (!out.model.empty() && model == models.end() && !file.versioned.count(out.model))
     errors.push_back({in.join("model"), in.line_of("model"), fmt::format("no model named '{}' under models:", out.model)});
   if (in.has("alert") && model != models.end() &&
       (model->second.task == "embedding" || model->second.task == "text_generation"))
@@ -734,22 +864,18 @@ load_result read_document(const std::string& yaml, const std::vector<std::string
     return out;
   };
   for (const auto& [name, in] : entries("models")) {
-    auto& model = out.models[name];
-    model.name = name;
-    model.provider_options.path = in.path;
-    model.provider_options.line = in.line;
-    model_block().read(in, model, errors, &model.provider_options);
-    if (!in.has("on_failure") && !model.fallback.empty())
-      model.on_failure = failure_policy::fallback;
-    if (model.on_failure == failure_policy::fallback && model.fallback.empty())
-      errors.push_back({in.join("on_failure"), in.line_of("on_failure"),
-                        "on_failure: fallback needs `fallback:` (another model's name)"});
+    if (name.find('@') != std::string::npos)
+      errors.push_back({in.path, in.line, "a model's name cannot contain '@' (it names a model's version)"});
+    if (in.has("versions"))
+      read_versions(name, in, out, errors);
+    else
+      read_model(name, in, out.models[name], errors);
   }
   for (const auto& [name, in] : entries("pipelines")) {
     auto& pipeline = out.pipelines[name];
     pipeline.name = name;
     pipeline_block().read(in, pipeline, errors);
-    check_pipeline(in, out.models, pipeline, errors);
+    check_pipeline(in, out, pipeline, errors);
   }
   if (out.pipelines.empty() && out.node.has("ingest"))
     errors.push_back({"pipelines", 0, "an ingest node needs at least one pipeline"});

@@ -124,6 +124,20 @@ struct model_config {
   raw_section provider_options; ///< the keys not declared here, for the provider to read
 };
 
+/// One version of a model and its share of a pipeline's records (`models.<name>.traffic`).
+struct model_route {
+  std::string model;   ///< its entry under node_file::models: `name@version`, or the model itself
+  std::string version; ///< the version's name; empty for a model without versions
+  double weight = 1;   ///< relative share of the records (keyed, so a key stays on one version)
+};
+
+/// `models.<name>.versions`: how a model's records are split between its versions, and which
+/// version scores a copy of them as a shadow (never an outcome).
+struct version_plan {
+  std::vector<model_route> traffic; ///< the versions with a share, in the order written
+  std::string shadow;               ///< its entry under node_file::models, or empty
+};
+
 /// `score >= 0.9`: the comparison that turns a score into an alert.
 struct alert_rule {
   enum class comparison { greater_equal, greater, less_equal, less };
@@ -150,7 +164,10 @@ const char* to_string(delivery d);
 struct pipeline_config {
   std::string name;
   source_config source;
-  std::string model;
+  std::string model; ///< as written: a model, or a model with versions
+  std::vector<model_route> routes; ///< the entries of `models` that score its records, by share
+  std::string shadow_model;        ///< the entry that scores a copy of them, or empty
+  std::string shadow_topic;        ///< where the shadow's answers go; empty: compared in metrics only
   alert_rule alert;
   std::string output_topic; ///< empty: no results topic
   std::string dead_letter_topic;
@@ -166,7 +183,8 @@ struct node_file {
   node_config node;
   cluster_config cluster;
   std::vector<std::pair<std::string, std::string>> kafka; ///< librdkafka properties, verbatim
-  std::map<std::string, model_config> models;
+  std::map<std::string, model_config> models; ///< a model with versions has one entry per version
+  std::map<std::string, version_plan> versioned;
   std::map<std::string, pipeline_config> pipelines;
 };
 

@@ -352,3 +352,82 @@ TEST_CASE("inputs the fuzzer found are errors, not crashes") {
   CHECK_FALSE(r.config);
   CHECK_FALSE(r.errors.empty());
 }
+
+namespace {
+
+const char* versioned = R"(
+kafka:
+  bootstrap.servers: 127.0.0.1:9092
+  group.id: g
+models:
+  fraud:
+    task: classification
+    provider: embedded-xgboost
+    path: v1.json
+    batch: { max_batch: 64 }
+    versions:
+      v1: {}
+      v2: { path: v2.json }
+      v3: { provider: kserve, path: ~, endpoint: "http://127.0.0.1:1/v2/models/m/infer" }
+    traffic: { v1: 90, v2: 10 }
+    shadow: v3
+pipelines:
+  fraud:
+    source: { topic: transactions }
+    model: fraud
+    alert: { when: score >= 0.9, topic: alerts }
+    dead_letter_topic: dlq
+    shadow_topic: fraud.shadow
+)";
+
+} // namespace
+
+TEST_CASE("a model's versions are models of their own, taking the model's keys") {
+  auto r = load_text(versioned);
+  REQUIRE(r.errors.empty());
+  const auto& c = *r.config;
+  CHECK(c.models.count("fraud") == 0);
+  REQUIRE(c.models.count("fraud@v1"));
+  CHECK(c.models.at("fraud@v1").version == "v1");
+  CHECK(c.models.at("fraud@v1").batch.max_batch == 64);
+  CHECK(c.models.at("fraud@v2").provider_options.find("path")->text == "v2.json");
+  CHECK(c.models.at("fraud@v3").provider == "kserve");
+  CHECK_FALSE(c.models.at("fraud@v3").provider_options.has("path"));
+  const auto& p = c.pipelines.at("fraud");
+  REQUIRE(p.routes.size() == 2);
+  CHECK(p.routes[0].model == "fraud@v1");
+  CHECK(p.routes[0].version == "v1");
+  CHECK(p.routes[0].weight == 90);
+  CHECK(p.routes[1].weight == 10);
+  CHECK(p.shadow_model == "fraud@v3");
+  CHECK(p.shadow_topic == "fraud.shadow");
+}
+
+TEST_CASE("a model without versions is its own single route") {
+  auto r = load_text(minimal);
+  REQUIRE(r.errors.empty());
+  const auto& p = r.config->pipelines.at("fraud");
+  REQUIRE(p.routes.size() == 1);
+  CHECK(p.routes[0].model == "fraud");
+  CHECK(p.routes[0].version.empty());
+  CHECK(p.shadow_model.empty());
+}
+
+TEST_CASE("versions, traffic and shadow are checked") {
+  auto with = [](std::vector<std::string> sets) { return load_text(versioned, sets); };
+  CHECK(has_error(with({"models.fraud.traffic.v9=5"}), "models.fraud.traffic.v9", 0, "no version 'v9'"));
+  CHECK(has_error(with({"models.fraud.traffic.v3=5"}), "models.fraud.traffic.v3", 0, "takes no share"));
+  CHECK(has_error(with({"models.fraud.traffic.v1=-1"}), "models.fraud.traffic.v1", 0, "a number, 0 or more"));
+  CHECK(has_error(with({"models.fraud.traffic={v1: 0}"}), "models.fraud.traffic", 0, "above 0"));
+  CHECK(has_error(with({"models.fraud.traffic=~"}), "models.fraud.traffic", 0, "say how records are split"));
+  CHECK(has_error(with({"models.fraud.shadow=v7"}), "models.fraud.shadow", 0, "no version 'v7'"));
+  CHECK(has_error(with({"models.fraud.versions.v2.task=regression"}), "models.fraud.versions.v2", -1,
+                  "same task"));
+  CHECK(has_error(with({"models.fraud.versions.v3.on_failure=block"}), "models.fraud.shadow", -1, "block"));
+  CHECK(has_error(with({"models.fraud.shadow=~"}), "pipelines.fraud.shadow_topic", -1, "no `shadow:` version"));
+  CHECK(has_error(load_text(minimal, {"models.fraud.traffic={a: 1}"}), "models.fraud.traffic", 0, "needs `versions:`"));
+  // One version besides the shadow needs no traffic.
+  auto single = with({"models.fraud.traffic=~", "models.fraud.versions.v2=~"});
+  REQUIRE(single.errors.empty());
+  CHECK(single.config->pipelines.at("fraud").routes.size() == 1);
+}

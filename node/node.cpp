@@ -64,18 +64,29 @@ caf::actor_system_config& actor_config(caf::actor_system_config& cfg, const conf
   return cfg;
 }
 
+/// The models that score a pipeline's records: its versions with a share, then its shadow.
+std::vector<std::string> scoring_models(const config::pipeline_config& p) {
+  std::vector<std::string> out;
+  for (const auto& r : p.routes)
+    out.push_back(r.model);
+  if (!p.shadow_model.empty())
+    out.push_back(p.shadow_model);
+  return out;
+}
+
 /// The models a node must load: all of them for a gateway, else those its pipelines use (for their inputs).
 config::node_file with_needed_models(config::node_file cfg) {
   if (cfg.node.has("gateway"))
     return cfg;
   std::map<std::string, config::model_config> needed;
   for (const auto& [name, p] : cfg.pipelines)
-    if (cfg.models.count(p.model)) {
-      const auto& m = cfg.models.at(p.model);
-      needed.emplace(p.model, m);
-      if (!m.fallback.empty() && cfg.models.count(m.fallback))
-        needed.emplace(m.fallback, cfg.models.at(m.fallback));
-    }
+    for (const auto& entry : scoring_models(p))
+      if (cfg.models.count(entry)) {
+        const auto& m = cfg.models.at(entry);
+        needed.emplace(entry, m);
+        if (!m.fallback.empty() && cfg.models.count(m.fallback))
+          needed.emplace(m.fallback, cfg.models.at(m.fallback));
+      }
   cfg.models = std::move(needed);
   return cfg;
 }
@@ -114,6 +125,10 @@ struct node::impl {
   /// Pipeline -> why it is not ready (stopped, stalled, not in its group yet); empty when all are.
   std::map<std::string, std::string> unready_reasons() const;
   void start_sink();
+  nlohmann::json versions_json(const actors::pipeline_context& ctx, const actors::pipeline_probe& probe) const;
+  nlohmann::json shadow_json(const actors::pipeline_context& ctx, const actors::pipeline_probe& probe) const;
+  /// A model's calls as its gateway here saw them: count, latency, cost; empty when hosted elsewhere.
+  nlohmann::json calls_json(const std::string& model) const;
   size_t dead_letter_limit(const std::string& topic) const;
   std::string group_id() const {
     for (const auto& [key, value] : cfg.kafka)
@@ -128,7 +143,7 @@ void node::impl::start_sink() {
   producer = std::make_unique<kafka::producer>(cfg.kafka, kafka::properties{{"client.id", "inflow-sink"}});
   std::vector<std::string> outputs;
   for (const auto& [name, p] : cfg.pipelines)
-    for (const auto* topic : {&p.alert.topic, &p.output_topic, &p.dead_letter_topic})
+    for (const auto* topic : {&p.alert.topic, &p.output_topic, &p.dead_letter_topic, &p.shadow_topic})
       if (!topic->empty())
         outputs.push_back(*topic);
   // Writing to a topic that does not exist would stall the partitions for good. A topic created a
@@ -145,6 +160,65 @@ void node::impl::start_sink() {
     throw std::runtime_error("output topic(s) missing: " + names + "; create them before starting the node");
   }
   topic_limits = kafka::topic_max_message_bytes(producer->raw(), outputs, 10'000);
+}
+
+nlohmann::json node::impl::calls_json(const std::string& model) const {
+  auto probe = gateway_probes.find(model);
+  if (probe == gateway_probes.end())
+    return nullptr;
+  const auto& g = *probe->second;
+  auto latency = g.predict_latency.read();
+  return {{"rows", g.rows.value()},
+          {"batches", g.batches.value()},
+          {"errors", g.errors.value()},
+          {"latency_p50_ms", latency.count ? latency.quantile(0.5) * 1000 : 0.0},
+          {"latency_p99_ms", latency.count ? latency.quantile(0.99) * 1000 : 0.0},
+          {"cost_usd", static_cast<double>(g.cost_micro_usd.value()) / 1e6}};
+}
+
+/// Per version: its share, what it answered and alerted, and its calls (A/B at a glance).
+nlohmann::json node::impl::versions_json(const actors::pipeline_context& ctx,
+                                         const actors::pipeline_probe& probe) const {
+  auto out = nlohmann::json::array();
+  double total = 0;
+  for (const auto& route : ctx.config.routes)
+    total += route.weight;
+  for (size_t i = 0; i < ctx.versions.size(); ++i) {
+    const auto& v = probe.versions[i];
+    out.push_back({{"version", ctx.versions[i].version},
+                   {"model", ctx.config.routes[i].model},
+                   {"share", ctx.config.routes[i].weight / total},
+                   {"scored", v.scored.value()},
+                   {"alerted", v.alerted.value()},
+                   {"calls", calls_json(ctx.config.routes[i].model)}});
+  }
+  return out;
+}
+
+/// The shadow against each live version: how often the alert decision agreed, and by how much scores differ.
+nlohmann::json node::impl::shadow_json(const actors::pipeline_context& ctx, const actors::pipeline_probe& probe) const {
+  const auto& s = *probe.shadow;
+  nlohmann::json out{{"version", ctx.shadow->version},
+                     {"model", ctx.config.shadow_model},
+                     {"topic", ctx.config.shadow_topic},
+                     {"skipped", s.skipped.value()},
+                     {"failed", s.failed.value()},
+                     {"unmatched", s.unmatched.value()},
+                     {"written", s.written.value()},
+                     {"calls", calls_json(ctx.config.shadow_model)}};
+  out["against"] = nlohmann::json::array();
+  for (size_t i = 0; i < ctx.versions.size(); ++i) {
+    const auto& v = probe.versions[i];
+    auto difference = v.shadow_difference.read();
+    const auto compared = v.shadow_compared.value();
+    out["against"].push_back(
+      {{"version", ctx.versions[i].version},
+       {"compared", compared},
+       {"agreement", compared ? static_cast<double>(v.shadow_agreed.value()) / compared : 0.0},
+       {"score_difference_mean", difference.count ? difference.sum / difference.count : 0.0},
+       {"score_difference_p99", difference.count ? difference.quantile(0.99) : 0.0}});
+  }
+  return out;
 }
 
 size_t node::impl::dead_letter_limit(const std::string& topic) const {
@@ -173,13 +247,24 @@ node::node(config::node_file cfg) : impl_(new impl) {
     for (auto& e : cluster::check_tls_files(impl_->cfg.cluster.tls))
       errors.push_back(std::move(e));
   for (const auto& [name, p] : impl_->cfg.pipelines) {
-    auto it = impl_->models.find(p.model);
-    if (it == impl_->models.end())
-      continue;
-    try {
-      make_features(p, it->second.info);
-    } catch (const std::invalid_argument& e) {
-      errors.push_back({"models." + p.model + ".input", 0, e.what()});
+    const gateways::model_info* first = nullptr;
+    for (const auto& entry : scoring_models(p)) {
+      auto it = impl_->models.find(entry);
+      if (it == impl_->models.end())
+        continue;
+      const auto& info = it->second.info;
+      if (!first) {
+        first = &info;
+        try {
+          make_features(p, info);
+        } catch (const std::invalid_argument& e) {
+          errors.push_back({"models." + p.model + ".input", 0, e.what()});
+        }
+      } else if (info.input != first->input) { // one feature row goes to whichever version
+        errors.push_back({"models." + p.model + ".versions", 0,
+                          fmt::format("every version takes the same input: {} takes [{}], {} takes [{}]", entry,
+                                      fmt::join(info.input, ", "), first->name, fmt::join(first->input, ", "))});
+      }
     }
   }
   if (!errors.empty())
@@ -218,9 +303,19 @@ void node::start() {
     d.start_sink();
   for (const auto& [name, pcfg] : d.cfg.pipelines) {
     auto& p = d.pipelines[name];
-    p.probe = std::make_unique<actors::pipeline_probe>(d.registry, name);
+    std::vector<gateways::model_info> versions;
+    std::vector<std::string> version_names;
+    for (const auto& route : pcfg.routes) {
+      versions.push_back(d.models.at(route.model).info);
+      version_names.push_back(versions.back().version);
+    }
+    std::optional<gateways::model_info> shadow;
+    if (!pcfg.shadow_model.empty())
+      shadow = d.models.at(pcfg.shadow_model).info;
+    p.probe = std::make_unique<actors::pipeline_probe>(d.registry, name, version_names,
+                                                       shadow ? shadow->version : std::string());
     p.health = std::make_unique<actors::pipeline_health>();
-    const auto& model = d.models.at(pcfg.model);
+    const auto& model = versions.front();
     if (pcfg.delivery == config::delivery::exactly_once) {
       // A transaction holds one pipeline's outcomes and offsets. The id is stable across
       // restarts, so a restarted node aborts what its crashed self left open.
@@ -231,8 +326,8 @@ void node::start() {
     }
     auto* producer = p.transactions ? p.transactions.get() : d.producer.get();
     p.context = std::make_shared<const actors::pipeline_context>(
-      actors::pipeline_context{pcfg, make_features(pcfg, model.info), model.info, *p.probe, d.alerts, d.dead_letters,
-                               *p.health, d.dead_letter_limit(pcfg.dead_letter_topic)});
+      actors::pipeline_context{pcfg, make_features(pcfg, model), versions, *p.probe, d.alerts, d.dead_letters,
+                               *p.health, d.dead_letter_limit(pcfg.dead_letter_topic), shadow});
     actors::source_options options{name,
                                    pcfg.source.topic,
                                    d.cfg.kafka,
@@ -242,25 +337,31 @@ void node::start() {
                                    pcfg.stall_timeout_ms,
                                    p.transactions.get()};
     // A model hosted here is called directly; any other through the cluster.
-    gateways::scorer_actor gateway;
-    if (auto local = d.gateways.find(pcfg.model); local != d.gateways.end()) {
-      gateway = local->second;
-    } else {
-      gateway = cluster::spawn_model_router(*d.system, d.cluster.routing, pcfg.model);
-      d.routers.push_back(gateway);
+    std::vector<gateways::scorer_actor> gateways;
+    for (const auto& entry : scoring_models(pcfg)) {
+      if (auto local = d.gateways.find(entry); local != d.gateways.end()) {
+        gateways.push_back(local->second);
+      } else {
+        gateways.push_back(cluster::spawn_model_router(*d.system, d.cluster.routing, entry));
+        d.routers.push_back(gateways.back());
+      }
     }
     auto context = p.context;
     auto* system = d.system.get();
+    auto* plain = d.producer.get();
     p.source = std::make_unique<actors::source>(
       options,
-      [system, context, producer, gateway](std::shared_ptr<actors::partition_shared> shared) {
-        return actors::spawn_partition_actor(*system, context, *producer, gateway, std::move(shared));
+      [system, context, producer, plain, gateways](std::shared_ptr<actors::partition_shared> shared) {
+        return actors::spawn_partition_actor(*system, context, *producer, *plain, gateways, std::move(shared));
       },
       *p.probe, *p.health);
     p.source->start();
-    spdlog::info("pipeline {}: {} -> model {} ({}, {}) -> alerts {} / results {} / dead letters {}", name,
-                 pcfg.source.topic, pcfg.model, model.info.task, model.info.version,
-                 pcfg.alert.topic.empty() ? "-" : pcfg.alert.topic,
+    std::string shares;
+    for (size_t i = 0; i < pcfg.routes.size(); ++i)
+      shares += fmt::format("{}{} {}", i ? ", " : "", versions[i].version, pcfg.routes[i].weight);
+    spdlog::info("pipeline {}: {} -> model {} ({}; {}{}{}) -> alerts {} / results {} / dead letters {}", name,
+                 pcfg.source.topic, pcfg.model, model.task, shares, shadow ? "; shadow " : "",
+                 shadow ? shadow->version : "", pcfg.alert.topic.empty() ? "-" : pcfg.alert.topic,
                  pcfg.output_topic.empty() ? "-" : pcfg.output_topic, pcfg.dead_letter_topic);
   }
   http::server_limits admin_limits;
@@ -360,11 +461,12 @@ std::map<std::string, std::string> node::impl::unready_reasons() const {
     else if (!p.source->joined())
       reasons[name] = "waiting for the consumer group";
     // A model whose every call fails scores nothing: say so, not only in the log.
-    const auto& model = cfg.pipelines.at(name).model;
-    if (auto probe = gateway_probes.find(model); probe != gateway_probes.end())
-      if (auto failing = probe->second->failing_calls.value(); failing >= cfg.models.at(model).breaker.failure_threshold)
-        reasons[name] += fmt::format("{}model {}: its last {} calls failed (see the log)",
-                                     reasons[name].empty() ? "" : "; ", model, failing);
+    for (const auto& route : cfg.pipelines.at(name).routes)
+      if (auto probe = gateway_probes.find(route.model); probe != gateway_probes.end())
+        if (auto failing = probe->second->failing_calls.value();
+            failing >= cfg.models.at(route.model).breaker.failure_threshold)
+          reasons[name] += fmt::format("{}model {}: its last {} calls failed (see the log)",
+                                       reasons[name].empty() ? "" : "; ", route.model, failing);
   }
   return reasons;
 }
@@ -406,8 +508,9 @@ std::string node::status_json() const {
     j["pipelines"][name] = {{"topic", p.context->config.source.topic},
                             {"delivery", config::to_string(p.context->config.delivery)},
                             {"problem", p.health->problem()},
-                            {"model", p.context->model.name},
-                            {"model_version", p.context->model.version},
+                            {"model", p.context->config.model},
+                            {"model_version", p.context->model().version},
+                            {"versions", d.versions_json(*p.context, *p.probe)},
                             {"consumed", p.probe->consumed.value()},
                             {"alerted", p.probe->alerted.value()},
                             {"dead_lettered", p.probe->dead_lettered.value()},
@@ -418,6 +521,8 @@ std::string node::status_json() const {
                             {"alert_fields", {{"id", p.context->config.alert.id_as},
                                               {"key", p.context->config.alert.key_as}}},
                             {"partitions", parts}};
+    if (p.context->shadow)
+      j["pipelines"][name]["shadow"] = d.shadow_json(*p.context, *p.probe);
   }
   for (const auto& [name, g] : d.gateways)
     j["gateways"][name] = {{"provider", d.cfg.models.at(name).provider}, {"version", d.models.at(name).info.version}};
