@@ -43,6 +43,36 @@ nlohmann::json as_cluster(const nlohmann::json& status) {
   return {{"joined", true}, {"nodes", nlohmann::json::array({self})}};
 }
 
+/// A pipeline's model: each version's share and answers, and how its shadow compares.
+void print_pipeline(const std::string& name, const nlohmann::json& p) {
+  std::printf("pipeline %s: model %s\n", name.c_str(), p.value("model", "").c_str());
+  for (const auto& v : p.value("versions", nlohmann::json::array())) {
+    const auto scored = v["scored"].get<uint64_t>(), alerted = v["alerted"].get<uint64_t>();
+    std::string calls = "called on another node";
+    if (!v["calls"].is_null())
+      calls = fmt::format("p50 {:.2f} ms, p99 {:.2f} ms, {} errors, ${:.4f}", v["calls"]["latency_p50_ms"].get<double>(),
+                          v["calls"]["latency_p99_ms"].get<double>(), v["calls"]["errors"].get<uint64_t>(),
+                          v["calls"]["cost_usd"].get<double>());
+    std::printf("  version %-12s %5.1f %%  scored %llu, alerted %llu (%.2f %%); calls: %s\n",
+                v["version"].get<std::string>().c_str(), v["share"].get<double>() * 100,
+                static_cast<unsigned long long>(scored), static_cast<unsigned long long>(alerted),
+                scored ? 100.0 * alerted / scored : 0.0, calls.c_str());
+  }
+  if (!p.contains("shadow"))
+    return;
+  const auto& s = p["shadow"];
+  std::printf("  shadow  %-12s skipped %llu, failed %llu, unmatched %llu, written %llu\n",
+              s["version"].get<std::string>().c_str(), static_cast<unsigned long long>(s["skipped"].get<uint64_t>()),
+              static_cast<unsigned long long>(s["failed"].get<uint64_t>()),
+              static_cast<unsigned long long>(s["unmatched"].get<uint64_t>()),
+              static_cast<unsigned long long>(s["written"].get<uint64_t>()));
+  for (const auto& a : s["against"])
+    std::printf("    vs %-12s %llu compared, alert decision agrees %.2f %%, |score difference| mean %.4f, p99 %.4f\n",
+                a["version"].get<std::string>().c_str(), static_cast<unsigned long long>(a["compared"].get<uint64_t>()),
+                a["agreement"].get<double>() * 100, a["score_difference_mean"].get<double>(),
+                a["score_difference_p99"].get<double>());
+}
+
 } // namespace
 
 int run_status(const status_options& o) {
@@ -94,6 +124,9 @@ int run_status(const status_options& o) {
                 static_cast<unsigned long long>(n["calls_out"].get<uint64_t>()),
                 static_cast<unsigned long long>(n["calls_in"].get<uint64_t>()));
   }
+  const auto pipelines = status.value("pipelines", nlohmann::json::object());
+  for (const auto& [name, p] : pipelines.items())
+    print_pipeline(name, p);
   return ok;
 }
 

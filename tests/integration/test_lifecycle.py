@@ -93,12 +93,19 @@ def test_missing_output_topic_or_unreachable_kafka_exit_69(broker, model_path):
     assert "cannot reach Kafka" in r.stderr
 
 
-def test_the_example_configs_validate_with_their_credentials(model_path):
+def test_the_example_configs_validate_with_their_credentials(model_path, tmp_path):
     env = {**os.environ, "OPENAI_API_KEY": "sk-example", "GOOGLE_API_KEY": "example"}
     for name in ("embeddings", "support"):
         r = subprocess.run([INFLOW, "validate", "-c", os.path.join(os.path.dirname(EXAMPLE), f"{name}.yaml")],
                            capture_output=True, text=True, env=env)
         assert r.returncode == 0, r.stderr
+    for version in ("fraud", "fraud-challenger", "fraud-candidate"):  # one model folder per version
+        os.makedirs(tmp_path / version)
+        for f in ("model.json", "model.meta.json"):
+            os.symlink(os.path.join(os.path.dirname(model_path), f), tmp_path / version / f)
+    r = subprocess.run([INFLOW, "validate", "-c", os.path.join(os.path.dirname(EXAMPLE), "fraud-versions.yaml")],
+                       capture_output=True, text=True, env={**os.environ, "INFLOW_MODELS": str(tmp_path)})
+    assert r.returncode == 0, r.stderr
     r = subprocess.run([INFLOW, "validate", "-c", os.path.join(os.path.dirname(EXAMPLE), "support.yaml")],
                        capture_output=True, text=True, env={k: v for k, v in os.environ.items() if "API_KEY" not in k})
     assert r.returncode == 78 and "OPENAI_API_KEY is not set" in r.stderr

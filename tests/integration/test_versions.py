@@ -5,6 +5,7 @@ compared with the live version's and written to the shadow topic."""
 import json
 import os
 import random
+import re
 import subprocess
 import tempfile
 from collections import Counter, defaultdict
@@ -118,6 +119,8 @@ def test_a_shadow_never_alerts_and_is_compared_with_the_live_version(broker, mod
                    >= len(sent), node)
         metrics = node.metrics()
         status = json.loads(node.get("/api/status")[1])["pipelines"]["fraud"]
+        printed = subprocess.run([INFLOW, "status", "--admin", node.admin], capture_output=True, text=True,
+                                 timeout=10).stdout
         assert node.stop() == 0, node.stderr()
     finally:
         shadow.stop()
@@ -149,6 +152,9 @@ def test_a_shadow_never_alerts_and_is_compared_with_the_live_version(broker, mod
     assert against["version"] == "live" and against["compared"] == len(shadows)
     assert against["agreement"] == pytest.approx(agreed / len(shadows))
     assert status["shadow"]["version"] == "remote" and status["shadow"]["calls"]["rows"] >= len(shadows)
+    assert re.search(r"version live +100\.0 %  scored 3100", printed), printed
+    assert re.search(rf"vs live +{len(shadows)} compared, alert decision agrees {100 * agreed / len(shadows):.2f} %",
+                     printed), printed
 
 
 def test_a_shadow_that_is_down_changes_nothing_for_the_live_version(broker, model_path):
