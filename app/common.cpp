@@ -70,6 +70,21 @@ bool wait_for_stop(std::chrono::milliseconds timeout) {
   return sigtimedwait(&set, nullptr, &ts) > 0;
 }
 
+void block_reload_signal() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+}
+
+signal_seen wait_for_signal(std::chrono::milliseconds timeout) {
+  auto set = stop_signals();
+  sigaddset(&set, SIGHUP);
+  timespec ts{static_cast<time_t>(timeout.count() / 1000), static_cast<long>((timeout.count() % 1000) * 1'000'000)};
+  const int signal = sigtimedwait(&set, nullptr, &ts);
+  return signal == SIGHUP ? signal_seen::reload : signal > 0 ? signal_seen::stop : signal_seen::none;
+}
+
 bool stderr_is_terminal() {
   return isatty(STDERR_FILENO) == 1;
 }

@@ -18,6 +18,13 @@ void block_stop_signals();
 /// Waits up to `timeout` for SIGINT or SIGTERM; true when one arrived.
 bool wait_for_stop(std::chrono::milliseconds timeout);
 
+/// `inflow node`: SIGHUP asks for a reload. Blocks it like the stop signals (call before any
+/// thread starts), so that wait_for_signal() takes it.
+void block_reload_signal();
+enum class signal_seen { none, stop, reload };
+/// Waits up to `timeout` for SIGINT, SIGTERM or SIGHUP.
+signal_seen wait_for_signal(std::chrono::milliseconds timeout);
+
 bool stderr_is_terminal();
 
 } // namespace inflow::app

@@ -50,6 +50,9 @@ public:
     }
   }
   void stopping() { sd_notify(0, "STOPPING=1\nSTATUS=draining in-flight records"); }
+  /// systemd's Type=notify reload protocol: RELOADING=1, then READY=1 when done.
+  void reloading() { sd_notify(0, "RELOADING=1\nSTATUS=reloading the config and models"); }
+  void reloaded(const std::string& summary) { sd_notify(0, ("READY=1\nSTATUS=reload: " + summary).c_str()); }
 
 private:
   bool watchdog_ = false;
@@ -59,6 +62,7 @@ private:
 } // namespace
 
 int run_node(const node_options& o) {
+  block_reload_signal();
   auto loaded = config::load_file(o.config_path, o.overrides);
   if (!loaded.config) {
     print_errors(o.config_path, loaded.errors);
@@ -66,12 +70,18 @@ int run_node(const node_options& o) {
   }
   try {
     node node(std::move(*loaded.config));
+    node.reload_from(o.config_path, o.overrides);
     node.start();
-    spdlog::info("node running; SIGTERM or Ctrl-C drains in-flight records, commits and exits");
+    spdlog::info("node running; SIGTERM or Ctrl-C drains in-flight records, commits and exits; SIGHUP reloads "
+                 "the config and model files");
     service_manager systemd;
     systemd.started();
     std::string fatal;
-    while (!wait_for_stop(std::chrono::seconds(1))) {
+    for (auto seen = signal_seen::none; seen != signal_seen::stop; seen = wait_for_signal(std::chrono::seconds(1))) {
+      if (seen == signal_seen::reload) {
+        systemd.reloading();
+        systemd.reloaded(node.reload().summary); // it logs what it did, or why not
+      }
       if (fatal = node.fatal_error(); !fatal.empty())
         break;
       systemd.tick(node);

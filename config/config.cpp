@@ -828,6 +828,9 @@ load_result read_document(const std::string& yaml, const std::vector<std::string
                         fmt::format("unknown key '{}' (expected one of: node, cluster, kafka, models, pipelines)", key)});
 
   node_file out;
+  const YAML::Node& document = root; // const: looking a key up must not add it
+  for (const char* section : {"node", "cluster", "kafka", "models", "pipelines"})
+    out.written[section] = document[section] ? YAML::Dump(document[section]) : std::string();
   auto node = top.section("node");
   node_block().read(node, out.node, errors);
   check_node(node, out.node, errors);

@@ -186,6 +186,9 @@ struct node_file {
   std::map<std::string, model_config> models; ///< a model with versions has one entry per version
   std::map<std::string, version_plan> versioned;
   std::map<std::string, pipeline_config> pipelines;
+  /// Each top-level section (node, cluster, kafka, models, pipelines) as written, after --set:
+  /// what tells a reload which parts changed.
+  std::map<std::string, std::string> written;
 };
 
 /// Errors about values given with --set: they have no line in the file, and say where they came from.

@@ -115,7 +115,9 @@ struct node::impl {
   std::unique_ptr<http::server> admin;
   cluster::cluster_endpoint cluster; ///< its actor unset when the node works alone
   std::vector<gateways::scorer_actor> routers;
-  mutable std::mutex pipelines_mutex; ///< report() reads pipelines from the membership actor's thread
+  /// pipelines, and what a reload swaps (cfg, models, gateways), as the admin API and the
+  /// membership actor (report()) read them from their threads
+  mutable std::mutex pipelines_mutex;
   bool stopped = false;
   bool abandoned = false; ///< stop() left a consumer thread running
 
@@ -124,7 +126,16 @@ struct node::impl {
   http::response serve(const http::request& r);
   /// Pipeline -> why it is not ready (stopped, stalled, not in its group yet); empty when all are.
   std::map<std::string, std::string> unready_reasons() const;
-  void start_sink();
+  std::mutex reload_mutex; ///< one reload at a time, none once stop() began
+  std::string config_path;  ///< where reload() reads the config again
+  std::vector<std::string> config_overrides;
+
+  void start_gateways();
+  void stop_gateways();
+  void start_pipelines();
+  bool stop_pipelines(std::chrono::steady_clock::time_point deadline);
+  /// Throws when an output topic of `next`'s pipelines does not exist (writing there would stall).
+  void check_outputs(const config::node_file& next);
   nlohmann::json versions_json(const actors::pipeline_context& ctx, const actors::pipeline_probe& probe) const;
   nlohmann::json shadow_json(const actors::pipeline_context& ctx, const actors::pipeline_probe& probe) const;
   /// A model's calls as its gateway here saw them: count, latency, cost; empty when hosted elsewhere.
@@ -138,11 +149,9 @@ struct node::impl {
   }
 };
 
-/// The producer that writes every pipeline's outcomes (the sink role), once its topics are known to exist.
-void node::impl::start_sink() {
-  producer = std::make_unique<kafka::producer>(cfg.kafka, kafka::properties{{"client.id", "inflow-sink"}});
+void node::impl::check_outputs(const config::node_file& next) {
   std::vector<std::string> outputs;
-  for (const auto& [name, p] : cfg.pipelines)
+  for (const auto& [name, p] : next.pipelines)
     for (const auto* topic : {&p.alert.topic, &p.output_topic, &p.dead_letter_topic, &p.shadow_topic})
       if (!topic->empty())
         outputs.push_back(*topic);
@@ -231,26 +240,27 @@ size_t node::impl::dead_letter_limit(const std::string& topic) const {
   return limit;
 }
 
-node::node(config::node_file cfg) : impl_(new impl) {
-  if (!cfg.node.has("ingest"))
-    cfg.pipelines.clear(); // pipelines run on ingest nodes only
-  impl_->cfg = with_needed_models(std::move(cfg));
-  const auto& node = impl_->cfg.node;
-  auto errors = gateways::prepare_models(impl_->cfg, impl_->registry, impl_->models);
-  for (auto& [name, model] : impl_->models)
-    model = gateways::with_cache(std::move(model), impl_->cfg.models.at(name), impl_->cfg.kafka, impl_->registry);
+namespace {
+
+/// Loads every model of `cfg` and checks what only loaded models tell (inputs, versions, roles).
+std::vector<config::config_error> prepare(const config::node_file& cfg, metrics::registry& registry,
+                                          std::map<std::string, gateways::prepared_model>& models) {
+  const auto& node = cfg.node;
+  auto errors = gateways::prepare_models(cfg, registry, models);
+  for (auto& [name, model] : models)
+    model = gateways::with_cache(std::move(model), cfg.models.at(name), cfg.kafka, registry);
   if (node.has("ingest") && !node.has("gateway") && !node.listen)
     errors.push_back({"node.roles", 0,
                       "an ingest node without the gateway role calls models on other nodes: set node.listen and "
                       "cluster.seeds"});
-  if (node.listen && impl_->cfg.cluster.tls.enabled())
-    for (auto& e : cluster::check_tls_files(impl_->cfg.cluster.tls))
+  if (node.listen && cfg.cluster.tls.enabled())
+    for (auto& e : cluster::check_tls_files(cfg.cluster.tls))
       errors.push_back(std::move(e));
-  for (const auto& [name, p] : impl_->cfg.pipelines) {
+  for (const auto& [name, p] : cfg.pipelines) {
     const gateways::model_info* first = nullptr;
     for (const auto& entry : scoring_models(p)) {
-      auto it = impl_->models.find(entry);
-      if (it == impl_->models.end())
+      auto it = models.find(entry);
+      if (it == models.end())
         continue;
       const auto& info = it->second.info;
       if (!first) {
@@ -267,6 +277,21 @@ node::node(config::node_file cfg) : impl_(new impl) {
       }
     }
   }
+  return errors;
+}
+
+/// What this node runs of a config: pipelines on ingest nodes only, and the models it needs.
+config::node_file as_run_here(config::node_file cfg) {
+  if (!cfg.node.has("ingest"))
+    cfg.pipelines.clear();
+  return with_needed_models(std::move(cfg));
+}
+
+} // namespace
+
+node::node(config::node_file cfg) : impl_(new impl) {
+  impl_->cfg = as_run_here(std::move(cfg));
+  auto errors = prepare(impl_->cfg, impl_->registry, impl_->models);
   if (!errors.empty())
     throw config_failure(std::move(errors));
 }
@@ -277,12 +302,63 @@ node::~node() {
     (void)impl_.release(); // still in use by the thread stop() left behind; the process is ending
 }
 
+namespace {
+
+/// 200 with what a reload did, or 422 with why it was refused and every error.
+http::response reload_response(const node::reload_result& r) {
+  nlohmann::json body{{"reloaded", !r.refused}, {"summary", r.summary}, {"errors", nlohmann::json::array()}};
+  for (const auto& e : r.errors)
+    body["errors"].push_back({{"path", e.path}, {"line", e.line}, {"message", e.message}});
+  return {r.refused ? 422 : 200, "application/json", body.dump() + "\n"};
+}
+
+} // namespace
+
 void node::start() {
   auto& d = *impl_;
   if (!d.cfg.node.has("ingest") && !d.cfg.node.has("gateway"))
     spdlog::warn("this node has neither the ingest nor the gateway role: it has nothing to do (outcomes are "
                  "written by the ingest node that consumed each record; see docs/CLUSTER.md)");
   d.system = std::make_unique<caf::actor_system>(actor_config(d.caf_cfg, d.cfg));
+  d.start_gateways();
+  if (d.cfg.node.listen) {
+    cluster::cluster_setup setup{d.cfg, d.gateways, {}, [this] { return report(); }, &d.registry};
+    for (const auto& [name, model] : d.models)
+      setup.models.emplace(name, model.info);
+    d.cluster = cluster::start_cluster(*d.system, std::move(setup));
+  }
+  if (!d.cfg.pipelines.empty()) {
+    d.producer = std::make_unique<kafka::producer>(d.cfg.kafka, kafka::properties{{"client.id", "inflow-sink"}});
+    d.check_outputs(d.cfg);
+  }
+  d.start_pipelines();
+  http::server_limits admin_limits;
+  admin_limits.tls_certificate = d.cfg.node.admin_tls_certificate;
+  admin_limits.tls_key = d.cfg.node.admin_tls_key;
+  d.admin = std::make_unique<http::server>(d.cfg.node.admin.host, d.cfg.node.admin.port,
+                                           [this, token = d.cfg.node.admin_token](const http::request& r) {
+                                             if (r.target == "/" || r.target == "/index.html") // no data in it
+                                               return http::response{200, "text/html; charset=utf-8",
+                                                                     admin::dashboard_html};
+                                             if (!token.empty() && r.target != "/livez" &&
+                                                 !http::bearer_matches(r, token))
+                                               return http::response{401, "text/plain; charset=utf-8",
+                                                                     "missing or wrong bearer token "
+                                                                     "(Authorization: Bearer ...)\n"};
+                                             if (r.target == "/api/status")
+                                               return http::response{200, "application/json", status_json()};
+                                             if (r.target == "/api/reload" && r.method == "POST")
+                                               return reload_response(reload());
+                                             return impl_->serve(r);
+                                           },
+                                           admin_limits);
+  spdlog::info("admin API on {}://{}:{}/ (dashboard; metrics at /metrics)",
+               admin_limits.tls_certificate.empty() ? "http" : "https", d.cfg.node.admin.host, d.admin->port());
+}
+
+/// The models hosted here, each an actor, with their fallbacks linked.
+void node::impl::start_gateways() {
+  auto& d = *this;
   if (d.cfg.node.has("gateway")) {
     for (auto& [name, model] : d.models) {
       d.gateways[name] = model.spawn(*d.system);
@@ -293,14 +369,12 @@ void node::start() {
         caf::anon_send(d.gateways.at(name), gateways::fallback_atom::value,
                        gateways::scorer_actor(d.gateways.at(model.fallback)));
   }
-  if (d.cfg.node.listen) {
-    cluster::cluster_setup setup{d.cfg, d.gateways, {}, [this] { return report(); }, &d.registry};
-    for (const auto& [name, model] : d.models)
-      setup.models.emplace(name, model.info);
-    d.cluster = cluster::start_cluster(*d.system, std::move(setup));
-  }
-  if (!d.cfg.pipelines.empty())
-    d.start_sink();
+}
+
+/// Every pipeline: its consumer thread, and its partition actors as partitions are assigned.
+void node::impl::start_pipelines() {
+  auto& d = *this;
+  std::lock_guard<std::mutex> guard(d.pipelines_mutex);
   for (const auto& [name, pcfg] : d.cfg.pipelines) {
     auto& p = d.pipelines[name];
     std::vector<gateways::model_info> versions;
@@ -364,74 +438,155 @@ void node::start() {
                  shadow ? shadow->version : "", pcfg.alert.topic.empty() ? "-" : pcfg.alert.topic,
                  pcfg.output_topic.empty() ? "-" : pcfg.output_topic, pcfg.dead_letter_topic);
   }
-  http::server_limits admin_limits;
-  admin_limits.tls_certificate = d.cfg.node.admin_tls_certificate;
-  admin_limits.tls_key = d.cfg.node.admin_tls_key;
-  d.admin = std::make_unique<http::server>(d.cfg.node.admin.host, d.cfg.node.admin.port,
-                                           [this](const http::request& r) {
-                                             if (r.target == "/" || r.target == "/index.html") // no data in it
-                                               return http::response{200, "text/html; charset=utf-8",
-                                                                     admin::dashboard_html};
-                                             const auto& token = impl_->cfg.node.admin_token;
-                                             if (!token.empty() && r.target != "/livez" &&
-                                                 !http::bearer_matches(r, token))
-                                               return http::response{401, "text/plain; charset=utf-8",
-                                                                     "missing or wrong bearer token "
-                                                                     "(Authorization: Bearer ...)\n"};
-                                             if (r.target == "/api/status")
-                                               return http::response{200, "application/json", status_json()};
-                                             return impl_->serve(r);
-                                           },
-                                           admin_limits);
-  spdlog::info("admin API on {}://{}:{}/ (dashboard; metrics at /metrics)",
-               admin_limits.tls_certificate.empty() ? "http" : "https", d.cfg.node.admin.host, d.admin->port());
+}
+
+/// Drains every pipeline and stops it, within `deadline`: its records finished, written (the
+/// producer flushed) and committed; true when all were. The pipelines leave `pipelines` at once.
+bool node::impl::stop_pipelines(std::chrono::steady_clock::time_point deadline) {
+  std::map<std::string, pipeline> stopping;
+  {
+    std::lock_guard<std::mutex> guard(pipelines_mutex);
+    stopping.swap(pipelines);
+  }
+  // In phases: stop intake everywhere and drain every pipeline at once; when a source returns,
+  // its partition actors have terminated.
+  for (auto& [name, p] : stopping)
+    p.source->request_stop(deadline);
+  bool clean = true;
+  for (auto& [name, p] : stopping) {
+    clean = p.source->stop() && clean;
+    abandoned = abandoned || p.source->abandoned();
+  }
+  if (abandoned) { // a consumer thread still uses the pipelines: nothing may be freed (see abandoned())
+    (void)new auto(std::move(stopping));
+    return false;
+  }
+  // Then what the drained records wrote, with what time is left.
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+  if (producer && !producer->flush(static_cast<int>(std::max<int64_t>(0, ms.count())))) {
+    spdlog::warn("some alerts or dead letters were not acknowledged in time; their records were not committed "
+                 "and will be read again");
+    clean = false;
+  }
+  stopping.clear(); // no actor uses their probes, producers or health any more
+  for (auto& r : routers)
+    caf::anon_send_exit(r, caf::exit_reason::user_shutdown);
+  routers.clear();
+  return clean;
+}
+
+void node::impl::stop_gateways() {
+  for (auto& [name, g] : gateways)
+    caf::anon_send_exit(g, caf::exit_reason::user_shutdown);
+  gateways.clear();
 }
 
 bool node::stop() {
   auto& d = *impl_;
+  std::lock_guard<std::mutex> no_reload(d.reload_mutex); // a reload in progress finishes first
   if (d.stopped || !d.system)
     return true;
   d.stopped = true;
-  // In phases, all within node.drain_timeout_ms: stop intake everywhere and drain every pipeline
-  // at once; when a source returns, its partition actors have terminated.
   auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(d.cfg.node.drain_timeout_ms);
-  for (auto& [name, p] : d.pipelines)
-    p.source->request_stop(deadline);
-  bool clean = true;
-  for (auto& [name, p] : d.pipelines) {
-    clean = p.source->stop() && clean;
-    d.abandoned = d.abandoned || p.source->abandoned();
-  }
+  const bool clean = d.stop_pipelines(deadline);
   if (d.abandoned)
-    return false; // a consumer thread still uses the pipelines: nothing may be freed (see abandoned())
-  // The admin API reads the pipelines, gateways and actor system: it goes before any of them
-  // (its destructor waits for the requests it is answering).
+    return false;
+  // The admin API uses the gateways and the actor system: it goes before them (its destructor
+  // waits for the requests it is answering).
   d.admin.reset();
-  // Then what the drained records wrote, with what time is left.
-  auto left = [&] {
-    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-    return static_cast<int>(std::max<int64_t>(0, ms.count()));
-  };
-  if (d.producer && !d.producer->flush(left())) {
-    spdlog::warn("some alerts or dead letters were not acknowledged before shutdown; their records were not "
-                 "committed and will be read again");
-    clean = false;
-  }
-  {
-    std::lock_guard<std::mutex> guard(d.pipelines_mutex);
-    d.pipelines.clear(); // no actor uses their probes, producers or health any more
-  }
   d.producer.reset();
   // Remote calls were needed by the drain above: only now leave the cluster.
   if (d.cluster)
     cluster::stop_cluster(*d.system, d.cluster);
-  for (auto& r : d.routers)
-    caf::anon_send_exit(r, caf::exit_reason::user_shutdown);
-  for (auto& [name, g] : d.gateways)
-    caf::anon_send_exit(g, caf::exit_reason::user_shutdown);
-  d.gateways.clear();
+  d.stop_gateways();
   d.system.reset(); // waits for every actor
   return clean;
+}
+
+void node::reload_from(std::string path, std::vector<std::string> overrides) {
+  impl_->config_path = std::move(path);
+  impl_->config_overrides = std::move(overrides);
+}
+
+node::reload_result node::reload() {
+  auto& d = *impl_;
+  auto refuse = [&](std::vector<config::config_error> errors, std::string why) {
+    config::note_overrides(errors, d.config_overrides);
+    for (const auto& e : errors)
+      spdlog::error("reload: {}", config::format_error(d.config_path, e));
+    spdlog::error("reload refused: {}; the running config stays", why);
+    return reload_result{true, std::move(why), std::move(errors)};
+  };
+  std::unique_lock<std::mutex> one_at_a_time(d.reload_mutex, std::try_to_lock);
+  if (!one_at_a_time || d.stopped || !d.system)
+    return refuse({}, "the node is stopping, or another reload is in progress");
+  if (d.config_path.empty())
+    return refuse({}, "this node was not started from a config file");
+  auto loaded = config::load_file(d.config_path, d.config_overrides);
+  if (!loaded.config)
+    return refuse(std::move(loaded.errors), "the config has errors");
+  auto next = as_run_here(std::move(*loaded.config));
+  std::vector<config::config_error> restart_only;
+  for (const char* section : {"node", "cluster", "kafka"})
+    if (next.written[section] != d.cfg.written[section])
+      restart_only.push_back({section, 0, "changed: a reload applies models and pipelines; restart the node to "
+                                          "change node, cluster or kafka"});
+  if (!restart_only.empty())
+    return refuse(std::move(restart_only), "it changes what only a restart can");
+  std::map<std::string, gateways::prepared_model> models;
+  if (auto errors = prepare(next, d.registry, models); !errors.empty())
+    return refuse(std::move(errors), "the config or a model file has errors");
+
+  // What changed: a model's keys, or its file's version (the same path, trained again).
+  std::vector<std::string> changed_models;
+  for (const auto& [name, model] : models)
+    if (auto running = d.models.find(name); running == d.models.end() || running->second.info.version != model.info.version)
+      changed_models.push_back(running == d.models.end() ? name + " (new)"
+                                                         : fmt::format("{} ({} -> {})", name, running->second.info.version,
+                                                                       model.info.version));
+  const bool models_changed = !changed_models.empty() || models.size() != d.models.size() ||
+                              next.written["models"] != d.cfg.written["models"];
+  if (!models_changed && next.written["pipelines"] == d.cfg.written["pipelines"]) {
+    spdlog::info("reload: nothing changed");
+    return {false, "nothing changed", {}};
+  }
+  if (models_changed && d.cluster && d.cfg.node.has("gateway"))
+    return refuse({{"models", 0, "this node serves its models to other nodes (node.listen): they change with a "
+                                 "restart of the node"}},
+                  "it changes models other nodes call");
+  try {
+    if (!next.pipelines.empty() && !d.producer)
+      d.producer = std::make_unique<kafka::producer>(next.kafka, kafka::properties{{"client.id", "inflow-sink"}});
+    d.check_outputs(next);
+  } catch (const std::exception& e) {
+    return refuse({{"pipelines", 0, e.what()}}, "an output topic is missing");
+  }
+
+  // Apply: drain, so that no record is lost or written twice, then start on the new config.
+  spdlog::info("reload: draining the pipelines");
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(d.cfg.node.drain_timeout_ms);
+  if (!d.stop_pipelines(deadline))
+    spdlog::warn("reload: some records were not finished within node.drain_timeout_ms; the new pipelines read "
+                 "them again");
+  if (d.abandoned)
+    return refuse({}, "a consumer thread could not be stopped (Kafka unreachable); restart the node");
+  {
+    std::lock_guard<std::mutex> guard(d.pipelines_mutex); // the admin API reads them
+    if (models_changed) {
+      d.stop_gateways();
+      d.models = std::move(models);
+    }
+    d.cfg = std::move(next);
+    if (models_changed)
+      d.start_gateways();
+  }
+  d.start_pipelines();
+  std::string summary = models_changed ? fmt::format("models reloaded: {}; pipelines restarted",
+                                                     changed_models.empty() ? std::string("their keys changed")
+                                                                            : fmt::format("{}", fmt::join(changed_models, ", ")))
+                                       : std::string("pipelines restarted");
+  spdlog::info("reload: {}", summary);
+  return {false, std::move(summary), {}};
 }
 
 bool node::abandoned() const {
@@ -439,6 +594,7 @@ bool node::abandoned() const {
 }
 
 bool node::ready() const {
+  std::lock_guard<std::mutex> guard(impl_->pipelines_mutex);
   return impl_->system != nullptr && !impl_->stopped && impl_->unready_reasons().empty();
 }
 
@@ -496,8 +652,12 @@ std::string mask(const std::string& value) {
 std::string node::status_json() const {
   const auto& d = *impl_;
   nlohmann::json j;
+  // Asked before taking the lock: the membership actor takes it too, for report().
+  if (d.cluster)
+    j["cluster"] = nlohmann::json::parse(cluster::cluster_status_json(*d.system, d.cluster));
+  std::lock_guard<std::mutex> guard(d.pipelines_mutex); // a reload swaps what follows
   j["node"] = {{"name", d.cfg.node.name}, {"roles", d.cfg.node.roles}, {"version", INFLOW_VERSION},
-               {"ready", ready()},
+               {"ready", d.system && !d.stopped && d.unready_reasons().empty()},
                {"time_ms", std::chrono::duration_cast<std::chrono::milliseconds>(
                              std::chrono::system_clock::now().time_since_epoch())
                              .count()}};
@@ -526,8 +686,6 @@ std::string node::status_json() const {
   }
   for (const auto& [name, g] : d.gateways)
     j["gateways"][name] = {{"provider", d.cfg.models.at(name).provider}, {"version", d.models.at(name).info.version}};
-  if (d.cluster)
-    j["cluster"] = nlohmann::json::parse(cluster::cluster_status_json(*d.system, d.cluster));
   uint64_t seen = 0;
   auto recent = d.alerts.since(seen);
   j["recent_alerts"] = nlohmann::json::array();
@@ -572,7 +730,7 @@ http::response node::impl::serve(const http::request& r) {
   }
   if (path == "/metrics")
     return {200, "text/plain; version=0.0.4; charset=utf-8", registry.render()};
-  return {404, "text/plain; charset=utf-8", "not found; try / (the dashboard), /livez, /readyz, /metrics, /api/status\n"};
+  return {404, "text/plain; charset=utf-8", "not found; try / (the dashboard), /livez, /readyz, /metrics, /api/status, POST /api/reload\n"};
 }
 
 } // namespace inflow

@@ -30,6 +30,20 @@ public:
 
   /// Starts gateways, pipelines and the admin API.
   void start();
+
+  /// What a reload did: applied it, found nothing changed, or refused it (the running config stays).
+  struct reload_result {
+    bool refused = false;
+    std::string summary; ///< what changed, or why it was refused
+    std::vector<config::config_error> errors;
+  };
+  /// Where reload() reads the config again: the file and the --set values the node started with.
+  void reload_from(std::string path, std::vector<std::string> overrides);
+  /// SIGHUP and POST /api/reload: reads the config and model files again and checks them as a start
+  /// would; if they pass, drains the pipelines (every record finished and committed), swaps the
+  /// changed models and starts the pipelines again on the new config. node, cluster and kafka
+  /// changes need a restart. Safe from any thread; one reload at a time.
+  reload_result reload();
   /// Stops taking records, drains and commits, and stops everything, within node.drain_timeout_ms.
   /// True if every record consumed was finished and committed. Idempotent.
   bool stop();
