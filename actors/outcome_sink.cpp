@@ -75,7 +75,10 @@ outcome_sink::outcome_sink(std::shared_ptr<const pipeline_context> ctx, std::sha
     decoder_(ctx_->config.source.format, ctx_->features.fields(), ctx_->config.source.limits),
     split_(weights_of(ctx_->config.routes)),
     shadow_book_(2 * static_cast<size_t>(ctx_->config.max_in_flight)),
-    in_order_(ctx_->config.in_offset_order()) {}
+    in_order_(ctx_->config.in_offset_order()) {
+  for (const auto& monitor : ctx_->drift)
+    drift_tallies_.push_back(monitor->make_tally());
+}
 
 /// The record's outcome is complete (`now`: one clock reading per message handled).
 void outcome_sink::finish(int64_t offset, const pending_record& rec, int64_t now) {
@@ -331,7 +334,16 @@ void outcome_sink::on_batch(const std::shared_ptr<const record_batch>& batch) {
       request.texts.push_back(std::move(text));
     else
       request.rows.insert(request.rows.end(), row.begin(), row.end());
+    if (!drift_tallies_.empty()) {
+      auto& monitor = *ctx.drift[rec.result.route];
+      auto& tally = drift_tallies_[rec.result.route];
+      monitor.count_inputs(row.data(), tally);
+      if (tally.rows >= monitor.merge_every())
+        monitor.merge(tally);
+    }
   }
+  for (size_t route = 0; route < drift_tallies_.size(); ++route)
+    ctx.drift[route]->merge(drift_tallies_[route]);
   if (kept)
     batches_.push_back(batch);
   settle(); // dead letters that needed no write of their own
@@ -435,8 +447,11 @@ void outcome_sink::on_scores(gateways::score_reply& reply) {
     rec.alert = !cfg.alert.topic.empty() && cfg.alert.matches(result.score);
     rec.output = !cfg.output_topic.empty();
     no_alert += !rec.alert;
-    if (!fallback)
+    if (!fallback) {
       ctx.probe.versions[result.route].scored.inc();
+      if (!drift_tallies_.empty())
+        ctx.drift[result.route]->count_score(result.score, drift_tallies_[result.route]);
+    }
     if (ctx.shadow) {
       if (fallback && shadow_book_.forget(offset)) // the version did not answer: nothing to compare
         ctx.probe.shadow->unmatched.inc();
@@ -447,6 +462,8 @@ void outcome_sink::on_scores(gateways::score_reply& reply) {
   }
   if (ctx.shadow)
     ctx.probe.shadow->unmatched.inc(shadow_book_.take_evicted());
+  for (size_t route = 0; route < drift_tallies_.size(); ++route)
+    ctx.drift[route]->merge(drift_tallies_[route]);
   ctx.probe.scored.inc(scored);
   ctx.probe.no_alert.inc(no_alert);
   settle();

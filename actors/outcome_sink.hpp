@@ -16,6 +16,7 @@
 #include "actors/source.hpp"
 #include "actors/traffic_split.hpp"
 #include "config/config.hpp"
+#include "drift/monitor.hpp"
 #include "events/decoder.hpp"
 #include "events/features.hpp"
 #include "gateways/common/gateway_api.hpp"
@@ -40,6 +41,8 @@ struct pipeline_context {
   pipeline_health& health;
   size_t dead_letter_limit_bytes; ///< the smaller of the producer's and the topic's record limits
   std::optional<gateways::model_info> shadow = {}; ///< config.shadow_model's, when it has one
+  /// Per version (config.routes), its drift monitor; empty when the pipeline does not watch drift.
+  std::vector<std::shared_ptr<drift::monitor>> drift = {};
 
   const gateways::model_info& model() const { return versions.front(); }
 };
@@ -149,6 +152,7 @@ private:
   events::decoder decoder_;
   std::vector<events::field_value> values_;
   traffic_split split_;
+  std::vector<drift::tally> drift_tallies_; ///< per version: counted since the last merge
   shadow_book shadow_book_;
   int64_t shadow_outstanding_ = 0; ///< records copied to the shadow and not answered yet
   offset_window<pending_record> pending_;

@@ -141,6 +141,10 @@ gauge& registry::get_gauge(const std::string& name, const std::string& help, con
   return get<gauge>(kind::gauge, name, help, labels);
 }
 
+real_gauge& registry::get_real_gauge(const std::string& name, const std::string& help, const std::string& labels) {
+  return get<real_gauge>(kind::real_gauge, name, help, labels);
+}
+
 histogram& registry::get_histogram(const std::string& name, const std::string& help, const std::string& labels,
                                    std::vector<double> bounds) {
   return get<histogram>(kind::histogram, name, help, labels, std::move(bounds));
@@ -151,7 +155,7 @@ std::string registry::render() const {
   std::string out;
   auto braces = [](const std::string& labels) { return labels.empty() ? std::string() : "{" + labels + "}"; };
   for (const auto& [name, fam] : families_) {
-    const char* type = fam.type == kind::counter ? "counter" : fam.type == kind::gauge ? "gauge" : "histogram";
+    const char* type = fam.type == kind::counter ? "counter" : fam.type == kind::histogram ? "histogram" : "gauge";
     out += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, fam.help, name, type);
     for (const auto& [labels, series] : fam.series) {
       switch (fam.type) {
@@ -160,6 +164,9 @@ std::string registry::render() const {
           break;
         case kind::gauge:
           out += fmt::format("{}{} {}\n", name, braces(labels), static_cast<gauge*>(series.get())->value());
+          break;
+        case kind::real_gauge:
+          out += fmt::format("{}{} {}\n", name, braces(labels), static_cast<real_gauge*>(series.get())->value());
           break;
         case kind::histogram: {
           auto s = static_cast<histogram*>(series.get())->read();

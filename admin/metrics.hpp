@@ -32,6 +32,16 @@ private:
   std::atomic<int64_t> value_{0};
 };
 
+/// A gauge that is not a count: a ratio, an index (drift's PSI).
+class real_gauge {
+public:
+  void set(double v) { value_.store(v, std::memory_order_relaxed); }
+  double value() const { return value_.load(std::memory_order_relaxed); }
+
+private:
+  std::atomic<double> value_{0};
+};
+
 class histogram {
 public:
   /// `bounds` are the upper bounds of the buckets, ascending (+Inf is implied).
@@ -73,6 +83,7 @@ public:
   /// for the same name and labels returns the same metric.
   counter& get_counter(const std::string& name, const std::string& help, const std::string& labels = "");
   gauge& get_gauge(const std::string& name, const std::string& help, const std::string& labels = "");
+  real_gauge& get_real_gauge(const std::string& name, const std::string& help, const std::string& labels = "");
   histogram& get_histogram(const std::string& name, const std::string& help, const std::string& labels,
                            std::vector<double> bounds);
 
@@ -80,7 +91,7 @@ public:
   std::string render() const;
 
 private:
-  enum class kind { counter, gauge, histogram };
+  enum class kind { counter, gauge, real_gauge, histogram };
   struct family {
     kind type;
     std::string help;

@@ -26,6 +26,7 @@ struct gen_options {
   uint64_t seed = 1;
   std::string format = "json";
   int linger_ms = 5; ///< the producer's linger; the development broker returns one batch per fetch
+  int64_t shift_after = -1; ///< from this record on, the shifted distribution (drift); -1: never
 };
 struct gen_report {
   int64_t written = 0;

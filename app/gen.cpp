@@ -49,6 +49,8 @@ gen_report generate(const gen_options& o, const std::atomic<bool>& stop,
       if (due > clock::now())
         std::this_thread::sleep_until(due);
     }
+    if (i == o.shift_after)
+      gen.shift();
     auto sample = gen.next(now_ms());
     auto value = msgpack ? events::to_msgpack(sample.tx) : events::to_json(sample.tx);
     if (auto err = producer.produce(o.topic, sample.tx.card_id, value, {{"inflow.label", sample.fraud ? "1" : "0"}},

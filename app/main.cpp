@@ -41,6 +41,9 @@ int main(int argc, char** argv) {
                 "Producer linger: larger batches read faster from the development broker (one batch per "
                 "partition per fetch); smaller ones wait less")
     ->capture_default_str()->check(CLI::Range(0, 1000));
+  g->add_option("--shift-after", gen.shift_after,
+                 "From this record on, write a shifted stream (customers spend ~3x, mostly online): drift to detect")
+    ->check(CLI::NonNegativeNumber);
   g->callback([&] { code = run_gen(gen); });
 
   inflow::xgboost::train_options train;

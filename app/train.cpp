@@ -1,5 +1,6 @@
 #include "app/commands.hpp"
 #include "app/common.hpp"
+#include "drift/profile.hpp"
 #include "xgboost/trainer.hpp"
 
 #include <fmt/format.h>
@@ -21,6 +22,7 @@ int run_train(xgboost::train_options opt) {
     if (tty)
       fmt::print(stderr, "\n");
     fmt::print("model:      {} (version {})\n", r.model_path, r.version);
+    fmt::print("profile:    {} (what drift is measured against)\n", drift::profile_path_for(r.model_path));
     fmt::print("rows:       {} train, {} held out ({} fraud)\n", r.train_rows, r.holdout_rows, r.holdout_fraud);
     fmt::print("AUC:        {:.4f}\n", r.auc);
     fmt::print("precision:  {:.4f} at score >= {}\n", r.precision, r.threshold);

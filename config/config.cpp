@@ -338,6 +338,9 @@ const option_block<model_config>& model_block() {
               "they are compared with the live version's (metrics, `inflow status`) and written to the pipeline's "
               "`shadow_topic`. Classification and regression only.",
               [](const std::string&, model_config&) { return std::string(); })
+      .text("drift_profile", &model_config::drift_profile, "",
+            "The training profile drift is measured against (a pipeline's `drift:`); empty: the one `inflow train` "
+            "wrote beside the model file (`model.profile.json` for `model.json`).")
       .nested("cache", &model_config::cache, cache_block())
       .nested("batch", &model_config::batch, batch_block())
       .nested("limits", &model_config::limits, limits_block())
@@ -403,6 +406,20 @@ const option_block<output_config>& output_block() {
   return block;
 }
 
+const option_block<drift_config>& drift_block() {
+  static const auto block =
+    option_block<drift_config>("pipelines.*.drift")
+      .topic("topic", &drift_config::topic, "",
+             "Drift events (JSON: detected, over) go here; empty: the metrics and the log only.")
+      .integer("window", &drift_config::window, 10'000, 100, 100'000'000, "records",
+               "Live records compared with the profile at a time: a sliding window, compared each tenth of it.")
+      .number("psi_threshold", &drift_config::psi_threshold, 0.2, 0, 100, "",
+              "A feature drifts when its population stability index exceeds this (0.1 slight, 0.2 significant).")
+      .number("ks_threshold", &drift_config::ks_threshold, 0.1, 0, 1, "",
+              "The score drifts when its Kolmogorov-Smirnov distance from the profile's exceeds this.");
+  return block;
+}
+
 const option_block<pipeline_config>& pipeline_block() {
   static const auto block =
     option_block<pipeline_config>("pipelines.*")
@@ -434,6 +451,10 @@ const option_block<pipeline_config>& pipeline_block() {
               "order whichever way its model call went. `exactly_once`: ordered, and written in Kafka transactions "
               "together with the input offsets, so a `read_committed` reader sees each outcome once across crashes "
               "and rebalances.")
+      .section("drift", drift_block().options(), true, [](const raw_section& in, pipeline_config& out, errors_t& errors) {
+        drift_block().read(in, out.drift, errors);
+        out.drift.enabled = true;
+      })
       .nested("source", &pipeline_config::source, source_block())
       .nested("alert", &pipeline_config::alert, alert_block(), true)
       .section("output", output_block().options(), true, [](const raw_section& in, pipeline_config& out, errors_t& errors) {

@@ -119,6 +119,7 @@ struct model_config {
   int64_t max_cooldown_ms{};    ///< Retry-After and rate-limit resets are capped at this
   bool cooldown_per_origin{};   ///< `cooldown_scope: origin`: every model on that host waits
   cache_config cache;
+  std::string drift_profile; ///< empty: beside the model file (`path`), as `inflow train` writes it
   double price_per_million_input_tokens{};
   double price_per_million_output_tokens{};
   raw_section provider_options; ///< the keys not declared here, for the provider to read
@@ -157,6 +158,15 @@ struct source_config {
   std::string key_field;
 };
 
+/// `pipelines.*.drift`: watch the model's inputs and scores against its training profile.
+struct drift_config {
+  bool enabled = false; ///< the section is given
+  std::string topic;    ///< drift events; empty: metrics and the log only
+  int64_t window{};     ///< records compared at a time
+  double psi_threshold{};
+  double ks_threshold{};
+};
+
 /// What a pipeline promises about its outcomes (docs/CONFIGURATION.md, `delivery`).
 enum class delivery { at_least_once, ordered, exactly_once };
 const char* to_string(delivery d);
@@ -168,6 +178,7 @@ struct pipeline_config {
   std::vector<model_route> routes; ///< the entries of `models` that score its records, by share
   std::string shadow_model;        ///< the entry that scores a copy of them, or empty
   std::string shadow_topic;        ///< where the shadow's answers go; empty: compared in metrics only
+  drift_config drift;
   alert_rule alert;
   std::string output_topic; ///< empty: no results topic
   std::string dead_letter_topic;

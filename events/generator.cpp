@@ -76,10 +76,12 @@ labeled_transaction generator::legit(const card& c, labeled_transaction out) {
   std::lognormal_distribution<double> spread(0.0, 0.6);
   std::exponential_distribution<double> near(1.0 / 8.0), idle(1.0 / 20000.0);
   double u = uniform();
+  if (shifted_)
+    u = u < 0.3 ? u : 0.75 + (u - 0.3) / 0.7 * 0.22; // most of pos and contactless move online
   tx.channel = u < 0.55 ? "pos" : u < 0.75 ? "contactless" : u < 0.97 ? "online" : "atm";
   tx.card_present = tx.channel != "online";
   tx.mcc = tx.channel == "atm" ? 6011 : everyday_mcc[static_cast<size_t>(uniform() * everyday_mcc.size())];
-  tx.amount = c.avg_amount * spread(rng_);
+  tx.amount = c.avg_amount * spread(rng_) * (shifted_ ? 3.0 : 1.0);
   tx.distance_km = tx.card_present ? near(rng_) : 5.0 * near(rng_);
   tx.secs_since_last = idle(rng_);
   double v = uniform();

@@ -25,6 +25,9 @@ public:
   explicit generator(uint64_t seed, double fraud_rate = 0.01, int cards = 20000);
 
   labeled_transaction next(int64_t now_ms);
+  /// From now on, ordinary customers spend about three times as much, mostly online: the stream
+  /// a model was not trained on (drift).
+  void shift() { shifted_ = true; }
 
 private:
   struct card {
@@ -41,6 +44,7 @@ private:
   std::vector<card> cards_;
   uint64_t seq_ = 0;
   uint64_t seed_;
+  bool shifted_ = false;
 };
 
 } // namespace inflow::events

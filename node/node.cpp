@@ -8,6 +8,7 @@
 #include "actors/source.hpp"
 #include "cluster/cluster.hpp"
 #include "cluster/tls.hpp"
+#include "drift/monitor.hpp"
 #include "gateways/common/caching_gateway.hpp"
 #include "http/server.hpp"
 #include "gateways/common/registry.hpp"
@@ -122,6 +123,14 @@ struct node::impl {
   bool abandoned = false; ///< stop() left a consumer thread running
 
   std::map<std::string, size_t> topic_limits; ///< output topic -> max.message.bytes
+  /// Drift events are best effort: a failed write is logged, never retried.
+  struct log_failure : kafka::delivery_listener {
+    void on_delivery(uint64_t, rd_kafka_resp_err_t error) override {
+      if (error)
+        spdlog::warn("a drift event was not written: {}", rd_kafka_err2str(error));
+    }
+  };
+  std::shared_ptr<kafka::delivery_listener> drift_delivery = std::make_shared<log_failure>();
 
   http::response serve(const http::request& r);
   /// Pipeline -> why it is not ready (stopped, stalled, not in its group yet); empty when all are.
@@ -152,7 +161,7 @@ struct node::impl {
 void node::impl::check_outputs(const config::node_file& next) {
   std::vector<std::string> outputs;
   for (const auto& [name, p] : next.pipelines)
-    for (const auto* topic : {&p.alert.topic, &p.output_topic, &p.dead_letter_topic, &p.shadow_topic})
+    for (const auto* topic : {&p.alert.topic, &p.output_topic, &p.dead_letter_topic, &p.shadow_topic, &p.drift.topic})
       if (!topic->empty())
         outputs.push_back(*topic);
   // Writing to a topic that does not exist would stall the partitions for good. A topic created a
@@ -200,6 +209,15 @@ nlohmann::json node::impl::versions_json(const actors::pipeline_context& ctx,
                    {"scored", v.scored.value()},
                    {"alerted", v.alerted.value()},
                    {"calls", calls_json(ctx.config.routes[i].model)}});
+    if (!ctx.drift.empty()) {
+      auto reading = ctx.drift[i]->latest();
+      const auto& features = ctx.drift[i]->reference().features;
+      nlohmann::json psi = nlohmann::json::object();
+      for (size_t f = 0; f < reading.psi.size(); ++f)
+        psi[features[f]] = reading.psi[f];
+      out.back()["drift"] = {{"drifting", reading.drifting}, {"windows_compared", reading.compared},
+                             {"score_ks", reading.ks}, {"psi", psi}};
+    }
   }
   return out;
 }
@@ -242,6 +260,25 @@ size_t node::impl::dead_letter_limit(const std::string& topic) const {
 
 namespace {
 
+/// The training profile a model version's drift is measured against; throws std::runtime_error.
+drift::profile drift_profile_of(const config::model_config& m, const gateways::model_info& info) {
+  std::string path = m.drift_profile;
+  if (path.empty())
+    if (auto file = m.provider_options.find("path"); file && file->type == config::raw_value::kind::scalar)
+      path = drift::profile_path_for(file->text);
+  if (path.empty())
+    throw std::runtime_error("no drift profile: set drift_profile (a model.profile.json as `inflow train` writes)");
+  auto profile = drift::read_profile(path);
+  if (profile.features != info.input)
+    throw std::runtime_error(fmt::format("the drift profile {} describes the inputs [{}], the model takes [{}]", path,
+                                         fmt::join(profile.features, ", "), fmt::join(info.input, ", ")));
+  if (!m.version.empty() || profile.version == info.version)
+    return profile;
+  throw std::runtime_error(fmt::format("the drift profile {} is of version {}, the model is {}: train again, or "
+                                       "point drift_profile at its own profile",
+                                       path, profile.version, info.version));
+}
+
 /// Loads every model of `cfg` and checks what only loaded models tell (inputs, versions, roles).
 std::vector<config::config_error> prepare(const config::node_file& cfg, metrics::registry& registry,
                                           std::map<std::string, gateways::prepared_model>& models) {
@@ -270,7 +307,18 @@ std::vector<config::config_error> prepare(const config::node_file& cfg, metrics:
         } catch (const std::invalid_argument& e) {
           errors.push_back({"models." + p.model + ".input", 0, e.what()});
         }
-      } else if (info.input != first->input) { // one feature row goes to whichever version
+      }
+      if (p.drift.enabled && gateways::takes_text(info.task)) {
+        errors.push_back({"pipelines." + name + ".drift", 0, "drift compares feature and score distributions: not for "
+                                                            "text models"});
+      } else if (p.drift.enabled && entry != p.shadow_model) {
+        try {
+          drift_profile_of(cfg.models.at(entry), info);
+        } catch (const std::runtime_error& e) {
+          errors.push_back({"models." + entry + ".drift_profile", 0, e.what()});
+        }
+      }
+      if (first != &info && info.input != first->input) { // one feature row goes to whichever version
         errors.push_back({"models." + p.model + ".versions", 0,
                           fmt::format("every version takes the same input: {} takes [{}], {} takes [{}]", entry,
                                       fmt::join(info.input, ", "), first->name, fmt::join(first->input, ", "))});
@@ -399,9 +447,20 @@ void node::impl::start_pipelines() {
       p.transactions->begin_transactions(30'000);
     }
     auto* producer = p.transactions ? p.transactions.get() : d.producer.get();
+    std::vector<std::shared_ptr<drift::monitor>> drift;
+    if (pcfg.drift.enabled)
+      for (size_t i = 0; i < pcfg.routes.size(); ++i)
+        drift.push_back(std::make_shared<drift::monitor>(
+          drift_profile_of(d.cfg.models.at(pcfg.routes[i].model), versions[i]), pcfg.drift.window,
+          drift::thresholds{pcfg.drift.psi_threshold, pcfg.drift.ks_threshold},
+          drift::monitor::names{name, pcfg.model, versions[i].version}, d.registry,
+          [this, topic = pcfg.drift.topic, name](const std::string& event) {
+            if (!topic.empty())
+              this->producer->produce(topic, name, event, {}, drift_delivery, 0);
+          }));
     p.context = std::make_shared<const actors::pipeline_context>(
       actors::pipeline_context{pcfg, make_features(pcfg, model), versions, *p.probe, d.alerts, d.dead_letters,
-                               *p.health, d.dead_letter_limit(pcfg.dead_letter_topic), shadow});
+                               *p.health, d.dead_letter_limit(pcfg.dead_letter_topic), shadow, std::move(drift)});
     actors::source_options options{name,
                                    pcfg.source.topic,
                                    d.cfg.kafka,

@@ -1,5 +1,6 @@
 #include "xgboost/trainer.hpp"
 
+#include "drift/profile.hpp"
 #include "events/features.hpp"
 #include "events/generator.hpp"
 #include "xgboost/booster.hpp"
@@ -134,6 +135,16 @@ train_report train_fraud_model(const train_options& opt) {
   }
   report.precision = tp + fp ? static_cast<double>(tp) / static_cast<double>(tp + fp) : 0.0;
   report.recall = tp + fn ? static_cast<double>(tp) / static_cast<double>(tp + fn) : 0.0;
+
+  // What drift is measured against (drift/monitor.hpp): the training inputs, the held-out scores.
+  drift::profile profile{report.version, features, {}, drift::reference_of(scores, 20)};
+  for (size_t c = 0; c < cols; ++c) {
+    std::vector<float> column(y_train.size());
+    for (size_t r = 0; r < y_train.size(); ++r)
+      column[r] = x_train[r * cols + c];
+    profile.inputs.push_back(drift::reference_of(std::move(column), 10));
+  }
+  drift::write_profile(drift::profile_path_for(report.model_path), profile);
 
   write_meta(report.model_path, {report.version, features, opt.threshold},
              fmt::format(R"({{"trained_rows":{},"seed":{},"auc":{:.4f},"precision":{:.4f},"recall":{:.4f}}})",

@@ -239,7 +239,7 @@ def wait_until(condition, node, timeout=60):
 def train_model(directory):
     """Trains a small model once; later calls reuse it."""
     path = os.path.join(directory, "model.json")
-    if not os.path.exists(path):
+    if not os.path.exists(os.path.join(directory, "model.profile.json")):  # written last
         subprocess.run([INFLOW, "train", "--out", directory, "--rows", "40000", "--rounds", "40"], check=True,
                        capture_output=True)
     return path
