@@ -57,6 +57,16 @@ void print_pipeline(const std::string& name, const nlohmann::json& p) {
                 v["version"].get<std::string>().c_str(), v["share"].get<double>() * 100,
                 static_cast<unsigned long long>(scored), static_cast<unsigned long long>(alerted),
                 scored ? 100.0 * alerted / scored : 0.0, calls.c_str());
+    if (v.contains("drift")) {
+      const auto& d = v["drift"];
+      std::string worst = "-";
+      double top = -1;
+      for (const auto& [feature, psi] : d["psi"].items())
+        if (psi.get<double>() > top)
+          top = psi.get<double>(), worst = fmt::format("{} {:.3f}", feature, top);
+      std::printf("          drift: %s (highest PSI: %s; score KS %.3f)\n",
+                  d["drifting"].get<bool>() ? "DRIFTING" : "none", worst.c_str(), d["score_ks"].get<double>());
+    }
   }
   if (!p.contains("shadow"))
     return;
