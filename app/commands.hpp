@@ -19,7 +19,8 @@ int run_broker(const broker_options& o);
 
 struct gen_options {
   std::string bootstrap;
-  std::string topic = "transactions";
+  std::string use_case = "fraud";
+  std::string topic; ///< empty: the use case's (default_topic)
   int64_t count = 100'000; ///< 0: until stopped
   double rate = 0;         ///< records per second; 0: as fast as possible
   double fraud_rate = 0.01;
@@ -38,7 +39,9 @@ gen_report generate(const gen_options& o, const std::atomic<bool>& stop,
                     const std::function<void(const gen_report&, double elapsed_s)>& progress);
 int run_gen(const gen_options& o);
 
-int run_train(xgboost::train_options o);
+int run_train(xgboost::train_options o, const std::string& use_case);
+/// The topic a use case's events go to: transactions, telemetry, user-events, support-messages.
+std::string default_topic(const std::string& use_case);
 
 struct redrive_options {
   std::string bootstrap;
@@ -62,6 +65,7 @@ int run_gateways();
 
 struct serve_cli_options {
   std::vector<std::string> models; ///< NAME=PATH
+  bool support_replies = false;    ///< serve/reply_server.hpp instead of models
   std::string listen = "127.0.0.1:8000";
   std::string token; ///< required off loopback; also from INFLOW_SERVE_TOKEN
   size_t max_request_bytes = 8 << 20;
@@ -79,10 +83,11 @@ struct status_options {
 int run_status(const status_options& o);
 
 struct demo_options {
+  std::string use_case = "fraud"; ///< fraud, maintenance, personalization or support
   double duration_s = 0; ///< 0: until Ctrl-C
-  double rate = 20'000;
+  double rate = 0;       ///< records/s; 0: the use case's own
   int partitions = 6;
-  std::string model_dir = "models/fraud";
+  std::string model_dir; ///< empty: models/<use case>
   std::string admin = "127.0.0.1:9464";
   double fraud_rate = 0.01;
   bool remote = false; ///< score through `inflow serve` and the kserve gateway

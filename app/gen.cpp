@@ -1,6 +1,7 @@
 #include "app/commands.hpp"
 #include "app/common.hpp"
 #include "events/generator.hpp"
+#include "events/use_cases.hpp"
 #include "kafka/producer.hpp"
 
 #include <fmt/format.h>
@@ -39,6 +40,8 @@ gen_report generate(const gen_options& o, const std::atomic<bool>& stop,
                            {{"client.id", "inflow-gen"}, {"linger.ms", std::to_string(o.linger_ms)}});
   auto listener = std::make_shared<counting_listener>();
   events::generator gen(o.seed, o.fraud_rate);
+  events::sample_source other = o.use_case == "fraud" ? nullptr : events::source_for(o.use_case, o.seed);
+  const auto topic = o.topic.empty() ? default_topic(o.use_case) : o.topic;
   const bool msgpack = o.format == "msgpack";
   gen_report report;
   using clock = std::chrono::steady_clock;
@@ -51,11 +54,18 @@ gen_report generate(const gen_options& o, const std::atomic<bool>& stop,
     }
     if (i == o.shift_after)
       gen.shift();
-    auto sample = gen.next(now_ms());
-    auto value = msgpack ? events::to_msgpack(sample.tx) : events::to_json(sample.tx);
-    if (auto err = producer.produce(o.topic, sample.tx.card_id, value, {{"inflow.label", sample.fraud ? "1" : "0"}},
-                                    listener, static_cast<uint64_t>(i), sample.tx.ts))
-      throw std::runtime_error(fmt::format("cannot write to {}: {}", o.topic, rd_kafka_err2str(err)));
+    const auto ts = now_ms();
+    events::sample event;
+    if (other) {
+      event = other(ts);
+    } else {
+      auto sample = gen.next(ts);
+      event = {sample.tx.card_id, msgpack ? events::to_msgpack(sample.tx) : events::to_json(sample.tx),
+               sample.fraud ? 1.f : 0.f};
+    }
+    if (auto err = producer.produce(topic, event.key, event.json, {{"inflow.label", fmt::format("{}", event.label)}},
+                                    listener, static_cast<uint64_t>(i), ts))
+      throw std::runtime_error(fmt::format("cannot write to {}: {}", topic, rd_kafka_err2str(err)));
     if (i == 0 && o.rate > 0) {
       // The idempotent producer may not send for about a second after it starts; pacing from
       // then on keeps a rate from turning into a burst of everything queued meanwhile.
@@ -63,7 +73,7 @@ gen_report generate(const gen_options& o, const std::atomic<bool>& stop,
       start = clock::now();
     }
     ++report.written;
-    report.fraud += sample.fraud;
+    report.fraud += !other && event.label > 0.5f;
     if (progress && clock::now() - last_progress >= std::chrono::seconds(1)) {
       last_progress = clock::now();
       report.failed = listener->failed.load();
@@ -76,7 +86,21 @@ gen_report generate(const gen_options& o, const std::atomic<bool>& stop,
   return report;
 }
 
+std::string default_topic(const std::string& use_case) {
+  if (use_case == "maintenance")
+    return "telemetry";
+  if (use_case == "personalization")
+    return "user-events";
+  if (use_case == "support")
+    return "support-messages";
+  return "transactions";
+}
+
 int run_gen(const gen_options& o) {
+  if (o.use_case != "fraud" && (o.format != "json" || o.shift_after >= 0)) {
+    spdlog::error("gen: --format msgpack and --shift-after are for the fraud use case's transactions");
+    return usage;
+  }
   static std::atomic<bool> stop{false};
   std::thread watcher([] {
     while (!stop && !wait_for_stop(std::chrono::milliseconds(200))) {
@@ -111,7 +135,7 @@ int run_gen(const gen_options& o) {
     return code;
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   fmt::print(stderr, "gen: wrote {} records to {} ({} fraud) in {:.1f} s, {:.0f}/s; {} not acknowledged\n",
-             report.written - report.failed, o.topic, report.fraud, secs, report.written / secs, report.failed);
+             report.written - report.failed, o.topic.empty() ? default_topic(o.use_case) : o.topic, report.fraud, secs, report.written / secs, report.failed);
   return report.failed ? unavailable : ok;
 }
 

@@ -31,7 +31,8 @@ int main(int argc, char** argv) {
   gen_options gen;
   auto* g = app.add_subcommand("gen", "Write synthetic card transactions (ground truth in header inflow.label)");
   g->add_option("--bootstrap", gen.bootstrap, "Kafka bootstrap servers")->required();
-  g->add_option("--topic", gen.topic, "Topic to write to")->capture_default_str();
+  g->add_option("--topic", gen.topic, "Topic to write to (default: the use case's: transactions, telemetry, "
+                                      "user-events, support-messages)");
   g->add_option("--count", gen.count, "Records to write; 0 writes until Ctrl-C")->capture_default_str()->check(CLI::NonNegativeNumber);
   g->add_option("--rate", gen.rate, "Records per second; 0 is as fast as possible")->capture_default_str()->check(CLI::NonNegativeNumber);
   g->add_option("--fraud-rate", gen.fraud_rate, "Share of fraudulent transactions")->capture_default_str()->check(CLI::Range(0.0, 1.0));
@@ -41,20 +42,32 @@ int main(int argc, char** argv) {
                 "Producer linger: larger batches read faster from the development broker (one batch per "
                 "partition per fetch); smaller ones wait less")
     ->capture_default_str()->check(CLI::Range(0, 1000));
+  g->add_option("--use-case", gen.use_case, "fraud (card transactions), maintenance (sensor telemetry), "
+                                            "personalization (shoppers' visits) or support (customers' messages)")
+    ->capture_default_str()->check(CLI::IsMember({"fraud", "maintenance", "personalization", "support"}));
   g->add_option("--shift-after", gen.shift_after,
                  "From this record on, write a shifted stream (customers spend ~3x, mostly online): drift to detect")
     ->check(CLI::NonNegativeNumber);
   g->callback([&] { code = run_gen(gen); });
 
   inflow::xgboost::train_options train;
-  auto* t = app.add_subcommand("train", "Train the fraud model (XGBoost) on generated data and report its quality");
+  std::string train_use_case = "fraud";
+  auto* t = app.add_subcommand("train", "Train a use case's model (XGBoost) on generated data and report its quality");
+  t->add_option("--use-case", train_use_case, "fraud, maintenance (hours until a machine fails) or personalization "
+                                              "(takes an offer)")
+    ->capture_default_str()->check(CLI::IsMember({"fraud", "maintenance", "personalization"}));
   t->add_option("--out", train.out_dir, "Directory for model.json and model.meta.json")->required();
   t->add_option("--rows", train.rows, "Generated rows (80% train, 20% held out)")->capture_default_str()->check(CLI::Range(1000, 100'000'000));
   t->add_option("--seed", train.seed, "Random seed")->capture_default_str();
-  t->add_option("--threshold", train.threshold, "Alert threshold to report precision and recall at")->capture_default_str()
-    ->check(CLI::Range(0.0, 1.0));
+  t->add_option("--threshold", train.threshold,
+                 "Alert threshold to report precision and recall at (maintenance: hours left, 48 by default)")
+    ->check(CLI::NonNegativeNumber);
   t->add_option("--rounds", train.rounds, "Boosting rounds")->capture_default_str()->check(CLI::Range(1, 5000));
-  t->callback([&] { code = run_train(train); });
+  t->callback([&] {
+    if (train_use_case == "maintenance" && t->count("--threshold") == 0)
+      train.threshold = 48;
+    code = run_train(train, train_use_case);
+  });
 
   redrive_options redrive;
   auto* r = app.add_subcommand("redrive", "Write dead letters back to the topic they came from, once their cause "
@@ -97,7 +110,10 @@ int main(int argc, char** argv) {
   serve_cli_options serve;
   auto* s = app.add_subcommand("serve", "Serve embedded models over KServe v2 REST (the model side on its own machines). "
                                         "Prints its base URL as the first line of standard output.");
-  s->add_option("--model", serve.models, "NAME=PATH of a model trained by `inflow train` (repeatable)")->required();
+  s->add_option("--model", serve.models, "NAME=PATH of a model trained by `inflow train` (repeatable)");
+  s->add_flag("--support-replies", serve.support_replies,
+              "Serve support replies over OpenAI's chat completions API (POST /v1/chat/completions) instead of "
+              "models: the FAQ retrieval model `inflow demo --use-case support` uses");
   s->add_option("--listen", serve.listen, "IP:port to listen on; port 0 picks a free port")->capture_default_str()
     ->check([](const std::string& v) {
       auto address = inflow::config::parse_host_port(v);
@@ -132,9 +148,14 @@ int main(int argc, char** argv) {
   demo_options demo;
   auto* d = app.add_subcommand("demo", "The whole system on one machine: broker, model, node, generator");
   d->add_option("--duration", demo.duration_s, "Seconds to run; 0 runs until Ctrl-C")->capture_default_str();
-  d->add_option("--rate", demo.rate, "Transactions per second")->capture_default_str()->check(CLI::PositiveNumber);
+  d->add_option("--use-case", demo.use_case, "fraud (card transactions -> fraud alerts), maintenance (sensor "
+                                             "telemetry -> service alerts), personalization (visits -> offer scores by "
+                                             "user) or support (messages -> drafted replies from a local server)")
+    ->capture_default_str()->check(CLI::IsMember({"fraud", "maintenance", "personalization", "support"}));
+  d->add_option("--rate", demo.rate, "Records per second (default: 20000 transactions, 5000 readings, 10000 visits, "
+                                     "10 messages)")->check(CLI::PositiveNumber);
   d->add_option("--partitions", demo.partitions, "Partitions of the transactions topic")->capture_default_str()->check(CLI::Range(1, 256));
-  d->add_option("--model-dir", demo.model_dir, "Where the model is (trained there if missing)")->capture_default_str();
+  d->add_option("--model-dir", demo.model_dir, "Where the model is (trained there if missing; default models/<use case>)");
   d->add_option("--admin", demo.admin, "Admin API and metrics address (port 0: any free port)")->capture_default_str();
   d->add_option("--fraud-rate", demo.fraud_rate, "Share of fraudulent transactions")->capture_default_str()->check(CLI::Range(0.0, 1.0));
   d->add_flag("--remote", demo.remote, "Score through a KServe v2 model server (inflow serve) instead of in-process");

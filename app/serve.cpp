@@ -2,6 +2,7 @@
 #include "app/common.hpp"
 #include "config/config.hpp"
 #include "serve/model_server.hpp"
+#include "serve/reply_server.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -10,6 +11,10 @@
 namespace inflow::app {
 
 int run_serve(const serve_cli_options& o) {
+  if (o.models.empty() == !o.support_replies) {
+    spdlog::error("serve: give --model NAME=PATH (KServe v2) or --support-replies (OpenAI chat completions)");
+    return usage;
+  }
   std::vector<serve::served_model> models;
   for (const auto& spec : o.models) {
     auto eq = spec.find('=');
@@ -37,6 +42,15 @@ int run_serve(const serve_cli_options& o) {
   options.max_linger_ms = o.max_linger_ms;
   options.threads = o.threads;
   try {
+    if (o.support_replies) {
+      serve::reply_server server(options.host, options.port, options.token);
+      std::printf("http://%s:%u/v1\n", options.host.c_str(), server.port());
+      std::fflush(stdout);
+      spdlog::info("serving support replies at POST /v1/chat/completions (OpenAI chat completions)");
+      while (!wait_for_stop(std::chrono::seconds(1))) {
+      }
+      return ok;
+    }
     serve::model_server server(models, options);
     auto host = options.host.find(':') == std::string::npos ? options.host : "[" + options.host + "]";
     auto url = "http://" + host + ":" + std::to_string(server.port());

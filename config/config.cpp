@@ -880,7 +880,7 @@ load_result read_document(const std::string& yaml, const std::vector<std::string
       for (const auto& [name, value] : given->map->values)
         if (value.type == raw_value::kind::map)
           out.emplace_back(name, *value.map);
-        else
+        else if (value.type != raw_value::kind::null) // `name: ~` drops an entry, as for any key
           errors.push_back({fmt::format("{}.{}", section, name), value.line, "expected a map"});
     } else if (given && given->type != raw_value::kind::null) {
       errors.push_back({section, given->line, "expected a map of named entries"});

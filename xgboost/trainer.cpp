@@ -3,6 +3,7 @@
 #include "drift/profile.hpp"
 #include "events/features.hpp"
 #include "events/generator.hpp"
+#include "events/use_cases.hpp"
 #include "xgboost/booster.hpp"
 
 #include <fmt/format.h>
@@ -10,6 +11,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <numeric>
 #include <sstream>
@@ -69,21 +71,33 @@ struct dmatrix {
 
 } // namespace
 
-train_report train_fraud_model(const train_options& opt) {
-  const auto& features = fraud_features();
-  events::feature_map map(features);
-  events::generator gen(opt.seed, opt.fraud_rate);
+namespace {
+
+/// One generated event as JSON, and its ground truth.
+using labeled_json = std::function<std::pair<std::string, float>(int64_t i)>;
+
+/// What a use case trains: its features, how its events are made, and the XGBoost objective.
+struct use_case {
+  std::string name;
+  const std::vector<std::string>& features;
+  labeled_json next;
+  std::string key_field;   ///< the events' key (source.key_field of its pipeline)
+  bool regression = false; ///< else binary classification
+};
+
+train_report train_on(const use_case& uc, const train_options& opt) {
+  const auto& features = uc.features;
+  events::feature_map map(features, {"id", uc.key_field});
   const size_t cols = map.size();
   std::vector<float> x_train, y_train, x_test, y_test;
   std::vector<events::field_value> values;
   events::decoder decoder(events::wire_format::json, map.fields(), {});
   events::record_identity identity;
   std::vector<float> row(cols);
-  int64_t t0 = 1'700'000'000'000;
   for (int64_t i = 0; i < opt.rows; ++i) {
-    auto sample = gen.next(t0 + i);
+    auto [json, label] = uc.next(i);
     // Train on exactly what the pipeline will see: the JSON event, decoded.
-    if (auto err = decoder.decode(events::to_json(sample.tx), values))
+    if (auto err = decoder.decode(json, values))
       throw std::runtime_error("generated event failed to decode: " + err->message);
     if (auto err = map.extract(values, row.data(), identity))
       throw std::runtime_error("generated event failed to map: " + err->message);
@@ -91,7 +105,7 @@ train_report train_fraud_model(const train_options& opt) {
     auto& x = holdout ? x_test : x_train;
     auto& y = holdout ? y_test : y_train;
     x.insert(x.end(), row.begin(), row.end());
-    y.push_back(sample.fraud ? 1.0f : 0.0f);
+    y.push_back(label);
   }
 
   dmatrix train(x_train, y_train, cols);
@@ -99,8 +113,9 @@ train_report train_fraud_model(const train_options& opt) {
   check(XGBoosterCreate(&train.h, 1, &booster_handle), "XGBoosterCreate");
   std::unique_ptr<void, int (*)(BoosterHandle)> guard(booster_handle, XGBoosterFree);
   for (auto [k, v] : std::initializer_list<std::pair<const char*, std::string>>{
-         {"objective", "binary:logistic"}, {"tree_method", "hist"}, {"max_depth", "6"}, {"eta", "0.2"},
-         {"eval_metric", "auc"}, {"seed", std::to_string(opt.seed)}, {"nthread", std::to_string(opt.threads)}})
+         {"objective", uc.regression ? "reg:squarederror" : "binary:logistic"}, {"tree_method", "hist"},
+         {"max_depth", "6"}, {"eta", "0.2"}, {"seed", std::to_string(opt.seed)},
+         {"nthread", std::to_string(opt.threads)}})
     check(XGBoosterSetParam(booster_handle, k, v.c_str()), k);
   for (int round = 0; round < opt.rounds; ++round) {
     check(XGBoosterUpdateOneIter(booster_handle, round, train.h), "training round");
@@ -116,23 +131,31 @@ train_report train_fraud_model(const train_options& opt) {
   std::ifstream saved(report.model_path, std::ios::binary);
   std::stringstream bytes;
   bytes << saved.rdbuf();
-  report.version = fmt::format("fraud-{:08x}", fnv1a(bytes.str()) & 0xffffffffu);
+  report.version = fmt::format("{}-{:08x}", uc.name, fnv1a(bytes.str()) & 0xffffffffu);
 
-  // Evaluate the saved model the way the gateway will use it.
+  // Evaluate the saved model the way the gateway will use it. The alert rule is `score >= t`
+  // for a classifier, `score <= t` (e.g. hours left) for a regression.
   booster model(report.model_path, opt.threads);
   auto scores = model.predict(x_test.data(), y_test.size());
   report.train_rows = static_cast<int64_t>(y_train.size());
   report.holdout_rows = static_cast<int64_t>(y_test.size());
   report.threshold = opt.threshold;
-  report.auc = roc_auc(scores, y_test);
+  report.regression = uc.regression;
   int64_t tp = 0, fp = 0, fn = 0;
+  double squares = 0;
   for (size_t i = 0; i < scores.size(); ++i) {
-    bool flagged = scores[i] >= opt.threshold, fraud = y_test[i] > 0.5;
-    report.holdout_fraud += fraud;
-    tp += flagged && fraud;
-    fp += flagged && !fraud;
-    fn += !flagged && fraud;
+    bool flagged = uc.regression ? scores[i] <= opt.threshold : scores[i] >= opt.threshold;
+    bool positive = uc.regression ? y_test[i] <= opt.threshold : y_test[i] > 0.5;
+    report.holdout_positive += positive;
+    tp += flagged && positive;
+    fp += flagged && !positive;
+    fn += !flagged && positive;
+    squares += (scores[i] - y_test[i]) * (scores[i] - y_test[i]);
   }
+  if (uc.regression)
+    report.rmse = std::sqrt(squares / std::max<double>(1, static_cast<double>(scores.size())));
+  else
+    report.auc = roc_auc(scores, y_test);
   report.precision = tp + fp ? static_cast<double>(tp) / static_cast<double>(tp + fp) : 0.0;
   report.recall = tp + fn ? static_cast<double>(tp) / static_cast<double>(tp + fn) : 0.0;
 
@@ -147,9 +170,41 @@ train_report train_fraud_model(const train_options& opt) {
   drift::write_profile(drift::profile_path_for(report.model_path), profile);
 
   write_meta(report.model_path, {report.version, features, opt.threshold},
-             fmt::format(R"({{"trained_rows":{},"seed":{},"auc":{:.4f},"precision":{:.4f},"recall":{:.4f}}})",
-                         report.train_rows, opt.seed, report.auc, report.precision, report.recall));
+             fmt::format(R"({{"use_case":"{}","trained_rows":{},"seed":{},"auc":{:.4f},"rmse":{:.4f},)"
+                         R"("precision":{:.4f},"recall":{:.4f}}})",
+                         uc.name, report.train_rows, opt.seed, report.auc, report.rmse, report.precision,
+                         report.recall));
   return report;
+}
+
+} // namespace
+
+train_report train_fraud_model(const train_options& opt) {
+  events::generator gen(opt.seed, opt.fraud_rate);
+  const int64_t t0 = 1'700'000'000'000;
+  return train_on({"fraud", fraud_features(), [&](int64_t i) {
+                  auto sample = gen.next(t0 + i);
+                  return std::pair{events::to_json(sample.tx), sample.fraud ? 1.f : 0.f};
+                },
+                "card_id"},
+               opt);
+}
+
+train_report train_use_case_model(const std::string& name, const train_options& opt) {
+  if (name == "fraud")
+    return train_fraud_model(opt);
+  auto source = events::source_for(name, opt.seed); // throws on an unknown name
+  const int64_t t0 = 1'700'000'000'000;
+  const auto& features = name == "maintenance" ? events::telemetry_features() : events::offer_features();
+  if (name == "support")
+    throw std::invalid_argument("the support use case calls a text model; there is nothing to train");
+  return train_on({name, features,
+                [&](int64_t i) {
+                  auto s = source(t0 + i);
+                  return std::pair{std::move(s.json), s.label};
+                },
+                name == "maintenance" ? "machine_id" : "user_id", name == "maintenance"},
+               opt);
 }
 
 } // namespace inflow::xgboost

@@ -177,8 +177,9 @@ def Broker(topics, configs=None):
 
 class Node(Process):
     def __init__(self, bootstrap, model_path, sets=(), group="inflow-fraud", env=None, config=EXAMPLE):
-        args = [INFLOW, "node", "-c", config, "--set", "node.admin=127.0.0.1:0",
-                "--set", f"kafka.group.id={group}", "--set", f"models.fraud.path={model_path}"]
+        args = [INFLOW, "node", "-c", config, "--set", "node.admin=127.0.0.1:0", "--set", f"kafka.group.id={group}"]
+        if model_path:  # the fraud example's model
+            args += ["--set", f"models.fraud.path={model_path}"]
         for s in sets:
             args += ["--set", s]
         super().__init__(args, env={"INFLOW_BOOTSTRAP": bootstrap, **(env or {})})
