@@ -106,6 +106,13 @@ def test_the_example_configs_validate_with_their_credentials(model_path, tmp_pat
     r = subprocess.run([INFLOW, "validate", "-c", os.path.join(os.path.dirname(EXAMPLE), "fraud-versions.yaml")],
                        capture_output=True, text=True, env={**os.environ, "INFLOW_MODELS": str(tmp_path)})
     assert r.returncode == 0, r.stderr
+    for name in ("fraud", "maintenance", "personalization"):  # each with a model of its use case
+        models = tmp_path / f"{name}-model"
+        subprocess.run([INFLOW, "train", "--use-case", name, "--out", str(models), "--rows", "2000", "--rounds", "5"],
+                       check=True, capture_output=True)
+        r = subprocess.run([INFLOW, "validate", "-c", os.path.join(os.path.dirname(EXAMPLE), f"{name}.yaml")],
+                           capture_output=True, text=True, env={**os.environ, "INFLOW_MODEL_DIR": str(models)})
+        assert r.returncode == 0, r.stderr
     r = subprocess.run([INFLOW, "validate", "-c", os.path.join(os.path.dirname(EXAMPLE), "support.yaml")],
                        capture_output=True, text=True, env={k: v for k, v in os.environ.items() if "API_KEY" not in k})
     assert r.returncode == 78 and "OPENAI_API_KEY is not set" in r.stderr
