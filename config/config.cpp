@@ -338,6 +338,11 @@ const option_block<model_config>& model_block() {
               "they are compared with the live version's (metrics, `inflow status`) and written to the pipeline's "
               "`shadow_topic`. Classification and regression only.",
               [](const std::string&, model_config&) { return std::string(); })
+      .choice("on_missing", &model_config::missing_as_nan, named<bool>{{"dead_letter", false}, {"nan", true}},
+              "dead_letter",
+              "A record without a feature's field (absent or null): dead_letter, or nan (the feature is NaN, which "
+              "XGBoost handles as missing; remote providers' JSON carries it as null). Identity fields are always "
+              "required.")
       .text("drift_profile", &model_config::drift_profile, "",
             "The training profile drift is measured against (a pipeline's `drift:`); empty: the one `inflow train` "
             "wrote beside the model file (`model.profile.json` for `model.json`).")

@@ -120,6 +120,7 @@ struct model_config {
   bool cooldown_per_origin{};   ///< `cooldown_scope: origin`: every model on that host waits
   cache_config cache;
   std::string drift_profile; ///< empty: beside the model file (`path`), as `inflow train` writes it
+  bool missing_as_nan{};     ///< `on_missing: nan`: an absent feature is NaN, not a dead letter
   double price_per_million_input_tokens{};
   double price_per_million_output_tokens{};
   raw_section provider_options; ///< the keys not declared here, for the provider to read

@@ -17,6 +17,30 @@ field_value integer_value(Integer v) {
   return big_integer{std::to_string(v), static_cast<double>(v)};
 }
 
+field_value from_json(simdjson::dom::element value) {
+  switch (value.type()) {
+    case simdjson::dom::element_type::INT64: return integer_value(int64_t(value));
+    case simdjson::dom::element_type::UINT64: return integer_value(uint64_t(value));
+    case simdjson::dom::element_type::DOUBLE: return double(value);
+    case simdjson::dom::element_type::BOOL: return bool(value);
+    case simdjson::dom::element_type::STRING: return std::string(std::string_view(value));
+    case simdjson::dom::element_type::NULL_VALUE: return std::monostate{};
+    case simdjson::dom::element_type::ARRAY: return other_value{"array"};
+    case simdjson::dom::element_type::OBJECT: return other_value{"object"};
+  }
+  return std::monostate{};
+}
+
+/// A msgpack map's value under `key`, or nullptr.
+const msgpack::object* member(const msgpack::object& map, std::string_view key) {
+  if (map.type != msgpack::type::MAP)
+    return nullptr;
+  for (const auto& kv : map.via.map)
+    if (kv.key.type == msgpack::type::STR && std::string_view(kv.key.via.str.ptr, kv.key.via.str.size) == key)
+      return &kv.val;
+  return nullptr;
+}
+
 } // namespace
 
 std::string_view to_string(record_error e) {
@@ -41,6 +65,16 @@ struct decoder::json_parser {
 
 decoder::decoder(wire_format format, std::vector<std::string> fields, decoder_limits limits)
   : format_(format), fields_(std::move(fields)), limits_(limits) {
+  for (const auto& f : fields_) { // `payment.amount`: `amount` inside `payment`
+    std::vector<std::string> path;
+    if (f.find('.') != std::string::npos) {
+      size_t start = 0;
+      for (size_t dot; (dot = f.find('.', start)) != std::string::npos; start = dot + 1)
+        path.push_back(f.substr(start, dot - start));
+      path.push_back(f.substr(start));
+    }
+    paths_.push_back(std::move(path));
+  }
   if (format_ == wire_format::json) {
     json_ = std::make_unique<json_parser>();
     // Capacity bounds the document size; depth bounds nesting (poison records).
@@ -83,19 +117,22 @@ std::optional<decode_failure> decoder::decode_json(std::string_view bytes, std::
     return decode_failure{record_error::not_an_object, "top-level JSON value is not an object"};
   for (auto [key, value] : object) {
     int i = index_of(key);
-    if (i < 0)
+    if (i >= 0)
+      values[static_cast<size_t>(i)] = from_json(value);
+  }
+  for (size_t i = 0; i < paths_.size(); ++i) { // nested fields a top-level key of that name did not give
+    if (paths_[i].empty() || !std::holds_alternative<std::monostate>(values[i]))
       continue;
-    auto& out = values[static_cast<size_t>(i)];
-    switch (value.type()) {
-      case simdjson::dom::element_type::INT64: out = integer_value(int64_t(value)); break;
-      case simdjson::dom::element_type::UINT64: out = integer_value(uint64_t(value)); break;
-      case simdjson::dom::element_type::DOUBLE: out = double(value); break;
-      case simdjson::dom::element_type::BOOL: out = bool(value); break;
-      case simdjson::dom::element_type::STRING: out = std::string(std::string_view(value)); break;
-      case simdjson::dom::element_type::NULL_VALUE: out = std::monostate{}; break;
-      case simdjson::dom::element_type::ARRAY: out = other_value{"array"}; break;
-      case simdjson::dom::element_type::OBJECT: out = other_value{"object"}; break;
+    simdjson::dom::element at = doc;
+    bool found = true;
+    for (const auto& part : paths_[i]) {
+      simdjson::dom::object inner;
+      found = !at.get_object().get(inner) && !inner[part].get(at);
+      if (!found)
+        break;
     }
+    if (found)
+      values[i] = from_json(at);
   }
   return std::nullopt;
 }
@@ -119,14 +156,26 @@ std::optional<decode_failure> decoder::decode_msgpack(std::string_view bytes, st
   const msgpack::object& root = handle.get();
   if (root.type != msgpack::type::MAP)
     return decode_failure{record_error::not_an_object, "top-level msgpack value is not a map"};
+  std::vector<const msgpack::object*> found(fields_.size(), nullptr);
   for (const auto& kv : root.via.map) {
     if (kv.key.type != msgpack::type::STR)
       continue;
-    int i = index_of({kv.key.via.str.ptr, kv.key.via.str.size});
-    if (i < 0)
+    if (int i = index_of({kv.key.via.str.ptr, kv.key.via.str.size}); i >= 0)
+      found[static_cast<size_t>(i)] = &kv.val;
+  }
+  for (size_t i = 0; i < paths_.size(); ++i) // nested fields a top-level key of that name did not give
+    if (!paths_[i].empty() && !found[i]) {
+      const msgpack::object* at = &root;
+      for (const auto& part : paths_[i])
+        if (at)
+          at = member(*at, part);
+      found[i] = at;
+    }
+  for (size_t i = 0; i < found.size(); ++i) {
+    if (!found[i])
       continue;
-    auto& out = values[static_cast<size_t>(i)];
-    const auto& v = kv.val;
+    auto& out = values[i];
+    const auto& v = *found[i];
     switch (v.type) {
       case msgpack::type::POSITIVE_INTEGER: out = integer_value(v.via.u64); break;
       case msgpack::type::NEGATIVE_INTEGER: out = integer_value(v.via.i64); break;
@@ -137,7 +186,7 @@ std::optional<decode_failure> decoder::decode_msgpack(std::string_view bytes, st
         // JSON's parser checks UTF-8; msgpack's does not, and alerts are JSON.
         if (!simdjson::validate_utf8(v.via.str.ptr, v.via.str.size))
           return decode_failure{record_error::invalid_msgpack,
-                                fmt::format("field '{}' is not valid UTF-8", fields_[static_cast<size_t>(i)])};
+                                fmt::format("field '{}' is not valid UTF-8", fields_[i])};
         out = std::string(v.via.str.ptr, v.via.str.size);
         break;
       case msgpack::type::NIL: out = std::monostate{}; break;

@@ -1,6 +1,6 @@
 #pragma once
-// Decoding raw Kafka record values (JSON or msgpack) into the top-level
-// fields a pipeline needs. A record that cannot be decoded yields a
+// Decoding raw Kafka record values (JSON or msgpack) into the fields a pipeline
+// needs: top-level ones, or nested ones by a dotted path (`payment.amount`). A record that cannot be decoded yields a
 // record_error and a message; it never throws.
 
 #include "config/record_format.hpp"
@@ -73,6 +73,7 @@ private:
 
   wire_format format_;
   std::vector<std::string> fields_;
+  std::vector<std::vector<std::string>> paths_; ///< per field: its parts when dotted, else empty
   decoder_limits limits_;
   std::unique_ptr<json_parser> json_;
 };

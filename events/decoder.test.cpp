@@ -210,3 +210,63 @@ TEST_CASE("the generator is deterministic and produces fraud at the asked rate")
   CHECK(fraud > 800);
   CHECK(fraud < 1200);
 }
+
+TEST_CASE("nested fields are read by a dotted path, from JSON and msgpack") {
+  auto m = feature_map({"payment.amount", "payment.card.present", "merchant.mcc == 5411"}, {"id", "customer.id"});
+  for (auto format : {wire_format::json, wire_format::msgpack}) {
+    decoder d(format, m.fields(), {});
+    std::vector<field_value> values;
+    std::string bytes;
+    if (format == wire_format::json) {
+      bytes = R"({"id":"t1","customer":{"id":"c9"},"merchant":{"mcc":5411},)"
+              R"("payment":{"amount":12.5,"card":{"present":true}}})";
+    } else {
+      msgpack::sbuffer buffer;
+      msgpack::packer<msgpack::sbuffer> pk(buffer);
+      pk.pack_map(4);
+      pk.pack(std::string("id")), pk.pack(std::string("t1"));
+      pk.pack(std::string("customer")), pk.pack_map(1), pk.pack(std::string("id")), pk.pack(std::string("c9"));
+      pk.pack(std::string("merchant")), pk.pack_map(1), pk.pack(std::string("mcc")), pk.pack(5411);
+      pk.pack(std::string("payment")), pk.pack_map(2), pk.pack(std::string("amount")), pk.pack(12.5);
+      pk.pack(std::string("card")), pk.pack_map(1), pk.pack(std::string("present")), pk.pack(true);
+      bytes.assign(buffer.data(), buffer.size());
+    }
+    REQUIRE_FALSE(d.decode(bytes, values));
+    float row[3];
+    record_identity id;
+    REQUIRE_FALSE(m.extract(values, row, id));
+    CHECK(id.key == "c9");
+    CHECK(row[0] == 12.5f);
+    CHECK(row[1] == 1.0f);
+    CHECK(row[2] == 1.0f);
+  }
+  // A top-level key spelled with the dot wins; a path through a non-object is missing.
+  decoder d(wire_format::json, m.fields(), {});
+  std::vector<field_value> values;
+  REQUIRE_FALSE(d.decode(R"({"id":"t","customer.id":"flat","payment":5})", values));
+  float row[3];
+  record_identity id;
+  auto err = m.extract(values, row, id);
+  CHECK(id.key == "flat");
+  REQUIRE(err);
+  CHECK(err->code == record_error::missing_field);
+  CHECK(err->message == "missing field 'payment.amount'");
+}
+
+TEST_CASE("with missing values allowed, an absent feature is NaN; identity fields stay required") {
+  auto m = feature_map({"amount", "score_a / score_b", "channel == online"}, {"id", "card_id"});
+  m.allow_missing(true);
+  decoder d(wire_format::json, m.fields(), {});
+  std::vector<field_value> values;
+  REQUIRE_FALSE(d.decode(R"({"id":"t","card_id":"c","score_b":2})", values));
+  float row[3];
+  record_identity id;
+  REQUIRE_FALSE(m.extract(values, row, id));
+  CHECK(std::isnan(row[0]));
+  CHECK(std::isnan(row[1]));
+  CHECK(std::isnan(row[2]));
+  REQUIRE_FALSE(d.decode(R"({"id":"t","card_id":"c","amount":"lots"})", values));
+  CHECK(m.extract(values, row, id)->code == record_error::wrong_type); // present but wrong: still a dead letter
+  REQUIRE_FALSE(d.decode(R"({"id":"t","amount":1})", values));
+  CHECK(m.extract(values, row, id)->code == record_error::missing_field);
+}

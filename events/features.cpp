@@ -6,6 +6,7 @@
 #include <cctype>
 #include <cmath>
 #include <charconv>
+#include <limits>
 #include <stdexcept>
 
 namespace inflow::events {
@@ -191,6 +192,8 @@ std::optional<decode_failure> feature_map::extract(std::vector<field_value>& val
       out = big->value;
     else if (auto b = std::get_if<bool>(&v))
       out = *b ? 1.0 : 0.0;
+    else if (std::holds_alternative<std::monostate>(v) && allow_missing_)
+      out = std::numeric_limits<double>::quiet_NaN();
     else if (std::holds_alternative<std::monostate>(v))
       return missing(i);
     else
@@ -211,7 +214,7 @@ std::optional<decode_failure> feature_map::extract(std::vector<field_value>& val
           return err;
         if (auto err = number(f.rhs, b))
           return err;
-        row[k] = b == 0 ? 0.0f : static_cast<float>(a / b);
+        row[k] = b == 0 ? 0.0f : static_cast<float>(a / b); // NaN stays NaN
         break;
       case kind::equals: {
         const auto& v = values[f.lhs];
@@ -225,6 +228,8 @@ std::optional<decode_failure> feature_map::extract(std::vector<field_value>& val
           row[k] = big->text == f.literal ? 1.0f : 0.0f;
         } else if (auto bo = std::get_if<bool>(&v)) {
           row[k] = (*bo ? "true" : "false") == f.literal ? 1.0f : 0.0f;
+        } else if (std::holds_alternative<std::monostate>(v) && allow_missing_) {
+          row[k] = std::numeric_limits<float>::quiet_NaN();
         } else if (std::holds_alternative<std::monostate>(v)) {
           return missing(f.lhs);
         } else {

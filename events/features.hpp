@@ -42,6 +42,10 @@ public:
   /// Features per row; 0 for a text template.
   size_t size() const { return features_.size(); }
 
+  /// An absent (or null) feature field is NaN in the row, for a model that handles missing
+  /// values (XGBoost), instead of making the record a dead letter (`models.*.on_missing: nan`).
+  void allow_missing(bool allow) { allow_missing_ = allow; }
+
   /// Writes size() floats to `row` and fills `identity`, or says what is wrong.
   std::optional<decode_failure> extract(std::vector<field_value>& values, float* row,
                                         record_identity& identity) const;
@@ -68,6 +72,7 @@ private:
 
   std::vector<std::string> fields_; ///< the id field first, then the key field unless the same
   size_t key_field_ = 1;
+  bool allow_missing_ = false;
   std::vector<feature> features_;
   std::vector<piece> pieces_;
 };

@@ -31,10 +31,14 @@ using namespace cluster; // the cluster actors, wire reports, TLS: what a node r
 namespace {
 
 /// The mapping from records to model inputs: feature rows, or one text template.
-events::feature_map make_features(const config::pipeline_config& p, const gateways::model_info& model) {
+events::feature_map make_features(const config::pipeline_config& p, const gateways::model_info& model,
+                                  const config::model_config& cfg) {
   events::identity_fields ids{p.source.id_field, p.source.key_field};
-  if (!gateways::takes_text(model.task))
-    return events::feature_map(model.input, ids);
+  if (!gateways::takes_text(model.task)) {
+    events::feature_map features(model.input, ids);
+    features.allow_missing(cfg.missing_as_nan);
+    return features;
+  }
   if (model.input.size() != 1)
     throw std::invalid_argument("a " + model.task + " model takes one text template as `input:`, e.g. "
                                 "['{subject}: {body}']");
@@ -303,7 +307,7 @@ std::vector<config::config_error> prepare(const config::node_file& cfg, metrics:
       if (!first) {
         first = &info;
         try {
-          make_features(p, info);
+          make_features(p, info, cfg.models.at(entry));
         } catch (const std::invalid_argument& e) {
           errors.push_back({"models." + p.model + ".input", 0, e.what()});
         }
@@ -459,7 +463,7 @@ void node::impl::start_pipelines() {
               this->producer->produce(topic, name, event, {}, drift_delivery, 0);
           }));
     p.context = std::make_shared<const actors::pipeline_context>(
-      actors::pipeline_context{pcfg, make_features(pcfg, model), versions, *p.probe, d.alerts, d.dead_letters,
+      actors::pipeline_context{pcfg, make_features(pcfg, model, d.cfg.models.at(pcfg.routes.front().model)), versions, *p.probe, d.alerts, d.dead_letters,
                                *p.health, d.dead_letter_limit(pcfg.dead_letter_topic), shadow, std::move(drift)});
     actors::source_options options{name,
                                    pcfg.source.topic,
