@@ -72,7 +72,8 @@ outcome_sink::outcome_sink(std::shared_ptr<const pipeline_context> ctx, std::sha
   : ctx_(std::move(ctx)),
     shared_(std::move(shared)),
     out_(out),
-    decoder_(ctx_->config.source.format, ctx_->features.fields(), ctx_->config.source.limits),
+    decoder_(ctx_->config.source.format, ctx_->features.fields(), ctx_->config.source.limits,
+             ctx_->make_reader ? ctx_->make_reader() : nullptr),
     split_(weights_of(ctx_->config.routes)),
     shadow_book_(2 * static_cast<size_t>(ctx_->config.max_in_flight)),
     in_order_(ctx_->config.in_offset_order()) {

@@ -43,6 +43,8 @@ struct pipeline_context {
   std::optional<gateways::model_info> shadow = {}; ///< config.shadow_model's, when it has one
   /// Per version (config.routes), its drift monitor; empty when the pipeline does not watch drift.
   std::vector<std::shared_ptr<drift::monitor>> drift = {};
+  /// A reader of the source's format for each partition's decoder, when events/ does not parse it (Avro).
+  std::function<std::unique_ptr<events::format_reader>()> make_reader = {};
 
   const gateways::model_info& model() const { return versions.front(); }
 };

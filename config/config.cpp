@@ -370,8 +370,17 @@ const option_block<source_config>& source_block() {
     option_block<source_config>("pipelines.*.source")
       .topic("topic", &source_config::topic, std::nullopt, "Input topic.")
       .choice("format", &source_config::format,
-              named<wire_format>{{"json", wire_format::json}, {"msgpack", wire_format::msgpack}},
-              "json", "Record value format.")
+              named<wire_format>{{"json", wire_format::json}, {"msgpack", wire_format::msgpack},
+                                 {"avro", wire_format::avro}},
+              "json",
+              "Record value format. avro: Confluent's wire format (schema id, then Avro binary), read as the "
+              "`subject`'s latest schema from `schema_registry`.")
+      .text("schema_registry", &source_config::schema_registry, "",
+            "format avro: the schema registry's Confluent-compatible API, e.g. http://registry:8081 (Apicurio: "
+            "http://host:8080/apis/ccompat/v7).")
+      .text("subject", &source_config::subject, "",
+            "format avro: the subject whose latest schema the pipeline reads records as (writers' schemas are "
+            "resolved against it); empty: `<topic>-value`.")
       .include(&source_config::limits, decoder_limits_block())
       .text("id_field", &source_config::id_field, "id", "Field that identifies a record; copied to alerts and results.")
       .text("key_field", &source_config::key_field, "card_id", "Field used as the key of alerts and results.");
@@ -816,6 +825,11 @@ void check_pipeline(const raw_section& in, node_file& file, pipeline_config& out
     errors.push_back({in.join("alert"), in.line_of("alert"),
                       fmt::format("model '{}' does {}: there is no score to alert on; use `output:`", out.model,
                                   model->second.task)});
+  if (out.source.format == wire_format::avro && out.source.schema_registry.empty())
+    errors.push_back({in.join("source.schema_registry"), in.line_of("source"),
+                      "format avro needs the schema registry the records' schemas are in"});
+  if (out.source.format == wire_format::avro && out.source.subject.empty())
+    out.source.subject = out.source.topic + "-value";
   if (!in.has("alert") && !in.has("output"))
     errors.push_back({in.join("alert"), in.line,
                       "a pipeline needs `alert:` (a rule on the score), `output:` (a results topic) or both"});

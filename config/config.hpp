@@ -154,6 +154,8 @@ struct alert_rule {
 struct source_config {
   std::string topic;
   wire_format format{};
+  std::string schema_registry; ///< avro: the registry's Confluent-compatible API
+  std::string subject;         ///< avro: the expected schema's subject; empty: `<topic>-value`
   decoder_limits limits;
   std::string id_field;
   std::string key_field;

@@ -7,7 +7,7 @@
 
 namespace inflow::config {
 
-enum class wire_format : uint8_t { json, msgpack };
+enum class wire_format : uint8_t { json, msgpack, avro };
 
 /// The defaults here are the options' defaults (pipelines.*.source.max_record_bytes, max_depth).
 struct decoder_limits {

@@ -55,6 +55,8 @@ std::string_view to_string(record_error e) {
     case record_error::wrong_type: return "inflow.errors.wrong_type";
     case record_error::model_failed: return "inflow.errors.model_failed";
     case record_error::output_refused: return "inflow.errors.output_refused";
+    case record_error::invalid_avro: return "inflow.errors.invalid_avro";
+    case record_error::schema_unavailable: return "inflow.errors.schema_unavailable";
   }
   return "inflow.errors.unknown";
 }
@@ -63,16 +65,17 @@ struct decoder::json_parser {
   simdjson::dom::parser parser;
 };
 
-decoder::decoder(wire_format format, std::vector<std::string> fields, decoder_limits limits)
-  : format_(format), fields_(std::move(fields)), limits_(limits) {
+decoder::decoder(wire_format format, std::vector<std::string> fields, decoder_limits limits,
+                 std::unique_ptr<format_reader> reader)
+  : format_(format), fields_(std::move(fields)), limits_(limits), reader_(std::move(reader)) {
+  if (format_ == wire_format::avro && !reader_)
+    throw std::invalid_argument("Avro records need a reader (a schema registry)");
   for (const auto& f : fields_) { // `payment.amount`: `amount` inside `payment`
     std::vector<std::string> path;
-    if (f.find('.') != std::string::npos) {
-      size_t start = 0;
-      for (size_t dot; (dot = f.find('.', start)) != std::string::npos; start = dot + 1)
-        path.push_back(f.substr(start, dot - start));
-      path.push_back(f.substr(start));
-    }
+    size_t start = 0;
+    for (size_t dot; (dot = f.find('.', start)) != std::string::npos; start = dot + 1)
+      path.push_back(f.substr(start, dot - start));
+    path.push_back(f.substr(start));
     paths_.push_back(std::move(path));
   }
   if (format_ == wire_format::json) {
@@ -101,7 +104,12 @@ std::optional<decode_failure> decoder::decode(std::string_view bytes, std::vecto
     return decode_failure{record_error::oversized,
                           fmt::format("record of {} bytes exceeds max_record_bytes {}", bytes.size(),
                                       limits_.max_record_bytes)};
-  return format_ == wire_format::json ? decode_json(bytes, values) : decode_msgpack(bytes, values);
+  switch (format_) {
+    case wire_format::json: return decode_json(bytes, values);
+    case wire_format::msgpack: return decode_msgpack(bytes, values);
+    case wire_format::avro: return reader_->read(bytes, paths_, values);
+  }
+  return std::nullopt;
 }
 
 std::optional<decode_failure> decoder::decode_json(std::string_view bytes, std::vector<field_value>& values) {
@@ -121,7 +129,7 @@ std::optional<decode_failure> decoder::decode_json(std::string_view bytes, std::
       values[static_cast<size_t>(i)] = from_json(value);
   }
   for (size_t i = 0; i < paths_.size(); ++i) { // nested fields a top-level key of that name did not give
-    if (paths_[i].empty() || !std::holds_alternative<std::monostate>(values[i]))
+    if (paths_[i].size() < 2 || !std::holds_alternative<std::monostate>(values[i]))
       continue;
     simdjson::dom::element at = doc;
     bool found = true;
@@ -164,7 +172,7 @@ std::optional<decode_failure> decoder::decode_msgpack(std::string_view bytes, st
       found[static_cast<size_t>(i)] = &kv.val;
   }
   for (size_t i = 0; i < paths_.size(); ++i) // nested fields a top-level key of that name did not give
-    if (!paths_[i].empty() && !found[i]) {
+    if (paths_[i].size() > 1 && !found[i]) {
       const msgpack::object* at = &root;
       for (const auto& part : paths_[i])
         if (at)

@@ -28,6 +28,8 @@ enum class record_error : uint8_t {
   wrong_type,      ///< a field has a type the pipeline cannot use
   model_failed,    ///< the model gateway could not score the record
   output_refused,  ///< Kafka refused the record's alert or result for good (too large, topic closed to us)
+  invalid_avro,    ///< not Confluent-framed Avro, an unknown schema id, or a schema that cannot be read as expected
+  schema_unavailable, ///< the schema registry could not be reached for the record's schema
 };
 
 std::string_view to_string(record_error e);
@@ -53,10 +55,22 @@ using field_value = std::variant<std::monostate, double, bool, std::string, othe
 using config::decoder_limits;
 using config::wire_format;
 
+/// A record format parsed outside events/ (Avro with a schema registry: avro/), one per decoder.
+class format_reader {
+public:
+  virtual ~format_reader() = default;
+  /// Fills values[i] with the field at paths[i] (a top-level name, or a dotted path's parts),
+  /// left absent when the record has none. Returns the failure, if any.
+  virtual std::optional<decode_failure> read(std::string_view bytes, const std::vector<std::vector<std::string>>& paths,
+                                             std::vector<field_value>& values) = 0;
+};
+
 /// Owned by one actor at a time: it reuses parser buffers between records.
 class decoder {
 public:
-  decoder(wire_format format, std::vector<std::string> fields, decoder_limits limits);
+  /// `reader` parses wire_format::avro (and is required for it).
+  decoder(wire_format format, std::vector<std::string> fields, decoder_limits limits,
+          std::unique_ptr<format_reader> reader = nullptr);
   ~decoder();
   decoder(decoder&&) noexcept;
 
@@ -73,9 +87,10 @@ private:
 
   wire_format format_;
   std::vector<std::string> fields_;
-  std::vector<std::vector<std::string>> paths_; ///< per field: its parts when dotted, else empty
+  std::vector<std::vector<std::string>> paths_; ///< per field: its name's parts (`payment.amount`: 2)
   decoder_limits limits_;
   std::unique_ptr<json_parser> json_;
+  std::unique_ptr<format_reader> reader_;
 };
 
 } // namespace inflow::events

@@ -8,6 +8,7 @@
 #include "actors/source.hpp"
 #include "cluster/cluster.hpp"
 #include "cluster/tls.hpp"
+#include "avro/record_reader.hpp"
 #include "drift/monitor.hpp"
 #include "gateways/common/caching_gateway.hpp"
 #include "http/server.hpp"
@@ -264,6 +265,11 @@ size_t node::impl::dead_letter_limit(const std::string& topic) const {
 
 namespace {
 
+/// The schemas an Avro source reads with (the subject's latest, fetched now); throws.
+std::shared_ptr<avro::schemas> schemas_of(const config::source_config& source) {
+  return std::make_shared<avro::schemas>(std::make_shared<avro::registry>(source.schema_registry), source.subject);
+}
+
 /// The training profile a model version's drift is measured against; throws std::runtime_error.
 drift::profile drift_profile_of(const config::model_config& m, const gateways::model_info& info) {
   std::string path = m.drift_profile;
@@ -298,6 +304,12 @@ std::vector<config::config_error> prepare(const config::node_file& cfg, metrics:
     for (auto& e : cluster::check_tls_files(cfg.cluster.tls))
       errors.push_back(std::move(e));
   for (const auto& [name, p] : cfg.pipelines) {
+    if (p.source.format == config::wire_format::avro)
+      try {
+        schemas_of(p.source);
+      } catch (const std::exception& e) {
+        errors.push_back({"pipelines." + name + ".source.subject", 0, e.what()});
+      }
     const gateways::model_info* first = nullptr;
     for (const auto& entry : scoring_models(p)) {
       auto it = models.find(entry);
@@ -462,9 +474,13 @@ void node::impl::start_pipelines() {
             if (!topic.empty())
               this->producer->produce(topic, name, event, {}, drift_delivery, 0);
           }));
+    std::function<std::unique_ptr<events::format_reader>()> make_reader;
+    if (pcfg.source.format == config::wire_format::avro)
+      make_reader = [schemas = schemas_of(pcfg.source)] { return std::make_unique<avro::record_reader>(schemas); };
     p.context = std::make_shared<const actors::pipeline_context>(
-      actors::pipeline_context{pcfg, make_features(pcfg, model, d.cfg.models.at(pcfg.routes.front().model)), versions, *p.probe, d.alerts, d.dead_letters,
-                               *p.health, d.dead_letter_limit(pcfg.dead_letter_topic), shadow, std::move(drift)});
+      actors::pipeline_context{pcfg, make_features(pcfg, model, d.cfg.models.at(pcfg.routes.front().model)), versions,
+                               *p.probe, d.alerts, d.dead_letters, *p.health, d.dead_letter_limit(pcfg.dead_letter_topic),
+                               shadow, std::move(drift), std::move(make_reader)});
     actors::source_options options{name,
                                    pcfg.source.topic,
                                    d.cfg.kafka,

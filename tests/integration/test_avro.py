@@ -1,0 +1,111 @@
+"""Avro with a schema registry on real Kafka: records in Confluent's wire format, their writers'
+schemas fetched from the registry and resolved against the one the pipeline expects, through one
+schema change (a field added, a long written as int); nested fields by path; and records that are
+not what they claim go to the dead-letter topic saying why."""
+
+import io
+import json
+import random
+import subprocess
+
+import avro.io
+import avro.schema
+import pytest
+from confluent_kafka import Producer
+
+from harness import EXAMPLE, INFLOW, Broker, Node, headers, read_all, transaction, wait_until_committed
+from schema_registry import SchemaRegistry
+
+FIELDS = [{"name": "id", "type": "string"},
+          {"name": "card", "type": {"type": "record", "name": "Card", "fields": [{"name": "id", "type": "string"}]}},
+          {"name": "ts", "type": "long"}, {"name": "amount", "type": "double"},
+          {"name": "currency", "type": "string"}, {"name": "mcc", "type": "int"},
+          {"name": "channel", "type": {"type": "enum", "name": "Channel",
+                                       "symbols": ["pos", "contactless", "online", "atm"]}},
+          {"name": "card_present", "type": "boolean"}, {"name": "distance_km", "type": "double"},
+          {"name": "secs_since_last", "type": "double"}, {"name": "amount_avg_30d", "type": "double"}]
+V1 = {"type": "record", "name": "Transaction", "namespace": "inflow.test",
+      "fields": FIELDS + [{"name": "tx_last_hour", "type": "long"}]}
+# The producers' next version: tx_last_hour written as int (the pipeline reads it as long) and a
+# new field the pipeline does not know.
+V2 = {"type": "record", "name": "Transaction", "namespace": "inflow.test",
+      "fields": FIELDS + [{"name": "tx_last_hour", "type": "int"},
+                          {"name": "device", "type": "string", "default": "unknown"}]}
+
+
+@pytest.fixture
+def broker():
+    b = Broker({"transactions": 2, "fraud-alerts": 1, "transactions.dlq": 1, "fraud-results": 1})
+    yield b
+    b.stop()
+
+
+def encode(schema_id, schema, datum):
+    out = io.BytesIO()
+    out.write(b"\0" + schema_id.to_bytes(4, "big"))
+    avro.io.DatumWriter(avro.schema.parse(json.dumps(schema))).write(datum, avro.io.BinaryEncoder(out))
+    return out.getvalue()
+
+
+def datum(tx, version):
+    d = {k: tx[k] for k in ("ts", "amount", "currency", "mcc", "channel", "card_present", "distance_km",
+                            "secs_since_last", "amount_avg_30d", "tx_last_hour")}
+    d.update(id=f"{tx['id']}-v{version}", card={"id": tx["card_id"]}, amount=float(d["amount"]),
+             distance_km=float(d["distance_km"]), secs_since_last=float(d["secs_since_last"]),
+             amount_avg_30d=float(d["amount_avg_30d"]))
+    if version == 2:
+        d["device"] = "phone"
+    return d
+
+
+def test_avro_records_evolve_through_the_registry(broker, model_path):
+    registry = SchemaRegistry()
+    try:
+        v1 = registry.register("transactions-value", json.dumps(V1))
+        node = Node(broker.bootstrap, model_path, sets=[
+            "pipelines.fraud.source.format=avro", f"pipelines.fraud.source.schema_registry={registry.url}",
+            "pipelines.fraud.source.key_field=card.id", "pipelines.fraud.output.topic=fraud-results"])
+        v2 = registry.register("transactions-value", json.dumps(V2))  # after the node started
+        producer = Producer({"bootstrap.servers": broker.bootstrap})
+        rng = random.Random(5)
+        txs = [json.loads(transaction(rng, i, i % 10 == 0)) for i in range(300)]
+        for tx in txs:  # each transaction twice: as version 1 wrote it, and as version 2 does
+            producer.produce("transactions", encode(v1, V1, datum(tx, 1)), key=tx["card_id"].encode())
+            producer.produce("transactions", encode(v2, V2, datum(tx, 2)), key=tx["card_id"].encode())
+        producer.produce("transactions", b"\0\0\0\x03\xe7" + b"\x02", key=b"unknown-schema")
+        producer.produce("transactions", json.dumps(txs[0]).encode(), key=b"not-avro")
+        producer.flush(10)
+        wait_until_committed(broker.bootstrap, "inflow-fraud", "transactions", 2, timeout=90)
+        assert node.stop() == 0, node.stderr()
+    finally:
+        registry.stop()
+
+    results = {r["id"]: r for r in (json.loads(m.value()) for m in read_all(broker.bootstrap, "fraud-results", 1))}
+    assert len(results) == 600
+    for tx in txs:  # both versions read the same: same features, same score, key from the nested card.id
+        a, b = results[f"{tx['id']}-v1"], results[f"{tx['id']}-v2"]
+        assert a["score"] == b["score"] and a["key"] == b["key"] == tx["card_id"]
+    alerts = [json.loads(m.value()) for m in read_all(broker.bootstrap, "fraud-alerts", 1)]
+    assert {a["tx_id"] for a in alerts} == {i for i, r in results.items() if r["score"] >= 0.9} and alerts
+    dead = {m.key(): headers(m) for m in read_all(broker.bootstrap, "transactions.dlq", 1)}
+    assert set(dead) == {b"unknown-schema", b"not-avro"}
+    for letter in dead.values():
+        assert letter["__connect.errors.exception.class.name"] == "inflow.errors.invalid_avro"
+    assert "schema id 999" in dead[b"unknown-schema"]["__connect.errors.exception.message"]
+    assert "Confluent-framed" in dead[b"not-avro"]["__connect.errors.exception.message"]
+    # Each schema was fetched once, however many records it wrote.
+    fetched = [path for method, path in registry.requests if path.startswith("/schemas/ids/")]
+    assert sorted(fetched) == sorted({f"/schemas/ids/{v1}", f"/schemas/ids/{v2}", "/schemas/ids/999"}), fetched
+
+
+def test_a_pipeline_refuses_to_start_without_its_schema(model_path):
+    registry = SchemaRegistry()  # nothing registered under transactions-value
+    try:
+        r = subprocess.run([INFLOW, "validate", "-c", EXAMPLE, "--set", f"models.fraud.path={model_path}",
+                            "--set", "pipelines.fraud.source.format=avro",
+                            "--set", f"pipelines.fraud.source.schema_registry={registry.url}"],
+                           capture_output=True, text=True, timeout=30)
+        assert r.returncode == 78, r.stderr
+        assert "pipelines.fraud.source.subject" in r.stderr and "transactions-value" in r.stderr, r.stderr
+    finally:
+        registry.stop()
