@@ -143,6 +143,16 @@ void outcome_sink::write(int64_t offset, write_kind kind) {
   const auto partition = shared_->partition;
   const auto token = token_of(offset, kind);
   rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
+  // An alert or result its output format cannot hold is refused as Kafka would refuse it.
+  auto encoded = [&](std::string json, bool alert) {
+    try {
+      return ctx.encoder ? (alert ? ctx.encoder->alert(json) : ctx.encoder->result(json)) : json;
+    } catch (const std::exception& e) {
+      spdlog::error("{}: partition {} offset {}: {}", cfg.name, partition, offset, e.what());
+      err = RD_KAFKA_RESP_ERR_INVALID_RECORD;
+      return std::string();
+    }
+  };
   std::vector<kafka::header> trace;
   if (auto parent = traceparent_of(rec.message))
     trace.push_back({"traceparent", *parent});
@@ -150,12 +160,13 @@ void outcome_sink::write(int64_t offset, write_kind kind) {
     case write_kind::alert:
       if (rec.alert_json.empty())
         rec.alert_json = make_alert_json(ctx, partition, offset, rec.identity, rec.result, out_.now_ms());
-      err = out_.produce(cfg.alert.topic, rec.identity.key, rec.alert_json, trace, token);
+      if (auto value = encoded(rec.alert_json, true); !err)
+        err = out_.produce(cfg.alert.topic, rec.identity.key, value, trace, token);
       break;
     case write_kind::result:
-      err = out_.produce(cfg.output_topic, rec.identity.key,
-                         make_result_json(ctx, partition, offset, rec.identity, rec.result, out_.now_ms()), trace,
-                         token);
+      if (auto value = encoded(make_result_json(ctx, partition, offset, rec.identity, rec.result, out_.now_ms()), false);
+          !err)
+        err = out_.produce(cfg.output_topic, rec.identity.key, value, trace, token);
       break;
     case write_kind::dead_letter: {
       // Kafka Connect's dead-letter headers, so existing tools can read them.

@@ -29,6 +29,15 @@
 
 namespace inflow::actors {
 
+/// Alerts and results in another format than their JSON (`output_format: avro`, avro/), made from
+/// the JSON; shared by the partitions. Throws std::runtime_error when a record does not fit.
+class output_encoder {
+public:
+  virtual ~output_encoder() = default;
+  virtual std::string alert(const std::string& json) const = 0;
+  virtual std::string result(const std::string& json) const = 0;
+};
+
 /// Everything the partitions of one pipeline share; immutable once built.
 struct pipeline_context {
   config::pipeline_config config;
@@ -45,6 +54,7 @@ struct pipeline_context {
   std::vector<std::shared_ptr<drift::monitor>> drift = {};
   /// A reader of the source's format for each partition's decoder, when events/ does not parse it (Avro).
   std::function<std::unique_ptr<events::format_reader>()> make_reader = {};
+  std::shared_ptr<const output_encoder> encoder = {}; ///< unset: alerts and results as JSON
 
   const gateways::model_info& model() const { return versions.front(); }
 };

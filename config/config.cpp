@@ -374,10 +374,7 @@ const option_block<source_config>& source_block() {
                                  {"avro", wire_format::avro}},
               "json",
               "Record value format. avro: Confluent's wire format (schema id, then Avro binary), read as the "
-              "`subject`'s latest schema from `schema_registry`.")
-      .text("schema_registry", &source_config::schema_registry, "",
-            "format avro: the schema registry's Confluent-compatible API, e.g. http://registry:8081 (Apicurio: "
-            "http://host:8080/apis/ccompat/v7).")
+              "`subject`'s latest schema from the pipeline's `schema_registry`.")
       .text("subject", &source_config::subject, "",
             "format avro: the subject whose latest schema the pipeline reads records as (writers' schemas are "
             "resolved against it); empty: `<topic>-value`.")
@@ -441,6 +438,13 @@ const option_block<pipeline_config>& pipeline_block() {
       .topic("dead_letter_topic", &pipeline_config::dead_letter_topic, std::nullopt,
              "Where records that cannot be scored go, unchanged (cut to fit the topic's size limit), with "
              "`__connect.errors.*` headers.")
+      .text("schema_registry", &pipeline_config::schema_registry, "",
+            "For Avro (`source.format: avro`, `output_format: avro`): the schema registry's Confluent-compatible "
+            "API, e.g. http://registry:8081 (Apicurio: http://host:8080/apis/ccompat/v7).")
+      .choice("output_format", &pipeline_config::output_format,
+              named<wire_format>{{"json", wire_format::json}, {"avro", wire_format::avro}}, "json",
+              "Alerts and results: JSON, or Avro in Confluent's wire format, their schemas registered at start "
+              "under `<topic>-value` in `schema_registry` (docs/EVENTS.md).")
       .topic("shadow_topic", &pipeline_config::shadow_topic, "",
              "Where the answers of the model's `shadow` version go (JSON, beside the live version's answer); "
              "empty: they are compared in metrics only.")
@@ -825,9 +829,21 @@ void check_pipeline(const raw_section& in, node_file& file, pipeline_config& out
     errors.push_back({in.join("alert"), in.line_of("alert"),
                       fmt::format("model '{}' does {}: there is no score to alert on; use `output:`", out.model,
                                   model->second.task)});
-  if (out.source.format == wire_format::avro && out.source.schema_registry.empty())
-    errors.push_back({in.join("source.schema_registry"), in.line_of("source"),
-                      "format avro needs the schema registry the records' schemas are in"});
+  if ((out.source.format == wire_format::avro || out.output_format == wire_format::avro) &&
+      out.schema_registry.empty())
+    errors.push_back({in.join("schema_registry"), in.line,
+                      "Avro (source.format or output_format) needs the schema registry the schemas are in"});
+  auto avro_name = [](const std::string& n) { // [A-Za-z_][A-Za-z0-9_]*
+    return !n.empty() && !std::isdigit(static_cast<unsigned char>(n[0])) &&
+           std::all_of(n.begin(), n.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; });
+  };
+  if (out.output_format == wire_format::avro)
+    for (const auto* name : {&out.alert.id_as, &out.alert.key_as})
+      if (in.has("alert") && !avro_name(*name))
+        errors.push_back({in.join("alert"), in.line_of("alert"),
+                          fmt::format("'{}' is not an Avro field name (letters, digits, _), as output_format: avro "
+                                      "needs",
+                                      *name)});
   if (out.source.format == wire_format::avro && out.source.subject.empty())
     out.source.subject = out.source.topic + "-value";
   if (!in.has("alert") && !in.has("output"))

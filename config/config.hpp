@@ -154,8 +154,7 @@ struct alert_rule {
 struct source_config {
   std::string topic;
   wire_format format{};
-  std::string schema_registry; ///< avro: the registry's Confluent-compatible API
-  std::string subject;         ///< avro: the expected schema's subject; empty: `<topic>-value`
+  std::string subject; ///< avro: the expected schema's subject; empty: `<topic>-value`
   decoder_limits limits;
   std::string id_field;
   std::string key_field;
@@ -182,6 +181,8 @@ struct pipeline_config {
   std::string shadow_model;        ///< the entry that scores a copy of them, or empty
   std::string shadow_topic;        ///< where the shadow's answers go; empty: compared in metrics only
   drift_config drift;
+  std::string schema_registry; ///< for Avro sources and outputs: the registry's Confluent-compatible API
+  wire_format output_format{}; ///< alerts and results: json or avro
   alert_rule alert;
   std::string output_topic; ///< empty: no results topic
   std::string dead_letter_topic;

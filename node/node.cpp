@@ -9,6 +9,7 @@
 #include "cluster/cluster.hpp"
 #include "cluster/tls.hpp"
 #include "avro/record_reader.hpp"
+#include "avro/record_writer.hpp"
 #include "drift/monitor.hpp"
 #include "gateways/common/caching_gateway.hpp"
 #include "http/server.hpp"
@@ -265,9 +266,26 @@ size_t node::impl::dead_letter_limit(const std::string& topic) const {
 
 namespace {
 
+/// `output_format: avro`: alerts and results as Avro, their schemas registered under `<topic>-value`.
+class avro_outcomes : public actors::output_encoder {
+public:
+  avro_outcomes(const config::pipeline_config& p, const std::string& task) {
+    avro::registry registry(p.schema_registry);
+    if (!p.alert.topic.empty())
+      alerts_.emplace(registry, p.alert.topic + "-value", avro::alert_schema(p.alert.id_as, p.alert.key_as));
+    if (!p.output_topic.empty())
+      results_.emplace(registry, p.output_topic + "-value", avro::result_schema(task));
+  }
+  std::string alert(const std::string& json) const override { return alerts_->encode(json); }
+  std::string result(const std::string& json) const override { return results_->encode(json); }
+
+private:
+  std::optional<avro::json_writer> alerts_, results_;
+};
+
 /// The schemas an Avro source reads with (the subject's latest, fetched now); throws.
-std::shared_ptr<avro::schemas> schemas_of(const config::source_config& source) {
-  return std::make_shared<avro::schemas>(std::make_shared<avro::registry>(source.schema_registry), source.subject);
+std::shared_ptr<avro::schemas> schemas_of(const config::pipeline_config& p) {
+  return std::make_shared<avro::schemas>(std::make_shared<avro::registry>(p.schema_registry), p.source.subject);
 }
 
 /// The training profile a model version's drift is measured against; throws std::runtime_error.
@@ -306,7 +324,7 @@ std::vector<config::config_error> prepare(const config::node_file& cfg, metrics:
   for (const auto& [name, p] : cfg.pipelines) {
     if (p.source.format == config::wire_format::avro)
       try {
-        schemas_of(p.source);
+        schemas_of(p);
       } catch (const std::exception& e) {
         errors.push_back({"pipelines." + name + ".source.subject", 0, e.what()});
       }
@@ -476,11 +494,14 @@ void node::impl::start_pipelines() {
           }));
     std::function<std::unique_ptr<events::format_reader>()> make_reader;
     if (pcfg.source.format == config::wire_format::avro)
-      make_reader = [schemas = schemas_of(pcfg.source)] { return std::make_unique<avro::record_reader>(schemas); };
+      make_reader = [schemas = schemas_of(pcfg)] { return std::make_unique<avro::record_reader>(schemas); };
+    std::shared_ptr<const actors::output_encoder> encoder;
+    if (pcfg.output_format == config::wire_format::avro)
+      encoder = std::make_shared<avro_outcomes>(pcfg, model.task);
     p.context = std::make_shared<const actors::pipeline_context>(
       actors::pipeline_context{pcfg, make_features(pcfg, model, d.cfg.models.at(pcfg.routes.front().model)), versions,
                                *p.probe, d.alerts, d.dead_letters, *p.health, d.dead_letter_limit(pcfg.dead_letter_topic),
-                               shadow, std::move(drift), std::move(make_reader)});
+                               shadow, std::move(drift), std::move(make_reader), std::move(encoder)});
     actors::source_options options{name,
                                    pcfg.source.topic,
                                    d.cfg.kafka,

@@ -47,6 +47,15 @@ def encode(schema_id, schema, datum):
     return out.getvalue()
 
 
+def decode(registry, subject, value):
+    """A record in Confluent's framing, read with the schema its id names, registered under `subject`."""
+    assert value[0] == 0
+    schema_id = int.from_bytes(value[1:5], "big")
+    assert schema_id in registry.subjects[subject]
+    schema = avro.schema.parse(registry.schemas[schema_id - 1])
+    return avro.io.DatumReader(schema).read(avro.io.BinaryDecoder(io.BytesIO(value[5:])))
+
+
 def datum(tx, version):
     d = {k: tx[k] for k in ("ts", "amount", "currency", "mcc", "channel", "card_present", "distance_km",
                             "secs_since_last", "amount_avg_30d", "tx_last_hour")}
@@ -63,8 +72,9 @@ def test_avro_records_evolve_through_the_registry(broker, model_path):
     try:
         v1 = registry.register("transactions-value", json.dumps(V1))
         node = Node(broker.bootstrap, model_path, sets=[
-            "pipelines.fraud.source.format=avro", f"pipelines.fraud.source.schema_registry={registry.url}",
-            "pipelines.fraud.source.key_field=card.id", "pipelines.fraud.output.topic=fraud-results"])
+            "pipelines.fraud.source.format=avro", f"pipelines.fraud.schema_registry={registry.url}",
+            "pipelines.fraud.source.key_field=card.id", "pipelines.fraud.output.topic=fraud-results",
+            "pipelines.fraud.output_format=avro"])
         v2 = registry.register("transactions-value", json.dumps(V2))  # after the node started
         producer = Producer({"bootstrap.servers": broker.bootstrap})
         rng = random.Random(5)
@@ -78,14 +88,17 @@ def test_avro_records_evolve_through_the_registry(broker, model_path):
         wait_until_committed(broker.bootstrap, "inflow-fraud", "transactions", 2, timeout=90)
         assert node.stop() == 0, node.stderr()
     finally:
-        registry.stop()
+        registry.stop()  # its schemas stay readable here
 
-    results = {r["id"]: r for r in (json.loads(m.value()) for m in read_all(broker.bootstrap, "fraud-results", 1))}
+    # Alerts and results are Avro too, each of the schema registered under its topic's subject.
+    results = {r["id"]: r for r in (decode(registry, "fraud-results-value", m.value())
+                                    for m in read_all(broker.bootstrap, "fraud-results", 1))}
     assert len(results) == 600
     for tx in txs:  # both versions read the same: same features, same score, key from the nested card.id
         a, b = results[f"{tx['id']}-v1"], results[f"{tx['id']}-v2"]
         assert a["score"] == b["score"] and a["key"] == b["key"] == tx["card_id"]
-    alerts = [json.loads(m.value()) for m in read_all(broker.bootstrap, "fraud-alerts", 1)]
+    alerts = [decode(registry, "fraud-alerts-value", m.value()) for m in read_all(broker.bootstrap, "fraud-alerts", 1)]
+    assert all(a["source"]["topic"] == "transactions" and a["model"] == "fraud" for a in alerts)
     assert {a["tx_id"] for a in alerts} == {i for i, r in results.items() if r["score"] >= 0.9} and alerts
     dead = {m.key(): headers(m) for m in read_all(broker.bootstrap, "transactions.dlq", 1)}
     assert set(dead) == {b"unknown-schema", b"not-avro"}
@@ -103,9 +116,30 @@ def test_a_pipeline_refuses_to_start_without_its_schema(model_path):
     try:
         r = subprocess.run([INFLOW, "validate", "-c", EXAMPLE, "--set", f"models.fraud.path={model_path}",
                             "--set", "pipelines.fraud.source.format=avro",
-                            "--set", f"pipelines.fraud.source.schema_registry={registry.url}"],
+                            "--set", f"pipelines.fraud.schema_registry={registry.url}"],
                            capture_output=True, text=True, timeout=30)
         assert r.returncode == 78, r.stderr
         assert "pipelines.fraud.source.subject" in r.stderr and "transactions-value" in r.stderr, r.stderr
     finally:
         registry.stop()
+
+
+def test_a_registry_that_stays_away_dead_letters_for_redrive(broker, model_path):
+    registry = SchemaRegistry()
+    v1 = registry.register("transactions-value", json.dumps(V1))
+    v2 = registry.register("transactions-value", json.dumps(V2))
+    node = Node(broker.bootstrap, model_path, sets=[
+        "pipelines.fraud.source.format=avro", f"pipelines.fraud.schema_registry={registry.url}",
+        "pipelines.fraud.source.key_field=card.id"])
+    registry.stop()  # before any record: schema 2 is never fetched
+    tx = json.loads(transaction(random.Random(1), 0, False))
+    producer = Producer({"bootstrap.servers": broker.bootstrap})
+    producer.produce("transactions", encode(v2, V2, datum(tx, 2)), key=b"k")
+    producer.flush(10)
+    wait_until_committed(broker.bootstrap, "inflow-fraud", "transactions", 2, timeout=90)
+    assert node.stop() == 0, node.stderr()
+    dead = read_all(broker.bootstrap, "transactions.dlq", 1)
+    assert len(dead) == 1 and v1 != v2
+    h = headers(dead[0])
+    assert h["__connect.errors.exception.class.name"] == "inflow.errors.schema_unavailable", h
+    assert registry.url in h["__connect.errors.exception.message"]
