@@ -2,9 +2,12 @@
 
 #include <avro.h>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include <chrono>
+#include <optional>
 #include <thread>
 
 namespace inflow::avro {
@@ -101,11 +104,9 @@ field_value value_at(avro_value_t record, const std::vector<std::string>& path) 
 } // namespace
 
 struct schemas::expected {
+  std::string json;
   avro_schema_t schema = nullptr;
-  avro_value_iface_t* iface = nullptr;
   ~expected() {
-    if (iface)
-      avro_value_iface_decref(iface);
     if (schema)
       avro_schema_decref(schema);
   }
@@ -114,14 +115,69 @@ struct schemas::expected {
 struct schemas::writer {
   int id = 0;
   avro_schema_t schema = nullptr;
-  avro_value_iface_t* resolver = nullptr; ///< reads the writer's encoding into an expected-schema value
+  avro_schema_t reader = nullptr;         ///< the expected schema, less the fields this writer lacks
+  avro_value_iface_t* reader_iface = nullptr;
+  avro_value_iface_t* resolver = nullptr; ///< reads the writer's encoding into a `reader` value
+  std::map<std::string, field_value> defaults; ///< by dotted path: expected fields the writer lacks
   ~writer() {
-    if (resolver)
-      avro_value_iface_decref(resolver);
-    if (schema)
-      avro_schema_decref(schema);
+    for (auto* iface : {resolver, reader_iface})
+      if (iface)
+        avro_value_iface_decref(iface);
+    for (auto* s : {reader, schema})
+      if (s)
+        avro_schema_decref(s);
   }
 };
+
+namespace {
+
+field_value from_default(const nlohmann::json& j) {
+  if (j.is_number_integer())
+    return static_cast<double>(j.get<int64_t>());
+  if (j.is_number())
+    return j.get<double>();
+  if (j.is_boolean())
+    return j.get<bool>();
+  if (j.is_string())
+    return j.get<std::string>();
+  if (j.is_null())
+    return std::monostate{};
+  return events::other_value{j.is_object() ? "record" : "array"};
+}
+
+/// A record field's schema, whether given inline or as `["null", {...}]` (its record branch).
+const nlohmann::json* record_of(const nlohmann::json& type) {
+  if (type.is_object() && type.value("type", "") == "record")
+    return &type;
+  return nullptr;
+}
+
+/// Avro fills a field the writer lacks from the reader's default; avro-c 1.11 refuses such a
+/// pair of schemas instead. So: drop those fields from the reader's schema (recursively through
+/// nested records) and keep their defaults, to be read as if the record had them.
+nlohmann::json without_missing(const nlohmann::json& reader, const nlohmann::json& writer, const std::string& prefix,
+                               std::map<std::string, field_value>& defaults) {
+  nlohmann::json out = reader;
+  out["fields"] = nlohmann::json::array();
+  for (const auto& field : reader.value("fields", nlohmann::json::array())) {
+    const auto name = field.value("name", "");
+    std::optional<nlohmann::json> written;
+    for (const auto& w : writer.value("fields", nlohmann::json::array()))
+      if (w.value("name", "") == name)
+        written = w;
+    if (!written && field.contains("default")) {
+      defaults[prefix + name] = from_default(field["default"]);
+      continue;
+    }
+    auto copy = field;
+    if (written && record_of(field["type"]) && record_of((*written)["type"]))
+      copy["type"] = without_missing(field["type"], (*written)["type"], prefix + name + ".", defaults);
+    out["fields"].push_back(std::move(copy));
+  }
+  return out;
+}
+
+} // namespace
 
 schemas::schemas(std::shared_ptr<const registry> registry, std::string subject)
   : schemas(registry, subject, [&] {
@@ -133,10 +189,10 @@ schemas::schemas(std::shared_ptr<const registry> registry, std::string subject)
 
 schemas::schemas(std::shared_ptr<const registry> registry, const std::string& subject, const std::string& expected_json)
   : registry_(std::move(registry)), subject_(subject), expected_(new expected) {
+  expected_->json = expected_json;
   expected_->schema = parse_schema(expected_json, "the expected schema of " + subject_);
   if (avro_typeof(expected_->schema) != AVRO_RECORD)
     throw std::runtime_error(fmt::format("the expected schema of {} is not an Avro record", subject_));
-  expected_->iface = avro_generic_class_from_schema(expected_->schema);
 }
 
 schemas::~schemas() = default;
@@ -151,7 +207,11 @@ std::shared_ptr<schemas::writer> schemas::writer_of(int id) {
   auto w = std::make_shared<writer>();
   w->id = id;
   w->schema = parse_schema(json, fmt::format("schema {}", id));
-  w->resolver = avro_resolved_writer_new(w->schema, expected_->schema);
+  auto expected_json = nlohmann::json::parse(expected_->json);
+  auto reduced = without_missing(expected_json, nlohmann::json::parse(json, nullptr, false), "", w->defaults);
+  w->reader = parse_schema(reduced.dump(), "the expected schema of " + subject_);
+  w->reader_iface = avro_generic_class_from_schema(w->reader);
+  w->resolver = avro_resolved_writer_new(w->schema, w->reader);
   if (!w->resolver)
     throw std::runtime_error(fmt::format("schema {} cannot be read as the expected schema of {}: {}", id, subject_,
                                          last_error()));
@@ -194,14 +254,14 @@ std::optional<decode_failure> record_reader::read(std::string_view bytes,
         if (attempt == 2)
           return decode_failure{record_error::schema_unavailable, e.what()};
         std::this_thread::sleep_for(std::chrono::milliseconds(200 << attempt));
-      } catch (const std::runtime_error& e) {
-        return decode_failure{record_error::invalid_avro, e.what()};
+      } catch (const std::exception& e) { // a schema avro-c will not take, or JSON it is not
+        return decode_failure{record_error::invalid_avro, fmt::format("schema id {}: {}", id, e.what())};
       }
     }
     auto v = std::make_unique<values_of>();
     v->writer = writer;
     avro_resolved_writer_new_value(writer->resolver, &v->resolved);
-    avro_generic_value_new(schemas_->expected_->iface, &v->record);
+    avro_generic_value_new(writer->reader_iface, &v->record);
     avro_resolved_writer_set_dest(&v->resolved, &v->record);
     found = by_writer_.emplace(id, std::move(v)).first;
   }
@@ -212,8 +272,12 @@ std::optional<decode_failure> record_reader::read(std::string_view bytes,
   if (rc != 0)
     return decode_failure{record_error::invalid_avro,
                           fmt::format("Avro record of schema {} does not decode: {}", id, last_error())};
-  for (size_t i = 0; i < paths.size(); ++i)
+  for (size_t i = 0; i < paths.size(); ++i) {
     values[i] = value_at(v.record, paths[i]);
+    if (std::holds_alternative<std::monostate>(values[i]) && !v.writer->defaults.empty())
+      if (auto d = v.writer->defaults.find(fmt::format("{}", fmt::join(paths[i], "."))); d != v.writer->defaults.end())
+        values[i] = d->second;
+  }
   return std::nullopt;
 }
 

@@ -1,6 +1,7 @@
 """Avro with a schema registry on real Kafka: records in Confluent's wire format, their writers'
-schemas fetched from the registry and resolved against the one the pipeline expects, through one
-schema change (a field added, a long written as int); nested fields by path; and records that are
+schemas fetched from the registry and resolved against the one the pipeline expects, through
+schema changes (a field the pipeline expects missing, with a default; an int it reads as long; a
+field it does not know); nested fields by path; alerts and results in Avro; and records that are
 not what they claim go to the dead-letter topic saying why."""
 
 import io
@@ -16,21 +17,26 @@ from confluent_kafka import Producer
 from harness import EXAMPLE, INFLOW, Broker, Node, headers, read_all, transaction, wait_until_committed
 from schema_registry import SchemaRegistry
 
-FIELDS = [{"name": "id", "type": "string"},
-          {"name": "card", "type": {"type": "record", "name": "Card", "fields": [{"name": "id", "type": "string"}]}},
-          {"name": "ts", "type": "long"}, {"name": "amount", "type": "double"},
+FIELDS = [{"name": "meta", "type": {"type": "record", "name": "Meta", "fields": [{"name": "id", "type": "string"}]}},
+          {"name": "card_id", "type": "string"}, {"name": "ts", "type": "long"}, {"name": "amount", "type": "double"},
           {"name": "currency", "type": "string"}, {"name": "mcc", "type": "int"},
           {"name": "channel", "type": {"type": "enum", "name": "Channel",
                                        "symbols": ["pos", "contactless", "online", "atm"]}},
           {"name": "card_present", "type": "boolean"}, {"name": "distance_km", "type": "double"},
           {"name": "secs_since_last", "type": "double"}, {"name": "amount_avg_30d", "type": "double"}]
-V1 = {"type": "record", "name": "Transaction", "namespace": "inflow.test",
-      "fields": FIELDS + [{"name": "tx_last_hour", "type": "long"}]}
-# The producers' next version: tx_last_hour written as int (the pipeline reads it as long) and a
-# new field the pipeline does not know.
-V2 = {"type": "record", "name": "Transaction", "namespace": "inflow.test",
-      "fields": FIELDS + [{"name": "tx_last_hour", "type": "int"},
-                          {"name": "device", "type": "string", "default": "unknown"}]}
+
+
+def schema(*more):
+    return {"type": "record", "name": "Transaction", "namespace": "inflow.test", "fields": FIELDS + list(more)}
+
+
+# Three versions of the producers' schema. The pipeline expects V2, the latest when it starts:
+# V1 records lack `region` (read as its default) and write tx_last_hour as int (read as long);
+# V3, registered later, adds a field the pipeline does not know (skipped).
+V1 = schema({"name": "tx_last_hour", "type": "int"})
+V2 = schema({"name": "tx_last_hour", "type": "long"}, {"name": "region", "type": "string", "default": "EU"})
+V3 = schema({"name": "tx_last_hour", "type": "long"}, {"name": "region", "type": "string", "default": "EU"},
+            {"name": "device", "type": "string", "default": "unknown"})
 
 
 @pytest.fixture
@@ -57,12 +63,12 @@ def decode(registry, subject, value):
 
 
 def datum(tx, version):
-    d = {k: tx[k] for k in ("ts", "amount", "currency", "mcc", "channel", "card_present", "distance_km",
-                            "secs_since_last", "amount_avg_30d", "tx_last_hour")}
-    d.update(id=f"{tx['id']}-v{version}", card={"id": tx["card_id"]}, amount=float(d["amount"]),
-             distance_km=float(d["distance_km"]), secs_since_last=float(d["secs_since_last"]),
-             amount_avg_30d=float(d["amount_avg_30d"]))
-    if version == 2:
+    d = {k: tx[k] for k in ("card_id", "ts", "currency", "mcc", "channel", "card_present", "tx_last_hour")}
+    d.update({k: float(tx[k]) for k in ("amount", "distance_km", "secs_since_last", "amount_avg_30d")})
+    d["meta"] = {"id": f"{tx['id']}-v{version}"}
+    if version >= 2:
+        d["region"] = "US"
+    if version == 3:
         d["device"] = "phone"
     return d
 
@@ -70,18 +76,20 @@ def datum(tx, version):
 def test_avro_records_evolve_through_the_registry(broker, model_path):
     registry = SchemaRegistry()
     try:
-        v1 = registry.register("transactions-value", json.dumps(V1))
+        ids = {1: registry.register("transactions-value", json.dumps(V1)),
+               2: registry.register("transactions-value", json.dumps(V2))}
         node = Node(broker.bootstrap, model_path, sets=[
             "pipelines.fraud.source.format=avro", f"pipelines.fraud.schema_registry={registry.url}",
-            "pipelines.fraud.source.key_field=card.id", "pipelines.fraud.output.topic=fraud-results",
-            "pipelines.fraud.output_format=avro"])
-        v2 = registry.register("transactions-value", json.dumps(V2))  # after the node started
+            "pipelines.fraud.source.id_field=meta.id", "pipelines.fraud.source.key_field=region",
+            "pipelines.fraud.output.topic=fraud-results", "pipelines.fraud.output_format=avro"])
+        ids[3] = registry.register("transactions-value", json.dumps(V3))  # after the node started
+        writers = {1: V1, 2: V2, 3: V3}
         producer = Producer({"bootstrap.servers": broker.bootstrap})
         rng = random.Random(5)
         txs = [json.loads(transaction(rng, i, i % 10 == 0)) for i in range(300)]
-        for tx in txs:  # each transaction twice: as version 1 wrote it, and as version 2 does
-            producer.produce("transactions", encode(v1, V1, datum(tx, 1)), key=tx["card_id"].encode())
-            producer.produce("transactions", encode(v2, V2, datum(tx, 2)), key=tx["card_id"].encode())
+        for tx in txs:  # each transaction three times, as each version writes it
+            for v in (1, 2, 3):
+                producer.produce("transactions", encode(ids[v], writers[v], datum(tx, v)), key=tx["card_id"].encode())
         producer.produce("transactions", b"\0\0\0\x03\xe7" + b"\x02", key=b"unknown-schema")
         producer.produce("transactions", json.dumps(txs[0]).encode(), key=b"not-avro")
         producer.flush(10)
@@ -93,10 +101,11 @@ def test_avro_records_evolve_through_the_registry(broker, model_path):
     # Alerts and results are Avro too, each of the schema registered under its topic's subject.
     results = {r["id"]: r for r in (decode(registry, "fraud-results-value", m.value())
                                     for m in read_all(broker.bootstrap, "fraud-results", 1))}
-    assert len(results) == 600
-    for tx in txs:  # both versions read the same: same features, same score, key from the nested card.id
-        a, b = results[f"{tx['id']}-v1"], results[f"{tx['id']}-v2"]
-        assert a["score"] == b["score"] and a["key"] == b["key"] == tx["card_id"]
+    assert len(results) == 900
+    for tx in txs:  # every version reads the same: same features, same score; the id from meta.id
+        v1, v2, v3 = (results[f"{tx['id']}-v{v}"] for v in (1, 2, 3))
+        assert v1["score"] == v2["score"] == v3["score"]
+        assert v1["key"] == "EU" and v2["key"] == v3["key"] == "US"  # V1 records take region's default
     alerts = [decode(registry, "fraud-alerts-value", m.value()) for m in read_all(broker.bootstrap, "fraud-alerts", 1)]
     assert all(a["source"]["topic"] == "transactions" and a["model"] == "fraud" for a in alerts)
     assert {a["tx_id"] for a in alerts} == {i for i, r in results.items() if r["score"] >= 0.9} and alerts
@@ -108,7 +117,7 @@ def test_avro_records_evolve_through_the_registry(broker, model_path):
     assert "Confluent-framed" in dead[b"not-avro"]["__connect.errors.exception.message"]
     # Each schema was fetched once, however many records it wrote.
     fetched = [path for method, path in registry.requests if path.startswith("/schemas/ids/")]
-    assert sorted(fetched) == sorted({f"/schemas/ids/{v1}", f"/schemas/ids/{v2}", "/schemas/ids/999"}), fetched
+    assert sorted(fetched) == sorted({f"/schemas/ids/{i}" for i in ids.values()} | {"/schemas/ids/999"}), fetched
 
 
 def test_a_pipeline_refuses_to_start_without_its_schema(model_path):
@@ -126,12 +135,11 @@ def test_a_pipeline_refuses_to_start_without_its_schema(model_path):
 
 def test_a_registry_that_stays_away_dead_letters_for_redrive(broker, model_path):
     registry = SchemaRegistry()
-    v1 = registry.register("transactions-value", json.dumps(V1))
     v2 = registry.register("transactions-value", json.dumps(V2))
     node = Node(broker.bootstrap, model_path, sets=[
         "pipelines.fraud.source.format=avro", f"pipelines.fraud.schema_registry={registry.url}",
-        "pipelines.fraud.source.key_field=card.id"])
-    registry.stop()  # before any record: schema 2 is never fetched
+        "pipelines.fraud.source.id_field=meta.id", "pipelines.fraud.source.key_field=region"])
+    registry.stop()  # before any record: no writer's schema is ever fetched
     tx = json.loads(transaction(random.Random(1), 0, False))
     producer = Producer({"bootstrap.servers": broker.bootstrap})
     producer.produce("transactions", encode(v2, V2, datum(tx, 2)), key=b"k")
@@ -139,7 +147,7 @@ def test_a_registry_that_stays_away_dead_letters_for_redrive(broker, model_path)
     wait_until_committed(broker.bootstrap, "inflow-fraud", "transactions", 2, timeout=90)
     assert node.stop() == 0, node.stderr()
     dead = read_all(broker.bootstrap, "transactions.dlq", 1)
-    assert len(dead) == 1 and v1 != v2
+    assert len(dead) == 1
     h = headers(dead[0])
     assert h["__connect.errors.exception.class.name"] == "inflow.errors.schema_unavailable", h
     assert registry.url in h["__connect.errors.exception.message"]
