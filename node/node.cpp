@@ -23,6 +23,7 @@
 #include <spdlog/spdlog.h>
 
 #include <map>
+#include <atomic>
 #include <mutex>
 #include <thread>
 
@@ -125,7 +126,7 @@ struct node::impl {
   /// pipelines, and what a reload swaps (cfg, models, gateways), as the admin API and the
   /// membership actor (report()) read them from their threads
   mutable std::mutex pipelines_mutex;
-  bool stopped = false;
+  std::atomic<bool> stopped{false}; ///< read by the admin API and the main loop
   bool abandoned = false; ///< stop() left a consumer thread running
 
   std::map<std::string, size_t> topic_limits; ///< output topic -> max.message.bytes
@@ -141,7 +142,7 @@ struct node::impl {
   http::response serve(const http::request& r);
   /// Pipeline -> why it is not ready (stopped, stalled, not in its group yet); empty when all are.
   std::map<std::string, std::string> unready_reasons() const;
-  std::mutex reload_mutex; ///< one reload at a time, none once stop() began
+  std::mutex reload_mutex; ///< one reload at a time, none once stop() began (`stopped`)
   std::string config_path;  ///< where reload() reads the config again
   std::vector<std::string> config_overrides;
 
@@ -583,10 +584,14 @@ void node::impl::stop_gateways() {
 
 bool node::stop() {
   auto& d = *impl_;
-  std::lock_guard<std::mutex> no_reload(d.reload_mutex); // a reload in progress finishes first
-  if (d.stopped || !d.system)
-    return true;
-  d.stopped = true;
+  {
+    // A reload in progress finishes first, and none starts after. Not held further: the admin
+    // API's shutdown below waits for a reload request, which must not wait for this.
+    std::lock_guard<std::mutex> no_reload(d.reload_mutex);
+    if (d.stopped || !d.system)
+      return true;
+    d.stopped = true;
+  }
   auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(d.cfg.node.drain_timeout_ms);
   const bool clean = d.stop_pipelines(deadline);
   if (d.abandoned)
@@ -617,9 +622,9 @@ node::reload_result node::reload() {
     spdlog::error("reload refused: {}; the running config stays", why);
     return reload_result{true, std::move(why), std::move(errors)};
   };
-  std::unique_lock<std::mutex> one_at_a_time(d.reload_mutex, std::try_to_lock);
-  if (!one_at_a_time || d.stopped || !d.system)
-    return refuse({}, "the node is stopping, or another reload is in progress");
+  std::lock_guard<std::mutex> one_at_a_time(d.reload_mutex); // a second request waits for the first
+  if (d.stopped || !d.system)
+    return refuse({}, "the node is stopping");
   if (d.config_path.empty())
     return refuse({}, "this node was not started from a config file");
   auto loaded = config::load_file(d.config_path, d.config_overrides);
