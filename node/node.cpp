@@ -24,6 +24,7 @@
 
 #include <map>
 #include <atomic>
+#include <filesystem>
 #include <mutex>
 #include <thread>
 
@@ -143,6 +144,7 @@ struct node::impl {
   /// Pipeline -> why it is not ready (stopped, stalled, not in its group yet); empty when all are.
   std::map<std::string, std::string> unready_reasons() const;
   std::mutex reload_mutex; ///< one reload at a time, none once stop() began (`stopped`)
+  std::map<std::string, std::string> model_files; ///< model_files(cfg) as running
   std::string config_path;  ///< where reload() reads the config again
   std::vector<std::string> config_overrides;
 
@@ -284,6 +286,19 @@ private:
   std::optional<avro::json_writer> alerts_, results_;
 };
 
+/// Per model with a file (`path`), what tells that file trained again in place: its size and
+/// modification time. A version's name stays when its file changes; these do not.
+std::map<std::string, std::string> model_files(const config::node_file& cfg) {
+  std::map<std::string, std::string> out;
+  for (const auto& [name, m] : cfg.models)
+    if (auto path = m.provider_options.find("path"); path && path->type == config::raw_value::kind::scalar) {
+      std::error_code ignored; // a missing file was refused when the model was prepared
+      out[name] = fmt::format("{}@{}", std::filesystem::file_size(path->text, ignored),
+                              std::filesystem::last_write_time(path->text, ignored).time_since_epoch().count());
+    }
+  return out;
+}
+
 /// The schemas an Avro source reads with (the subject's latest, fetched now); throws.
 std::shared_ptr<avro::schemas> schemas_of(const config::pipeline_config& p) {
   return std::make_shared<avro::schemas>(std::make_shared<avro::registry>(p.schema_registry), p.source.subject);
@@ -374,6 +389,7 @@ config::node_file as_run_here(config::node_file cfg) {
 
 node::node(config::node_file cfg) : impl_(new impl) {
   impl_->cfg = as_run_here(std::move(cfg));
+  impl_->model_files = model_files(impl_->cfg);
   auto errors = prepare(impl_->cfg, impl_->registry, impl_->models);
   if (!errors.empty())
     throw config_failure(std::move(errors));
@@ -642,13 +658,16 @@ node::reload_result node::reload() {
   if (auto errors = prepare(next, d.registry, models); !errors.empty())
     return refuse(std::move(errors), "the config or a model file has errors");
 
-  // What changed: a model's keys, or its file's version (the same path, trained again).
+  // What changed: a model's keys, or its file (the same path, trained again).
   std::vector<std::string> changed_models;
+  auto files = model_files(next);
   for (const auto& [name, model] : models)
-    if (auto running = d.models.find(name); running == d.models.end() || running->second.info.version != model.info.version)
-      changed_models.push_back(running == d.models.end() ? name + " (new)"
-                                                         : fmt::format("{} ({} -> {})", name, running->second.info.version,
-                                                                       model.info.version));
+    if (auto running = d.models.find(name); running == d.models.end())
+      changed_models.push_back(name + " (new)");
+    else if (running->second.info.version != model.info.version)
+      changed_models.push_back(fmt::format("{} ({} -> {})", name, running->second.info.version, model.info.version));
+    else if (files[name] != d.model_files[name])
+      changed_models.push_back(name + " (its file)");
   const bool models_changed = !changed_models.empty() || models.size() != d.models.size() ||
                               next.written["models"] != d.cfg.written["models"];
   if (!models_changed && next.written["pipelines"] == d.cfg.written["pipelines"]) {
@@ -682,6 +701,7 @@ node::reload_result node::reload() {
       d.models = std::move(models);
     }
     d.cfg = std::move(next);
+    d.model_files = std::move(files);
     if (models_changed)
       d.start_gateways();
   }

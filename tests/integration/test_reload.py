@@ -32,7 +32,7 @@ def broker():
 def other_model():
     """Another training of the model: the same inputs, another version."""
     directory = os.path.join(tempfile.gettempdir(), "inflow-integration-model-retrained")
-    if not os.path.exists(os.path.join(directory, "model.json")):
+    if not os.path.exists(os.path.join(directory, "model.profile.json")):  # written last
         subprocess.run([INFLOW, "train", "--out", directory, "--rows", "20000", "--rounds", "10", "--seed", "5"],
                        check=True, capture_output=True)
     return directory
@@ -133,4 +133,19 @@ def test_an_invalid_config_is_refused_with_its_errors_and_the_running_one_stays(
     Feeder(broker.bootstrap).feed(1000, seed=2, poison_every=0)
     wait_until(lambda: node.metric("inflow_records_scored_total") == 2000, node)
     assert node.readyz()[0] == 200
+    assert node.stop() == 0, node.stderr()
+
+
+def test_a_version_trained_again_into_its_file_is_reloaded(broker, model_path, other_model, tmp_path):
+    # A version's name stays what the config says when its file is trained again: the file itself
+    # tells the reload that it changed.
+    config, models = own_config_and_model(tmp_path, model_path)
+    node = Node(broker.bootstrap, str(models / "model.json"), sets=RESULTS + ["models.fraud.versions.v1={}"],
+                config=str(config))
+    status, body = post_reload(node)
+    assert status == 200 and body["summary"] == "nothing changed", body
+    for f in ("model.json", "model.meta.json", "model.profile.json"):
+        shutil.copy(os.path.join(other_model, f), models / f)
+    status, body = post_reload(node)
+    assert status == 200 and body["summary"].startswith("models reloaded: fraud@v1 ("), body
     assert node.stop() == 0, node.stderr()
