@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <deque>
 #include <optional>
 #include <stdexcept>
@@ -73,10 +74,12 @@ public:
   bool empty() const { return pending_rows_ == 0; }
   bool full() const { return pending_rows_ >= max_batch_; }
 
-  /// Takes up to max_batch inputs, oldest first; a request may be split.
-  batch take() {
+  size_t max_batch() const { return max_batch_; }
+
+  /// Takes up to max_batch inputs (or `most`, if fewer), oldest first; a request may be split.
+  batch take(size_t most = SIZE_MAX) {
     batch out;
-    size_t room = max_batch_;
+    size_t room = std::min(max_batch_, most);
     while (room > 0 && !queue_.empty()) {
       auto& front = queue_.front();
       size_t left = front.request.ids.size() - front.next;
@@ -101,6 +104,18 @@ public:
         queue_.pop_front();
     }
     return out;
+  }
+
+  /// Appends `more` to `into`: inputs taken later ride in the same call.
+  static void append(batch& into, batch&& more) {
+    into.rows.insert(into.rows.end(), more.rows.begin(), more.rows.end());
+    into.texts.insert(into.texts.end(), std::make_move_iterator(more.texts.begin()),
+                      std::make_move_iterator(more.texts.end()));
+    into.parts.insert(into.parts.end(), std::make_move_iterator(more.parts.begin()),
+                      std::make_move_iterator(more.parts.end()));
+    if (into.traceparent.empty())
+      into.traceparent = std::move(more.traceparent);
+    into.n += more.n;
   }
 
   /// Cuts a batch in two (the first half takes the odd input), a part split where it straddles

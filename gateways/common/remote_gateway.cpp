@@ -34,6 +34,14 @@ namespace inflow::gateways {
 
 namespace {
 
+/// A provider's one-second limit windows, a little longer here: calls that left a window apart may
+/// meet the provider a few ms closer together. Calls paced exactly 1/rate apart sit on the
+/// requests window's edge, so it keeps more (50 ms, measured) than the tokens' (20 ms).
+constexpr milliseconds request_window{1050};
+constexpr milliseconds token_window{1010};
+/// The part of a token limit spent; the rest covers the token estimate's error.
+constexpr double token_share = 0.98;
+
 struct outgoing {
   uint64_t id;
   batcher<caf::strong_actor_ptr>::batch batch;
@@ -76,6 +84,7 @@ struct remote_state {
   std::optional<sliding_window> tokens; ///< tokens per minute, held in every one-second window
   token_bucket token_pace{0, 0};        ///< spreads those tokens evenly over the second
   double estimate_scale = 1.0;          ///< reported usage / our estimate, learnt from responses
+  double tokens_per_input = 0; ///< reported usage per input, learnt from responses (at first, estimated)
   std::optional<circuit_breaker> breaker;
   std::shared_ptr<shared_cooldown> cooldown; ///< this model's, or its origin's (cooldown_scope)
   std::map<std::string, failure_note> failures; ///< by cause: warned at most once a minute
@@ -268,6 +277,8 @@ void on_done(remote_actor* self, call_done& done) {
       // Learn how far off the estimates are, so that the budget is neither overrun nor wasted.
       auto raw = static_cast<double>(b.estimated_tokens) / st.estimate_scale;
       st.estimate_scale = 0.5 * st.estimate_scale + 0.5 * (static_cast<double>(used) / raw);
+      auto per_input = static_cast<double>(used) / static_cast<double>(b.batch.size());
+      st.tokens_per_input = st.tokens_per_input > 0 ? 0.5 * st.tokens_per_input + 0.5 * per_input : per_input;
     }
     score_reply whole;
     whole.values = std::move(output->values);
@@ -294,9 +305,11 @@ void on_done(remote_actor* self, call_done& done) {
       --b.attempts;
       b.not_before = now;
       st.ready.push_front(std::move(b));
-    } else if (*error == call_error::client_error && b.batch.size() > 1) {
+    } else if ((*error == call_error::client_error || (*error == call_error::rate_limited && b.attempts >= 2)) &&
+               b.batch.size() > 1) {
       // One input the provider refuses (over its token limit, caught by a filter) fails the whole
-      // call: halve it until that input is alone, so only it fails.
+      // call: halve it until that input is alone, so only it fails. A call refused for the rate
+      // twice, after waiting as told, may ask for more than the provider allows at once: halve it too.
       release(self, b);
       auto [first, second] = batcher<caf::strong_actor_ptr>::halve(std::move(b.batch), st.width);
       for (auto* half : {&second, &first})
@@ -374,10 +387,34 @@ clock::time_point expire(remote_actor* self, clock::time_point now) {
   return next;
 }
 
+/// Inputs one call may carry: max_batch, and a share of the token window by what an input has
+/// cost so far. Calls sized to the whole window fit it badly (one waits for the other to leave)
+/// and, inputs varying, now and then ask for more than the provider allows at once; so a call
+/// takes an eighth of it, or a larger share where the request limit allows fewer calls.
+size_t inputs_per_call(const remote_state& st) {
+  size_t most = st.pending->max_batch();
+  if (st.tokens->capacity() > 0 && st.tokens_per_input > 0) {
+    const double rps = st.requests ? st.requests->capacity() : 0;
+    const double calls_per_window = rps > 0 ? std::clamp(rps, 1.0, 8.0) : 8.0;
+    most = std::clamp(static_cast<size_t>(st.tokens->capacity() / calls_per_window / st.tokens_per_input), size_t(1),
+                      most);
+  }
+  return most;
+}
+
+/// Inputs that arrived while a batch waited for its call ride in it, up to inputs_per_call: a
+/// rate-limited provider gets fewer, fuller calls instead of a growing queue of small ones. A
+/// batch that was sent once keeps its inputs (a retry, a bisection).
+void top_up(remote_state& st, outgoing& b) {
+  const size_t most = inputs_per_call(st);
+  if (b.attempts == 0 && !st.pending->empty() && b.batch.size() < most)
+    batcher<caf::strong_actor_ptr>::append(b.batch, st.pending->take(most - b.batch.size()));
+}
+
 void dispatch(remote_actor* self) {
   auto& st = self->state;
-  while (st.pending->full())
-    st.ready.push_back({st.next_id++, st.pending->take()});
+  while (st.pending->pending_rows() >= inputs_per_call(st))
+    st.ready.push_back({st.next_id++, st.pending->take(inputs_per_call(st))});
   auto wake = expire(self, clock::now());
   while (!st.paused && !st.ready.empty() && st.in_flight.size() < static_cast<size_t>(st.cfg.limits.max_in_flight)) {
     auto now = clock::now();
@@ -389,6 +426,7 @@ void dispatch(remote_actor* self) {
       break;
     }
     auto& b = *it;
+    top_up(st, b);
     if (st.cfg.limits.tokens_per_minute > 0) // only a token budget needs the estimate
       b.estimated_tokens = static_cast<int64_t>(std::llround(
         st.estimate_scale * static_cast<double>(st.codec_->estimate_tokens(
@@ -463,11 +501,10 @@ remote_interface::behavior_type remote_gateway(remote_actor* self, config::model
   // paced exactly 1/rate apart met the provider's one-second window limit + 1 times (jitter).
   st.rate.set_rate(cfg.limits.requests_per_second, 1.0);
   if (cfg.limits.requests_per_second > 0)
-    st.requests.emplace(cfg.limits.requests_per_second, milliseconds(1050));
-  // Tokens: a sixtieth of the minute's budget in any one second, spread evenly
-  // (bursts at the window's edge would meet the provider a few ms apart and
-  // fall into one of its windows), with 5 % kept back for that jitter.
-  st.tokens.emplace(0.95 * cfg.limits.tokens_per_minute / 60.0, milliseconds(1000));
+    st.requests.emplace(cfg.limits.requests_per_second, request_window);
+  // Tokens: a sixtieth of the minute's budget in any such window, spread evenly, with a
+  // little kept back for the estimate's error (calls of many inputs are counted per input).
+  st.tokens.emplace(token_share * cfg.limits.tokens_per_minute / 60.0, token_window);
   st.token_pace.set_rate(cfg.limits.tokens_per_minute / 60.0, cfg.limits.tokens_per_minute / 600.0);
   st.breaker.emplace(static_cast<int>(cfg.breaker.failure_threshold), milliseconds(cfg.breaker.open_ms));
   http::client_options options;
@@ -485,6 +522,10 @@ remote_interface::behavior_type remote_gateway(remote_actor* self, config::model
     [=](score_request& request) {
       auto& st = self->state;
       auto sender = self->current_sender();
+      if (st.tokens_per_input == 0 && st.tokens->capacity() > 0 && !request.ids.empty()) // a first guess
+        st.tokens_per_input = static_cast<double>(st.codec_->estimate_tokens(
+                                {request.rows.data(), request.ids.size(), st.width, request.texts.data()})) /
+                              static_cast<double>(request.ids.size());
       try {
         st.pending->add(sender, std::move(request));
       } catch (const std::invalid_argument& e) {
@@ -500,8 +541,10 @@ remote_interface::behavior_type remote_gateway(remote_actor* self, config::model
       auto& st = self->state;
       if (!st.pending->linger_due(generation))
         return;
+      if (!st.ready.empty())
+        top_up(st, st.ready.back());
       while (!st.pending->empty())
-        st.ready.push_back({st.next_id++, st.pending->take()});
+        st.ready.push_back({st.next_id++, st.pending->take(inputs_per_call(st))});
       dispatch(self);
     },
     [=](wake_atom) {
@@ -517,11 +560,11 @@ remote_interface::behavior_type remote_gateway(remote_actor* self, config::model
         st.rate.set_rate(requests_per_second, 1.0);
         // 50 ms of guard: calls sent a window apart may meet the provider closer together.
         if (!st.requests)
-          st.requests.emplace(requests_per_second, milliseconds(1050));
+          st.requests.emplace(requests_per_second, request_window);
         st.requests->set_capacity(requests_per_second);
       }
       if (st.cfg.limits.tokens_per_minute > 0) {
-        st.tokens->set_capacity(0.95 * tokens_per_minute / 60.0);
+        st.tokens->set_capacity(token_share * tokens_per_minute / 60.0);
         st.token_pace.set_rate(tokens_per_minute / 60.0, tokens_per_minute / 600.0);
       }
       publish_limits(st, st.cfg.limits.requests_per_second > 0 ? requests_per_second : 0,

@@ -107,6 +107,7 @@ public:
   double used(clock::time_point now);
   /// A new capacity; what was used in the window still counts against it.
   void set_capacity(double capacity) { capacity_ = capacity; }
+  double capacity() const { return capacity_; }
 
 private:
   void expire(clock::time_point now);

@@ -6,7 +6,7 @@ import json
 import os
 import random
 
-from harness import Feeder, Node, read_all, wait_until_committed
+from harness import ROOT, Feeder, Node, read_all, wait_until_committed
 from provider_server import ProviderServer, verify_sigv4
 
 MESSAGES = 60
@@ -245,3 +245,27 @@ def test_the_token_budget_holds_in_every_one_second_window(broker, model_path):
     steady = arrivals[8:]  # once the estimates have learnt the real usage
     rate = sum(n for _, n in steady[1:]) / (steady[-1][0] - steady[0][0])
     assert rate >= 0.9 * tokens_per_minute / 60, f"only {rate:.0f} tokens/s"
+
+
+def test_under_a_providers_limits_calls_are_full_and_none_is_refused(broker, model_path):
+    """Against bench/peers/provider_sim.py, which refuses with 429 what goes over 2 calls or 100
+    tokens in any second: a backlog leaves in calls as full as the budget allows (half a second's
+    tokens at 2 calls a second), and not one is refused."""
+    import subprocess
+    import urllib.request
+    sim = subprocess.Popen(["/usr/bin/python3", os.path.join(ROOT, "bench", "peers", "provider_sim.py"),
+                            "--rps", "2", "--tpm", "6000"], stdout=subprocess.PIPE, text=True)
+    try:
+        url = sim.stdout.readline().strip()
+        run(broker, model_path, "embedding", "openai", url, [
+            "models.fraud.model=text-embedding-3-small", "models.fraud.api_key=${INFLOW_TEXT_KEY}",
+            "models.fraud.limits.requests_per_second=2", "models.fraud.limits.tokens_per_minute=6000"])
+        with urllib.request.urlopen(url.removesuffix("/v1") + "/stats", timeout=5) as r:
+            stats = json.loads(r.read())
+    finally:
+        sim.kill()
+        sim.wait()
+    assert stats["rows"] == MESSAGES, stats  # each message embedded once (run() checked the results)
+    assert stats["rejected_requests"] == 0 and stats["rejected_tokens"] == 0, stats
+    # ~12 tokens a message: 4 in a call of at most 49 tokens, not 1 (or 16, which never fits).
+    assert stats["calls"] <= MESSAGES / 3, stats
