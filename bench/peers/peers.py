@@ -31,9 +31,15 @@ def log(msg):
 
 
 def cpu_seconds(pid):
-    """User + system CPU time a process has used so far."""
-    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU time a process and its living child processes (MLServer's inference
+    workers) have used so far."""
+    try:
+        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+        children = [int(c) for task in os.listdir(f"/proc/{pid}/task")
+                    for c in open(f"/proc/{pid}/task/{task}/children").read().split()]
+    except FileNotFoundError:  # it ended meanwhile
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK") + sum(cpu_seconds(c) for c in children)
 
 
 def venv(name, requirements, no_deps=()):
@@ -86,6 +92,15 @@ def create_topics(bootstrap, names, partitions=PARTITIONS):
     for future in admin.create_topics([NewTopic(n, partitions, config={"message.timestamp.type": "LogAppendTime"})
                                        for n in names], operation_timeout=30).values():
         future.result()
+    deadline = time.time() + 30
+    while True:  # every partition has a leader before anyone reads or writes
+        metadata = admin.list_topics(timeout=10).topics
+        if all(n in metadata and len(metadata[n].partitions) == partitions and
+               all(p.leader >= 0 for p in metadata[n].partitions.values()) for n in names):
+            return
+        if time.time() > deadline:
+            raise RuntimeError(f"topics {names} have no leaders after 30 s")
+        time.sleep(0.1)
 
 
 def produce_messages(bootstrap, topic, count, rate=0, seed=11):
@@ -164,7 +179,12 @@ def timestamps(bootstrap, topic, id_of):
 
 
 def outputs(bootstrap, topic):
-    return sum(harness.end_offsets(bootstrap, topic, PARTITIONS).values())
+    """Records on a topic so far (0 while its new partitions' leaders are still being announced)."""
+    from confluent_kafka import KafkaException
+    try:
+        return sum(harness.end_offsets(bootstrap, topic, PARTITIONS).values())
+    except KafkaException:
+        return 0
 
 
 def first_call(sim, pid, timeout=180):
@@ -185,7 +205,7 @@ def drain_backlog(bootstrap, sim, peer, sink, rows, timeout=600):
             if time.time() > t0 + timeout or peer.proc.poll() is not None:
                 raise RuntimeError(f"{sink}: {done} of {rows} rows after {time.time() - t0:.0f} s:\n"
                                    f"{peer.stderr()[-3000:]}")
-            time.sleep(0.1)
+            time.sleep(0.02)
         seconds, cpu = time.time() - t0, cpu_seconds(peer.proc.pid) - cpu0
         return {"rate": rows / seconds, "cores": cpu / seconds, "cpu_us": 1e6 * cpu / rows}
     finally:
@@ -221,3 +241,137 @@ def live_stream(bootstrap, sim, peer, source, sink, id_of, rate, seconds, grace=
     return {"rate": rows / (t1 - t0), "throttled": final["rejected_requests"] + final["rejected_tokens"],
             "offered": len(sent), "done": len(done), "p99_ms": 1000 * ages[int(0.99 * (len(ages) - 1))],
             "cpu_us": 1e6 * cpu / max(1, rows)}
+
+
+def free_ports(n):
+    """`n` ports free on 127.0.0.1 right now (for servers that cannot take port 0)."""
+    import socket
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+class MLServer(harness.Process):
+    """MLServer serving an XGBoost model file over the KServe v2 protocol, with adaptive batching
+    (`max_batch_size` requests merged within `max_batch_time` seconds)."""
+
+    def __init__(self, model_path, name="fraud", max_batch_size=256, max_batch_time=0.002):
+        # uvloop 0.22 stops MLServer 1.7.1's inference workers at start (MLServer issue #2286).
+        python = venv(f"mlserver-{MLSERVER_VERSION}", [f"mlserver=={MLSERVER_VERSION}",
+                                                       f"mlserver-xgboost=={MLSERVER_VERSION}", "uvloop<0.22"])
+        import tempfile
+        directory = tempfile.mkdtemp(prefix="bench-mlserver-")
+        http_port, grpc_port, metrics_port = free_ports(3)
+        with open(os.path.join(directory, "settings.json"), "w") as f:
+            json.dump({"host": "127.0.0.1", "http_port": http_port, "grpc_port": grpc_port,
+                       "metrics_port": metrics_port, "debug": False}, f)
+        with open(os.path.join(directory, "model-settings.json"), "w") as f:
+            json.dump({"name": name, "implementation": "mlserver_xgboost.XGBoostModel",
+                       "max_batch_size": max_batch_size, "max_batch_time": max_batch_time,
+                       "parameters": {"uri": os.path.abspath(model_path), "version": "1"}}, f)
+        super().__init__([os.path.join(os.path.dirname(python), "mlserver"), "start", directory])
+        self.url = f"http://127.0.0.1:{http_port}"
+        self.infer = f"{self.url}/v2/models/{name}/infer"
+        deadline = time.time() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"{self.url}/v2/models/{name}/ready", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if self.proc.poll() is not None or time.time() > deadline:
+                raise RuntimeError(f"MLServer did not start:\n{self.stderr()[-3000:]}")
+            time.sleep(0.2)
+
+    def version(self):
+        return MLSERVER_VERSION
+
+
+def kserve_matches_embedded(bootstrap, model, infer, records):
+    """Scores `records` new transactions twice, with the embedded model and through the `kserve`
+    gateway at `infer`; returns the largest difference between the two scores of a record."""
+    create_topics(bootstrap, ["checked"])
+    subprocess.run([harness.INFLOW, "gen", "--bootstrap", bootstrap, "--topic", "checked", "--count", str(records),
+                    "--seed", "5"], check=True, capture_output=True)
+    scores = {}
+    for name, sets in (("embedded", []), ("kserve", harness.remote_sets(infer, model))):
+        topic = f"scores-{name}"
+        create_topics(bootstrap, [topic])
+        node = harness.Node(bootstrap, model, group=f"bench-check-{name}",
+                            sets=["pipelines.fraud.source.topic=checked", f"pipelines.fraud.output.topic={topic}", *sets])
+        try:
+            deadline = time.time() + 120
+            while outputs(bootstrap, topic) < records:
+                if time.time() > deadline:
+                    raise RuntimeError(f"{topic}: {outputs(bootstrap, topic)} of {records} scores:\n{node.describe()}")
+                time.sleep(0.2)
+        finally:
+            node.stop()
+        scores[name] = {r["id"]: r["score"] for r in
+                        (json.loads(m.value()) for m in harness.read_all(bootstrap, topic, PARTITIONS))}
+    assert scores["embedded"].keys() == scores["kserve"].keys()
+    return max(abs(scores["embedded"][i] - scores["kserve"][i]) for i in scores["embedded"])
+
+
+# The provider of the runs under limits: 20 requests/s, 60,000 tokens/min (1,000 a second, the
+# binding one for a client that batches), 200 ms a call. Flink's tuned run allows 2 calls at
+# once per subtask: 2 subtasks x 2 / 0.2 s = 20 calls/s, the request limit.
+LIMITS = {"rps": 20, "tpm": 60_000, "latency_ms": 200}
+FLINK_TUNED = 2
+
+
+def embedding_capacity(bootstrap, rows, flink=True):
+    """The same embedding job, Inflow and (if `flink`) Flink, draining `rows` support messages
+    through a provider without limits: rows/s and the peer's CPU."""
+    create_topics(bootstrap, ["support", "support.dlq", "vectors-inflow", "vectors-flink"])
+    produce_messages(bootstrap, "support", rows)
+    out = {}
+    for name in ("inflow", "flink") if flink else ("inflow",):
+        sim = ProviderSim()
+        try:
+            peer = (inflow_embedder(bootstrap, "support", "vectors-inflow", sim.url) if name == "inflow"
+                    else FlinkJob(bootstrap, "support", "vectors-flink", sim.url))
+            out[name] = drain_backlog(bootstrap, sim, peer, f"vectors-{name}", rows)
+        finally:
+            sim.stop()
+    return out
+
+
+def tokens_per_message(bootstrap, topic):
+    """What a support message costs at the provider simulator, on average (its input's UTF-8 bytes / 4)."""
+    texts = [json.loads(m.value())["message"].encode() for m in harness.read_all(bootstrap, topic, PARTITIONS)]
+    return sum(-(-len(t) // 4) for t in texts) / len(texts)
+
+
+def under_limits(bootstrap, seconds, runs, rate, embedder="hash", limits=LIMITS):
+    """Support messages produced live at `rate` for `seconds` to each run in `runs` (inflow, flink,
+    flink-tuned), each against a provider of its own with `limits`. Returns run -> live_stream's
+    figures plus restarts and dead letters."""
+    out = {}
+    for name in runs:
+        source, sink, dead = f"live-{embedder}-{name}", f"live-{embedder}-{name}-out", f"live-{embedder}-{name}.dlq"
+        create_topics(bootstrap, [source, sink, dead])
+        sim = ProviderSim(embedder=embedder, **limits)
+        try:
+            if name == "inflow":
+                sets = [f"pipelines.support.dead_letter_topic={dead}"]
+                if limits.get("rps"):
+                    sets.append(f"models.embedder.limits.requests_per_second={limits['rps']}")
+                if limits.get("tpm"):
+                    sets.append(f"models.embedder.limits.tokens_per_minute={limits['tpm']}")
+                peer, id_of = inflow_embedder(bootstrap, source, sink, sim.url, sets), (lambda r: r["id"])
+            else:
+                peer = FlinkJob(bootstrap, source, sink, sim.url, FLINK_TUNED if name == "flink-tuned" else 0,
+                                bounded=False)
+                id_of = lambda r: r["message_id"]
+            out[name] = live_stream(bootstrap, sim, peer, source, sink, id_of, rate, seconds)
+            out[name]["restarts"] = peer.restarts() if name != "inflow" else 0
+            out[name]["dead"] = outputs(bootstrap, dead)
+        finally:
+            sim.stop()
+    return out
