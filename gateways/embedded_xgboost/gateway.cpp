@@ -1,5 +1,7 @@
 // The `embedded-xgboost` provider: scores in-process with XGBoost, batching
 // rows from every partition of the node into calls of up to max_batch rows.
+// The gateway actor forms the batches; its workers score them, one batch each at
+// a time, so that one model's compute spreads over the node's cores.
 
 #include "gateways/common/gateway_actor.hpp"
 #include "gateways/common/gateway_probe.hpp"
@@ -12,6 +14,11 @@
 #include <spdlog/spdlog.h>
 
 #include <chrono>
+#include <thread>
+#include <vector>
+
+// A batch goes from the gateway to a worker of the same process, never over the wire.
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(inflow::gateways::batcher<caf::strong_actor_ptr>::batch)
 
 namespace inflow::gateways::embedded_xgboost {
 
@@ -21,11 +28,49 @@ using gateways::flush_atom;
 using xgboost::booster;
 using xgboost::read_meta;
 
-struct gateway_state {
+/// What a worker needs to score a batch and answer its callers.
+struct model_context {
   model_info info;
   std::shared_ptr<const booster> model;
   std::shared_ptr<gateway_probe> probe;
+};
+
+using batch = gateways::batcher<caf::strong_actor_ptr>::batch;
+
+/// Scores one batch and sends each caller its part (XGBoost's in-place predict is thread-safe).
+template <class Self>
+void score(const model_context& s, Self* self, batch b) {
+  const size_t rows = b.size();
+  auto started = std::chrono::steady_clock::now();
+  score_reply whole;
+  try {
+    whole.values = s.model->predict(b.rows.data(), rows);
+  } catch (const std::exception& e) {
+    whole.failed = failure::failed;
+    whole.error = e.what();
+    s.probe->errors.inc();
+  }
+  s.probe->predict_latency.observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
+  s.probe->batch_size.observe(static_cast<double>(rows));
+  s.probe->batches.inc();
+  s.probe->rows.inc(rows);
+  split_results(b.parts, std::move(whole), s.info, [self](const caf::strong_actor_ptr& to, score_reply r) {
+    self->send(caf::actor_cast<caller_actor>(to), std::move(r));
+  });
+}
+
+using worker_actor = caf::typed_actor<caf::reacts_to<batch>>;
+
+worker_actor::behavior_type worker(worker_actor::pointer self, std::shared_ptr<const model_context> s) {
+  return {[=](batch& b) { score(*s, self, std::move(b)); }};
+}
+
+struct gateway_state {
+  std::shared_ptr<const model_context> model;
+  std::shared_ptr<gateway_probe> probe;
   std::optional<gateways::batcher<caf::strong_actor_ptr>> pending;
+  std::vector<worker_actor> workers; ///< empty: the gateway scores itself
+  size_t next_worker = 0;
   static inline const char* name = "inflow.gateway.embedded-xgboost";
 };
 
@@ -33,35 +78,25 @@ struct gateway_state {
 using embedded_actor = gateway_actor::extend<caf::reacts_to<flush_atom, uint64_t>>;
 using self_pointer = embedded_actor::stateful_pointer<gateway_state>;
 
-void score(self_pointer self, gateways::batcher<caf::strong_actor_ptr>::batch batch) {
+/// A formed batch goes to the next worker in turn (batches are alike, so turns spread them evenly).
+void hand_out(self_pointer self, batch b) {
   auto& st = self->state;
-  const size_t rows = batch.size();
-  auto started = std::chrono::steady_clock::now();
-  score_reply whole;
-  try {
-    whole.values = st.model->predict(batch.rows.data(), rows);
-  } catch (const std::exception& e) {
-    whole.failed = failure::failed;
-    whole.error = e.what();
-    st.probe->errors.inc();
-  }
-  st.probe->predict_latency.observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count());
-  st.probe->batch_size.observe(static_cast<double>(rows));
-  st.probe->batches.inc();
-  st.probe->rows.inc(rows);
-  split_results(batch.parts, std::move(whole), st.info, [self](const caf::strong_actor_ptr& to, score_reply r) {
-    self->send(caf::actor_cast<caller_actor>(to), std::move(r));
-  });
+  if (st.workers.empty())
+    return score(*st.model, self, std::move(b));
+  self->send(st.workers[st.next_worker], std::move(b));
+  st.next_worker = (st.next_worker + 1) % st.workers.size();
 }
 
 embedded_actor::behavior_type gateway(self_pointer self, std::shared_ptr<const booster> model, config::model_config cfg,
-                      std::shared_ptr<gateway_probe> probe, model_info info) {
+                      std::shared_ptr<gateway_probe> probe, model_info info, size_t workers) {
   auto& st = self->state;
-  st.info = std::move(info);
   st.pending.emplace(static_cast<size_t>(cfg.batch.max_batch), model->num_features(),
                      std::chrono::milliseconds(cfg.batch.max_linger_ms));
-  st.model = std::move(model);
+  st.model = std::make_shared<const model_context>(model_context{std::move(info), std::move(model), probe});
   st.probe = std::move(probe);
+  if (workers > 1)
+    for (size_t i = 0; i < workers; ++i)
+      st.workers.push_back(self->spawn<caf::linked>(worker, st.model));
   return {
     [=](gateways::score_request& request) {
       auto& st = self->state;
@@ -73,7 +108,7 @@ embedded_actor::behavior_type gateway(self_pointer self, std::shared_ptr<const b
         return;
       }
       while (st.pending->full())
-        score(self, st.pending->take());
+        hand_out(self, st.pending->take());
       if (auto generation = st.pending->arm_linger())
         self->delayed_send(self, st.pending->linger(), flush_atom::value, *generation);
       st.probe->queued_rows.set(static_cast<int64_t>(st.pending->pending_rows()));
@@ -83,7 +118,7 @@ embedded_actor::behavior_type gateway(self_pointer self, std::shared_ptr<const b
       if (!st.pending->linger_due(generation))
         return;
       while (!st.pending->empty())
-        score(self, st.pending->take());
+        hand_out(self, st.pending->take());
       st.probe->queued_rows.set(0);
     },
     // One model in this process: no fallback to hand work to, no limits to share.
@@ -95,6 +130,7 @@ embedded_actor::behavior_type gateway(self_pointer self, std::shared_ptr<const b
 struct options {
   std::string path;
   int64_t threads{};
+  int64_t workers{};
 };
 
 const config::option_block<options>& option_block() {
@@ -102,7 +138,9 @@ const config::option_block<options>& option_block() {
     config::option_block<options>("models.*")
       .text("path", &options::path, std::nullopt,
             "The model file (`inflow train` writes one), relative to the working directory.")
-      .integer("threads", &options::threads, 1, 1, 256, "threads", "Threads the model may use for one batch.");
+      .integer("threads", &options::threads, 1, 1, 256, "threads", "Threads the model may use for one batch.")
+      .integer("workers", &options::workers, 0, 0, 256, "actors",
+               "Batches scored at once, each by a worker of its own (0: one per core; 1: the gateway scores them itself).");
   return block;
 }
 
@@ -120,8 +158,9 @@ prepared_model prepare(const config::model_config& cfg, const options& o, metric
     throw std::runtime_error(fmt::format("{} expects {} input features but {} are declared", o.path,
                                          model->num_features(), info.input.size()));
   auto probe = std::make_shared<gateway_probe>(metrics, cfg.name);
-  return {info, [model, cfg, probe, info](caf::actor_system& system) {
-            return system.spawn(gateway, model, cfg, probe, info);
+  const size_t workers = o.workers > 0 ? static_cast<size_t>(o.workers) : std::max(1u, std::thread::hardware_concurrency());
+  return {info, [model, cfg, probe, info, workers](caf::actor_system& system) {
+            return system.spawn(gateway, model, cfg, probe, info, workers);
           }};
 }
 
