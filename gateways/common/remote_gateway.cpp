@@ -36,7 +36,7 @@ namespace {
 
 /// A provider's one-second limit windows, a little longer here: calls that left a window apart may
 /// meet the provider a few ms closer together. Calls paced exactly 1/rate apart sit on the
-/// requests window's edge, so it keeps more (50 ms, measured) than the tokens' (20 ms).
+/// requests window's edge, so it keeps more (50 ms, measured) than the tokens' (10 ms).
 constexpr milliseconds request_window{1050};
 constexpr milliseconds token_window{1010};
 /// The part of a token limit spent; the rest covers the token estimate's error.
