@@ -66,14 +66,17 @@ void monitor::add(tally& into, const tally& from) const {
 void monitor::merge(tally& t) {
   if (t.rows == 0 && t.scores == 0)
     return;
-  std::string event;
   {
     std::lock_guard<std::mutex> guard(mutex_);
     add(slices_[current_], t);
     if (slices_[current_].rows >= slice_rows_) {
       filled_ = std::min(filled_ + 1, slices);
-      if (filled_ == slices) // a whole window seen: compare it
-        event = compare_locked();
+      if (filled_ == slices) { // a whole window seen: compare it
+        // Emitted under the lock: partitions merge from several threads, and a drift_over
+        // written before the drift_detected it ends would read as the opposite.
+        if (auto event = compare_locked(); !event.empty() && emit_)
+          emit_(event);
+      }
       current_ = (current_ + 1) % slices;
       slices_[current_] = make_tally(); // the oldest slice leaves the window
     }
@@ -82,8 +85,6 @@ void monitor::merge(tally& t) {
     std::fill(counts.begin(), counts.end(), 0);
   std::fill(t.score.begin(), t.score.end(), 0);
   t.rows = t.scores = 0;
-  if (!event.empty() && emit_)
-    emit_(event);
 }
 
 std::string monitor::compare_locked() {
