@@ -348,10 +348,10 @@ def tokens_per_message(bootstrap, topic):
     return sum(-(-len(t) // 4) for t in texts) / len(texts)
 
 
-def under_limits(bootstrap, seconds, runs, rate, embedder="hash", limits=LIMITS):
+def under_limits(bootstrap, seconds, runs, rate, embedder="hash", limits=LIMITS, grace=10):
     """Support messages produced live at `rate` for `seconds` to each run in `runs` (inflow, flink,
-    flink-tuned), each against a provider of its own with `limits`. Returns run -> live_stream's
-    figures plus restarts and dead letters."""
+    flink-tuned), each against a provider of its own with `limits`; a row not done `grace` s after the
+    stream counts as never done. Returns run -> live_stream's figures plus restarts and dead letters."""
     out = {}
     for name in runs:
         source, sink, dead = f"live-{embedder}-{name}", f"live-{embedder}-{name}-out", f"live-{embedder}-{name}.dlq"
@@ -369,7 +369,7 @@ def under_limits(bootstrap, seconds, runs, rate, embedder="hash", limits=LIMITS)
                 peer = FlinkJob(bootstrap, source, sink, sim.url, FLINK_TUNED if name == "flink-tuned" else 0,
                                 bounded=False)
                 id_of = lambda r: r["message_id"]
-            out[name] = live_stream(bootstrap, sim, peer, source, sink, id_of, rate, seconds)
+            out[name] = live_stream(bootstrap, sim, peer, source, sink, id_of, rate, seconds, grace)
             out[name]["restarts"] = peer.restarts() if name != "inflow" else 0
             out[name]["dead"] = outputs(bootstrap, dead)
         finally:
