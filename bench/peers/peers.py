@@ -11,7 +11,6 @@ import os
 import re
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 
@@ -123,7 +122,6 @@ class ProviderSim(harness.Process):
                           "--latency-ms", str(latency_ms), "--embedder", embedder])
         self.url = self.proc.stdout.readline().strip()
         assert self.url.startswith("http://127.0.0.1:"), self.stderr()
-        self.rps, self.tpm = rps, tpm
 
     def stats(self):
         with urllib.request.urlopen(self.url.removesuffix("/v1") + "/stats", timeout=5) as r:
@@ -142,20 +140,6 @@ class FlinkJob(harness.Process):
         super().__init__(["java", f"-Dlog4j2.configurationFile={os.path.join(HERE, 'flink', 'log4j2.properties')}",
                           "-cp", flink_classpath(), "MlPredictJob", bootstrap, source, sink, url, str(max_concurrent),
                           "bounded" if bounded else "unbounded"])
-        self.lines = []
-        threading.Thread(target=lambda: self.lines.extend(self.proc.stdout), daemon=True).start()
-
-    def stamp(self, word, timeout=120):
-        """When the job printed `word` (epoch seconds), waiting for it."""
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            for line in self.lines:
-                if line.startswith(word + " "):
-                    return int(line.split()[1]) / 1000
-            if self.proc.poll() is not None and not any(l.startswith(word + " ") for l in self.lines):
-                raise RuntimeError(f"the Flink job exited ({self.proc.returncode}):\n{self.stderr()[-3000:]}")
-            time.sleep(0.05)
-        raise RuntimeError(f"the Flink job never printed {word!r}:\n{self.stderr()[-3000:]}")
 
     def restarts(self):
         return len(re.findall(r"switched from state RUNNING to RESTARTING", self.stderr()))
@@ -287,9 +271,6 @@ class MLServer(harness.Process):
             if self.proc.poll() is not None or time.time() > deadline:
                 raise RuntimeError(f"MLServer did not start:\n{self.stderr()[-3000:]}")
             time.sleep(0.2)
-
-    def version(self):
-        return MLSERVER_VERSION
 
 
 def kserve_matches_embedded(bootstrap, model, infer, records):

@@ -413,8 +413,9 @@ void top_up(remote_state& st, outgoing& b) {
 
 void dispatch(remote_actor* self) {
   auto& st = self->state;
-  while (st.pending->pending_rows() >= inputs_per_call(st))
-    st.ready.push_back({st.next_id++, st.pending->take(inputs_per_call(st))});
+  const size_t per_call = inputs_per_call(st);
+  while (st.pending->pending_rows() >= per_call)
+    st.ready.push_back({st.next_id++, st.pending->take(per_call)});
   auto wake = expire(self, clock::now());
   while (!st.paused && !st.ready.empty() && st.in_flight.size() < static_cast<size_t>(st.cfg.limits.max_in_flight)) {
     auto now = clock::now();
@@ -543,8 +544,8 @@ remote_interface::behavior_type remote_gateway(remote_actor* self, config::model
         return;
       if (!st.ready.empty())
         top_up(st, st.ready.back());
-      while (!st.pending->empty())
-        st.ready.push_back({st.next_id++, st.pending->take(inputs_per_call(st))});
+      for (const size_t per_call = inputs_per_call(st); !st.pending->empty();)
+        st.ready.push_back({st.next_id++, st.pending->take(per_call)});
       dispatch(self);
     },
     [=](wake_atom) {

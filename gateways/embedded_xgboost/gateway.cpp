@@ -67,7 +67,6 @@ worker_actor::behavior_type worker(worker_actor::pointer self, std::shared_ptr<c
 
 struct gateway_state {
   std::shared_ptr<const model_context> model;
-  std::shared_ptr<gateway_probe> probe;
   std::optional<gateways::batcher<caf::strong_actor_ptr>> pending;
   std::vector<worker_actor> workers; ///< empty: the gateway scores itself
   size_t next_worker = 0;
@@ -92,8 +91,7 @@ embedded_actor::behavior_type gateway(self_pointer self, std::shared_ptr<const b
   auto& st = self->state;
   st.pending.emplace(static_cast<size_t>(cfg.batch.max_batch), model->num_features(),
                      std::chrono::milliseconds(cfg.batch.max_linger_ms));
-  st.model = std::make_shared<const model_context>(model_context{std::move(info), std::move(model), probe});
-  st.probe = std::move(probe);
+  st.model = std::make_shared<const model_context>(model_context{std::move(info), std::move(model), std::move(probe)});
   if (workers > 1)
     for (size_t i = 0; i < workers; ++i)
       st.workers.push_back(self->spawn<caf::linked>(worker, st.model));
@@ -111,7 +109,7 @@ embedded_actor::behavior_type gateway(self_pointer self, std::shared_ptr<const b
         hand_out(self, st.pending->take());
       if (auto generation = st.pending->arm_linger())
         self->delayed_send(self, st.pending->linger(), flush_atom::value, *generation);
-      st.probe->queued_rows.set(static_cast<int64_t>(st.pending->pending_rows()));
+      st.model->probe->queued_rows.set(static_cast<int64_t>(st.pending->pending_rows()));
     },
     [=](flush_atom, uint64_t generation) {
       auto& st = self->state;
@@ -119,7 +117,7 @@ embedded_actor::behavior_type gateway(self_pointer self, std::shared_ptr<const b
         return;
       while (!st.pending->empty())
         hand_out(self, st.pending->take());
-      st.probe->queued_rows.set(0);
+      st.model->probe->queued_rows.set(0);
     },
     // One model in this process: no fallback to hand work to, no limits to share.
     [](fallback_atom, const scorer_actor&) {},
