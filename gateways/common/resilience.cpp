@@ -68,6 +68,14 @@ std::optional<milliseconds> parse_retry_after(std::string_view value, std::chron
   return std::max(wait, milliseconds(0));
 }
 
+std::optional<milliseconds> parse_retry_after_ms(std::string_view value) {
+  double ms = 0;
+  auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), ms);
+  if (value.empty() || ec != std::errc{} || end != value.data() + value.size() || ms < 0)
+    return std::nullopt;
+  return milliseconds(static_cast<int64_t>(std::ceil(ms)));
+}
+
 std::optional<milliseconds> parse_reset_duration(std::string_view value) {
   double total_ms = 0;
   bool any = false;

@@ -70,6 +70,10 @@ milliseconds backoff(int attempt, milliseconds initial, milliseconds max, std::m
 /// `Retry-After`: delta seconds or an HTTP-date. nullopt when absent or unreadable.
 std::optional<milliseconds> parse_retry_after(std::string_view value, std::chrono::system_clock::time_point now);
 
+/// `retry-after-ms` (OpenAI, Azure OpenAI): milliseconds, exact where `Retry-After` is rounded up
+/// to whole seconds. nullopt when absent or unreadable.
+std::optional<milliseconds> parse_retry_after_ms(std::string_view value);
+
 /// `x-ratelimit-reset-requests` / `-tokens` as OpenAI sends them: `1s`, `6m0s`, `20ms`, `1.5s`.
 std::optional<milliseconds> parse_reset_duration(std::string_view value);
 

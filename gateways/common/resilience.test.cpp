@@ -50,6 +50,11 @@ TEST_CASE("x-ratelimit-reset durations") {
   CHECK(parse_reset_duration("1.5s") == 1500ms);
   CHECK(parse_reset_duration("2") == 2000ms);
   CHECK_FALSE(parse_reset_duration("x"));
+  CHECK(parse_retry_after_ms("57") == 57ms);
+  CHECK(parse_retry_after_ms("12.2") == 13ms);
+  CHECK_FALSE(parse_retry_after_ms(""));
+  CHECK_FALSE(parse_retry_after_ms("-1"));
+  CHECK_FALSE(parse_retry_after_ms("1s"));
 }
 
 TEST_CASE("the token bucket holds its rate") {

@@ -23,13 +23,13 @@ inline const config::option_block<text_options>& text_generation_options() {
   return block;
 }
 
-/// About four characters per token for English text (OpenAI's rule of thumb),
-/// plus what the call may generate.
+/// About four bytes per token for English text (OpenAI's rule of thumb), rounded up per input
+/// as each input is tokenized on its own, plus what the call may generate.
 inline int64_t estimate_text_tokens(const call_input& in, int64_t max_output_tokens) {
-  int64_t chars = 0;
+  int64_t tokens = 0;
   for (size_t i = 0; i < in.n; ++i)
-    chars += static_cast<int64_t>(in.texts[i].size());
-  return chars / 4 + 1 + max_output_tokens * static_cast<int64_t>(in.n);
+    tokens += (static_cast<int64_t>(in.texts[i].size()) + 3) / 4 + max_output_tokens;
+  return tokens;
 }
 
 /// Parses a JSON body; nullopt with `error` set when it is not JSON.
