@@ -84,6 +84,7 @@ outcome_sink::outcome_sink(std::shared_ptr<const pipeline_context> ctx, std::sha
 /// The record's outcome is complete (`now`: one clock reading per message handled).
 void outcome_sink::finish(int64_t offset, const pending_record& rec, int64_t now) {
   finished_ages_.push_back(std::max(0.0, static_cast<double>(now - rec.timestamp_ms) / 1000.0));
+  node_ages_.push_back(std::max(0.0, static_cast<double>(now - rec.polled_ms) / 1000.0));
   pending_.mark_done(offset); // resets `rec`
 }
 
@@ -94,6 +95,8 @@ void outcome_sink::settle() {
   if (finished_ages_.empty())
     return;
   ctx_->probe.end_to_end_latency.observe_all(finished_ages_);
+  ctx_->probe.node_latency.observe_all(node_ages_);
+  node_ages_.clear();
   shared_->in_flight.fetch_sub(static_cast<int64_t>(finished_ages_.size()));
   finished_ages_.clear();
   const int64_t committable = pending_.committable();
@@ -312,6 +315,7 @@ void outcome_sink::on_batch(const std::shared_ptr<const record_batch>& batch) {
     requests[0].rows.reserve(batch->messages.size() * width);
   }
   bool kept = false; // some record of the batch is new
+  const int64_t polled_ms = batch->polled_ms > 0 ? batch->polled_ms : out_.now_ms();
   for (auto* m : batch->messages) {
     int64_t offset = m->offset;
     auto* added = pending_.add(offset);
@@ -325,7 +329,8 @@ void outcome_sink::on_batch(const std::shared_ptr<const record_batch>& batch) {
       order_.consumed(offset);
     auto& rec = *added;
     int64_t ts = rd_kafka_message_timestamp(m, nullptr);
-    rec.timestamp_ms = ts > 0 ? ts : out_.now_ms();
+    rec.timestamp_ms = ts > 0 ? ts : polled_ms;
+    rec.polled_ms = polled_ms;
     std::string_view value(static_cast<const char*>(m->payload), m->len);
     auto failure = decoder_.decode(value, values_);
     if (!failure)

@@ -132,6 +132,7 @@ private:
     bool output = false; ///< ... and a result
     int writes = 0;      ///< alert, result or dead letter issued and not yet acknowledged
     int64_t timestamp_ms = 0;
+    int64_t polled_ms = 0; ///< when the node took it from Kafka: its own part of the latency starts
     /// The consumed record itself (batches_ keeps it alive): the dead-letter topic gets
     /// its key and value unchanged.
     const rd_kafka_message_t* message = nullptr;
@@ -175,7 +176,8 @@ private:
   /// Consumed batches, kept until every record in them is finished.
   std::deque<std::shared_ptr<const record_batch>> batches_;
   /// Ages (s) of the records finished while handling the current message; settle() publishes them.
-  std::vector<double> finished_ages_;
+  std::vector<double> finished_ages_; ///< since the records' timestamps
+  std::vector<double> node_ages_;     ///< since the node polled them
   bool warned_produce_ = false;
   bool warned_refused_ = false;
 };

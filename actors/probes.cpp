@@ -75,7 +75,11 @@ pipeline_probe::pipeline_probe(metrics::registry& r, const std::string& p, const
     lag(r.get_gauge("inflow_consumer_lag_records", "Records between the committed offset and the end.", pl(p))),
     end_to_end_latency(r.get_histogram("inflow_end_to_end_latency_seconds",
                                        "From the record's timestamp to its final outcome.", pl(p),
-                                       metrics::latency_buckets())) {
+                                       metrics::latency_buckets())),
+    node_latency(r.get_histogram("inflow_node_latency_seconds",
+                                 "From the node polling the record from Kafka to its final outcome: the end-to-end "
+                                 "latency without the producer's and the broker's part.",
+                                 pl(p), metrics::latency_buckets())) {
   for (const auto& v : versions)
     this->versions.emplace_back(r, p, v, shadow);
   if (!shadow.empty())

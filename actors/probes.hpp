@@ -60,6 +60,7 @@ struct pipeline_probe {
   metrics::gauge& partitions_paused;
   metrics::gauge& lag;
   metrics::histogram& end_to_end_latency;
+  metrics::histogram& node_latency;
 };
 
 } // namespace inflow::actors

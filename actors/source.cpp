@@ -342,6 +342,9 @@ bool source::close_consumer() {
 
 void source::dispatch(std::vector<rd_kafka_message_t*>& polled) {
   std::map<int32_t, std::shared_ptr<record_batch>> batches;
+  const int64_t polled_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                              std::chrono::system_clock::now().time_since_epoch())
+                              .count();
   for (auto* m : polled) {
     if (m->err) {
       spdlog::warn("{}: consumer: {}", options_.pipeline, rd_kafka_message_errstr(m));
@@ -354,8 +357,10 @@ void source::dispatch(std::vector<rd_kafka_message_t*>& polled) {
       continue;
     }
     auto& batch = batches[m->partition];
-    if (!batch)
+    if (!batch) {
       batch = std::make_shared<record_batch>();
+      batch->polled_ms = polled_ms;
+    }
     batch->messages.push_back(m);
   }
   for (auto& [p, batch] : batches) {

@@ -26,6 +26,7 @@ namespace inflow::actors {
 /// Owns consumed messages until the partition actor has read them.
 struct record_batch {
   std::vector<rd_kafka_message_t*> messages;
+  int64_t polled_ms = 0; ///< wall clock when the consumer thread took them from librdkafka
   record_batch() = default;
   record_batch(const record_batch&) = delete;
   ~record_batch() {

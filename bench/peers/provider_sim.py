@@ -5,11 +5,13 @@ enforces a hosted provider's limits the way they do, so that what a client does 
 can be measured.
 
     bench/peers/provider_sim.py [--rps R] [--tpm T] [--latency-ms L] [--embedder hash|minilm]
+                                [--bytes-per-token B]
 
 - Requests per second: at most R calls start in any sliding second.
 - Tokens per minute: at most T/60 tokens in any sliding second (providers enforce their
-  minute budgets over short windows). A call's tokens are its inputs' UTF-8 bytes / 4,
-  rounded up (OpenAI's rule of thumb), and are returned as `usage.prompt_tokens`.
+  minute budgets over short windows). A call's tokens are its inputs' UTF-8 bytes / B (4:
+  OpenAI's rule of thumb), each rounded up, and are returned as `usage.prompt_tokens`. A
+  smaller B plays a tokenizer that counts more tokens than a client estimates.
 - A call over either limit gets 429 with `Retry-After` (whole seconds, rounded up),
   `retry-after-ms` and `x-ratelimit-reset-requests` / `-tokens` (e.g. `20ms`), and costs
   nothing.
@@ -81,7 +83,7 @@ def hash_embedding(text, dims=64):
     return [x / norm for x in v]
 
 
-async def serve(limits, embed, latency_ms):
+async def serve(limits, embed, latency_ms, bytes_per_token):
     """HTTP/1.1 with keep-alive on asyncio: one thread answers thousands of calls a second, so the
     simulator is not what limits a client that makes one call per row."""
     async def answer(writer, status, body, headers=()):
@@ -103,7 +105,7 @@ async def serve(limits, embed, latency_ms):
         except (ValueError, KeyError, TypeError, AssertionError):
             return await answer(writer, 400, {"error": {"message": "input must be a string or a list of strings",
                                                         "type": "invalid_request_error"}})
-        tokens = sum(math.ceil(len(t.encode()) / 4) for t in texts)
+        tokens = sum(math.ceil(len(t.encode()) / bytes_per_token) for t in texts)
         refused = limits.admit(len(texts), tokens)
         if refused:
             which, wait = refused
@@ -145,6 +147,7 @@ def main():
     ap.add_argument("--tpm", type=float, default=0, help="tokens per minute (0: no limit)")
     ap.add_argument("--latency-ms", type=float, default=0, help="time each accepted call takes")
     ap.add_argument("--embedder", choices=("hash", "minilm"), default="hash")
+    ap.add_argument("--bytes-per-token", type=float, default=4, help="how many UTF-8 bytes make a token")
     a = ap.parse_args()
     if a.embedder == "minilm":
         import minilm
@@ -155,7 +158,7 @@ def main():
     else:
         async def embed(texts):
             return [hash_embedding(t) for t in texts]
-    asyncio.run(serve(Limits(a.rps, a.tpm), embed, a.latency_ms))
+    asyncio.run(serve(Limits(a.rps, a.tpm), embed, a.latency_ms, a.bytes_per_token))
 
 
 if __name__ == "__main__":

@@ -118,11 +118,16 @@ public:
     into.n += more.n;
   }
 
-  /// Cuts a batch in two (the first half takes the odd input), a part split where it straddles
-  /// the cut: bisecting a call the provider refused finds the input it refuses.
+  /// Cuts a batch in two (the first half takes the odd input): bisecting a call the provider
+  /// refused finds the input it refuses.
   static std::pair<batch, batch> halve(batch&& b, size_t width) {
+    const size_t first = (b.n + 1) / 2;
+    return cut(std::move(b), first, width);
+  }
+
+  /// Cuts a batch after its first `cut` inputs, a part split where it straddles the cut.
+  static std::pair<batch, batch> cut(batch&& b, size_t cut, size_t width) {
     std::pair<batch, batch> out;
-    const size_t cut = (b.n + 1) / 2;
     size_t at = 0;
     for (auto& p : b.parts) {
       const size_t k = p.ids.size();

@@ -116,6 +116,19 @@ TEST_CASE("a batch halves down to single inputs, parts cut where they straddle")
   CHECK(t2.texts == std::vector<std::string>{"c"});
 }
 
+TEST_CASE("a batch cuts after any input, to the size a call may carry") {
+  batcher<int> b(8, 1);
+  b.add(1, request({1, 2, 3, 4, 5}, 1));
+  auto [call, over] = batcher<int>::cut(b.take(), 1, 1);
+  CHECK(call.parts[0].ids == std::vector<uint64_t>{1});
+  CHECK(over.parts[0].ids == std::vector<uint64_t>{2, 3, 4, 5});
+  CHECK(over.rows == std::vector<float>{20, 30, 40, 50});
+  auto [all, none] = batcher<int>::cut(std::move(over), 4, 1);
+  CHECK(all.size() == 4);
+  CHECK(none.size() == 0);
+  CHECK(none.parts.empty());
+}
+
 TEST_CASE("inputs that do not fill a batch ask for one linger timer at a time") {
   batcher<int> b(4, 1, std::chrono::milliseconds(5));
   CHECK_FALSE(b.arm_linger()); // nothing waits

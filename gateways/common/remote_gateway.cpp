@@ -51,6 +51,7 @@ struct outgoing {
   clock::time_point started{};    ///< of the call in flight
   clock::time_point ready_at = clock::now(); ///< when the batch was ready to go
   clock::time_point created = ready_at;      ///< its records' deadline counts from here
+  bool halved = false;                       ///< half of a refused call: takes no more inputs
   bool held = false;                         ///< counted in held_rows (on_failure: block)
   bool refreshed = false;                    ///< the credential was read again after a 401/403
   uint64_t credential_generation = 0;        ///< of the credential its call carried
@@ -317,7 +318,7 @@ void on_done(remote_actor* self, call_done& done) {
       release(self, b);
       auto [first, second] = batcher<caf::strong_actor_ptr>::halve(std::move(b.batch), st.width);
       for (auto* half : {&second, &first})
-        st.ready.push_front({st.next_id++, std::move(*half), 0, 0, now, {}, now, b.created, false});
+        st.ready.push_front({st.next_id++, std::move(*half), 0, 0, now, {}, now, b.created, true});
     } else if ((is_retriable(*error) && (b.attempts < st.cfg.retry.max_attempts || block)) ||
                (*error == call_error::unauthorized && block)) {
       if (block && b.attempts >= st.cfg.retry.max_attempts)
@@ -408,13 +409,27 @@ size_t inputs_per_call(const remote_state& st) {
   return most;
 }
 
-/// Inputs that arrived while a batch waited for its call ride in it, up to inputs_per_call: a
-/// rate-limited provider gets fewer, fuller calls instead of a growing queue of small ones. A
-/// batch that was sent once keeps its inputs (a retry, a bisection).
-void top_up(remote_state& st, outgoing& b) {
-  const size_t most = inputs_per_call(st);
-  if (b.attempts == 0 && !st.pending->empty() && b.batch.size() < most)
-    batcher<caf::strong_actor_ptr>::append(b.batch, st.pending->take(most - b.batch.size()));
+/// Fits the next batch to inputs_per_call. Inputs that arrived while it waited for its call ride
+/// in it: a rate-limited provider gets fewer, fuller calls instead of a growing queue of small
+/// ones. One formed before a call taught the gateway what an input costs may be too large now:
+/// what is over goes right behind it. A batch that was sent keeps its inputs (a retry), and a
+/// half of a refused one takes no more (a bisection must end). Returns the batch's position.
+std::deque<outgoing>::iterator fit(remote_state& st, std::deque<outgoing>::iterator it, size_t most) {
+  if (it->attempts > 0)
+    return it;
+  if (!it->halved && !st.pending->empty() && it->batch.size() < most)
+    batcher<caf::strong_actor_ptr>::append(it->batch, st.pending->take(most - it->batch.size()));
+  if (it->batch.size() <= most)
+    return it;
+  const auto at = it - st.ready.begin();
+  auto [first, over] = batcher<caf::strong_actor_ptr>::cut(std::move(it->batch), most, st.width);
+  it->batch = std::move(first);
+  outgoing rest{st.next_id++, std::move(over)};
+  rest.ready_at = it->ready_at;
+  rest.created = it->created;
+  rest.halved = it->halved;
+  st.ready.insert(std::next(it), std::move(rest));
+  return st.ready.begin() + at;
 }
 
 void dispatch(remote_actor* self) {
@@ -432,8 +447,8 @@ void dispatch(remote_actor* self) {
         wake = std::min(wake, o.not_before);
       break;
     }
+    it = fit(st, it, per_call);
     auto& b = *it;
-    top_up(st, b);
     if (st.cfg.limits.tokens_per_minute > 0) // only a token budget needs the estimate
       b.estimated_tokens = static_cast<int64_t>(std::llround(
         st.estimate_scale * static_cast<double>(st.codec_->estimate_tokens(
@@ -548,9 +563,10 @@ remote_interface::behavior_type remote_gateway(remote_actor* self, config::model
       auto& st = self->state;
       if (!st.pending->linger_due(generation))
         return;
+      const size_t per_call = inputs_per_call(st);
       if (!st.ready.empty())
-        top_up(st, st.ready.back());
-      for (const size_t per_call = inputs_per_call(st); !st.pending->empty();)
+        fit(st, std::prev(st.ready.end()), per_call);
+      while (!st.pending->empty())
         st.ready.push_back({st.next_id++, st.pending->take(per_call)});
       dispatch(self);
     },

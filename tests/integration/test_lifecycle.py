@@ -61,8 +61,16 @@ def test_sigterm_drains_commits_and_exits_0(broker, model_path):
     metrics = node.get("/metrics")[1]
     for name in ("inflow_records_consumed_total", "inflow_records_scored_total", "inflow_records_alerted_total",
                  "inflow_records_dead_lettered_total", "inflow_end_to_end_latency_seconds_bucket",
-                 "inflow_gateway_batch_size_bucket", "inflow_records_in_flight", "inflow_consumer_lag_records"):
+                 "inflow_node_latency_seconds_bucket", "inflow_gateway_batch_size_bucket", "inflow_records_in_flight",
+                 "inflow_consumer_lag_records"):
         assert re.search(rf"^{name}{{", metrics, re.M), name
+    # Every finished record is in both latency histograms; its time in the node is part of its whole age.
+    snapshot = node.metrics()
+    def of(name):
+        return snapshot[f'{name}{{pipeline="fraud"}}']
+    assert of("inflow_end_to_end_latency_seconds_count") > 0
+    assert of("inflow_node_latency_seconds_count") == of("inflow_end_to_end_latency_seconds_count")
+    assert of("inflow_node_latency_seconds_sum") <= of("inflow_end_to_end_latency_seconds_sum")
     status = json.loads(node.get("/api/status")[1])
     assert status["node"]["ready"] and status["pipelines"]["fraud"]["model"] == "fraud"
 

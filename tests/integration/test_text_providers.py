@@ -247,25 +247,42 @@ def test_the_token_budget_holds_in_every_one_second_window(broker, model_path):
     assert rate >= 0.9 * tokens_per_minute / 60, f"only {rate:.0f} tokens/s"
 
 
-def test_under_a_providers_limits_calls_are_full_and_none_is_refused(broker, model_path):
-    """Against bench/peers/provider_sim.py, which refuses with 429 what goes over 2 calls or 100
-    tokens in any second: a backlog leaves in calls as full as the budget allows (half a second's
-    tokens at 2 calls a second), and not one is refused."""
+def embed_through_simulator(broker, model_path, sim_args, extra=()):
+    """The messages embedded through bench/peers/provider_sim.py (an OpenAI-compatible endpoint that
+    enforces a provider's limits with 429s), at 2 calls and 100 tokens a second; its /stats after."""
     import subprocess
     import urllib.request
     sim = subprocess.Popen(["/usr/bin/python3", os.path.join(ROOT, "bench", "peers", "provider_sim.py"),
-                            "--rps", "2", "--tpm", "6000"], stdout=subprocess.PIPE, text=True)
+                            "--rps", "2", "--tpm", "6000", *sim_args], stdout=subprocess.PIPE, text=True)
     try:
         url = sim.stdout.readline().strip()
         run(broker, model_path, "embedding", "openai", url, [
             "models.fraud.model=text-embedding-3-small", "models.fraud.api_key=${INFLOW_TEXT_KEY}",
-            "models.fraud.limits.requests_per_second=2", "models.fraud.limits.tokens_per_minute=6000"])
+            "models.fraud.limits.requests_per_second=2", "models.fraud.limits.tokens_per_minute=6000", *extra])
         with urllib.request.urlopen(url.removesuffix("/v1") + "/stats", timeout=5) as r:
-            stats = json.loads(r.read())
+            return json.loads(r.read())
     finally:
         sim.kill()
         sim.wait()
+
+
+def test_under_a_providers_limits_calls_are_full_and_none_is_refused(broker, model_path):
+    """A backlog leaves in calls as full as the budget allows (half a second's tokens at 2 calls a
+    second), and not one is refused."""
+    stats = embed_through_simulator(broker, model_path, [])
     assert stats["rows"] == MESSAGES, stats  # each message embedded once (run() checked the results)
     assert stats["rejected_requests"] == 0 and stats["rejected_tokens"] == 0, stats
     # ~12 tokens a message: 4 in a call of at most 49 tokens, not 1 (or 16, which never fits).
     assert stats["calls"] <= MESSAGES / 3, stats
+
+
+def test_a_call_the_provider_counts_as_over_its_limit_is_halved_until_it_fits(broker, model_path):
+    """The provider counts a token per byte where Inflow first estimates one per four, so the first
+    calls (16 inputs) ask for about twice what fits a second and are refused each time they are retried.
+    After two refusals a call is halved, its halves go through and their usage teaches the gateway
+    what an input costs: every message is embedded and none is dead-lettered (run() checks both),
+    after a few 429s rather than the retries running out."""
+    stats = embed_through_simulator(broker, model_path, ["--bytes-per-token", "1", "--tpm", "24000"],
+                                    ["models.fraud.limits.tokens_per_minute=24000", "models.fraud.retry.max_attempts=3"])
+    assert stats["rows"] == MESSAGES, stats
+    assert 2 <= stats["rejected_tokens"] <= 12, stats
