@@ -307,12 +307,9 @@ void outcome_sink::dead_letter(int64_t offset, events::record_error error, std::
 void outcome_sink::on_batch(const std::shared_ptr<const record_batch>& batch) {
   auto& ctx = *ctx_;
   std::vector<gateways::score_request> requests(ctx.versions.size()); // one per version
-  const size_t width = ctx.features.size();
-  std::vector<float> row(width);
-  std::string text;
   if (requests.size() == 1) {
     requests[0].ids.reserve(batch->messages.size());
-    requests[0].rows.reserve(batch->messages.size() * width);
+    requests[0].rows.reserve(batch->messages.size() * ctx.features.size());
   }
   bool kept = false; // some record of the batch is new
   const int64_t polled_ms = batch->polled_ms > 0 ? batch->polled_ms : out_.now_ms();
@@ -331,44 +328,111 @@ void outcome_sink::on_batch(const std::shared_ptr<const record_batch>& batch) {
     int64_t ts = rd_kafka_message_timestamp(m, nullptr);
     rec.timestamp_ms = ts > 0 ? ts : polled_ms;
     rec.polled_ms = polled_ms;
-    std::string_view value(static_cast<const char*>(m->payload), m->len);
-    auto failure = decoder_.decode(value, values_);
-    if (!failure)
-      failure = ctx.features.is_text() ? ctx.features.extract_text(values_, text, rec.identity)
-                                       : ctx.features.extract(values_, row.data(), rec.identity);
     rec.message = m;
-    if (failure) {
-      dead_letter(offset, failure->code, std::move(failure->message));
-      continue;
-    }
-    rec.result.route = static_cast<uint16_t>(split_.version_of(split_key(rec.identity, m)));
-    auto& request = requests[rec.result.route];
-    if (request.traceparent.empty()) // a call carries one: that of its first traced input
-      if (auto parent = traceparent_of(m))
-        request.traceparent = std::move(*parent);
-    request.ids.push_back(static_cast<uint64_t>(offset));
-    if (ctx.features.is_text())
-      request.texts.push_back(std::move(text));
-    else
-      request.rows.insert(request.rows.end(), row.begin(), row.end());
-    if (!drift_tallies_.empty()) {
-      auto& monitor = *ctx.drift[rec.result.route];
-      auto& tally = drift_tallies_[rec.result.route];
-      monitor.count_inputs(row.data(), tally);
-      if (tally.rows >= monitor.merge_every())
-        monitor.merge(tally);
-    }
+    // Behind a record that waits for its schema, every record waits its turn to be decoded.
+    if (!awaiting_schema_.empty() || take(offset, rec, requests) == taken::awaiting_schema)
+      awaiting_schema_.push_back(offset);
   }
-  for (size_t route = 0; route < drift_tallies_.size(); ++route)
-    ctx.drift[route]->merge(drift_tallies_[route]);
   if (kept)
     batches_.push_back(batch);
   settle(); // dead letters that needed no write of their own
-  if (ctx.shadow)
+  call_models(requests);
+}
+
+/// Decodes a consumed record into its version's request, or dead-letters it; one whose schema
+/// the registry did not give is left for retry_schemas().
+outcome_sink::taken outcome_sink::take(int64_t offset, pending_record& rec,
+                                       std::vector<gateways::score_request>& requests) {
+  const auto& ctx = *ctx_;
+  const auto* m = rec.message;
+  row_.resize(ctx.features.size());
+  std::string_view value(static_cast<const char*>(m->payload), m->len);
+  auto failure = decoder_.decode(value, values_);
+  if (!failure)
+    failure = ctx.features.is_text() ? ctx.features.extract_text(values_, text_, rec.identity)
+                                     : ctx.features.extract(values_, row_.data(), rec.identity);
+  if (failure && failure->code == events::record_error::schema_unavailable) {
+    await_schema(offset, failure->message);
+    return taken::awaiting_schema;
+  }
+  if (failure) {
+    dead_letter(offset, failure->code, std::move(failure->message));
+    return taken::dead_letter;
+  }
+  rec.result.route = static_cast<uint16_t>(split_.version_of(split_key(rec.identity, m)));
+  auto& request = requests[rec.result.route];
+  if (request.traceparent.empty()) // a call carries one: that of its first traced input
+    if (auto parent = traceparent_of(m))
+      request.traceparent = std::move(*parent);
+  request.ids.push_back(static_cast<uint64_t>(offset));
+  if (ctx.features.is_text())
+    request.texts.push_back(std::move(text_));
+  else
+    request.rows.insert(request.rows.end(), row_.begin(), row_.end());
+  if (!drift_tallies_.empty()) {
+    auto& monitor = *ctx.drift[rec.result.route];
+    auto& tally = drift_tallies_[rec.result.route];
+    monitor.count_inputs(row_.data(), tally);
+    if (tally.rows >= monitor.merge_every())
+      monitor.merge(tally);
+  }
+  return taken::to_model;
+}
+
+/// Sends what take() gathered: to each version's model, and a copy to the shadow.
+void outcome_sink::call_models(std::vector<gateways::score_request>& requests) {
+  for (size_t route = 0; route < drift_tallies_.size(); ++route)
+    ctx_->drift[route]->merge(drift_tallies_[route]);
+  if (ctx_->shadow)
     call_shadow(requests);
   for (size_t route = 0; route < requests.size(); ++route)
     if (!requests[route].ids.empty())
       out_.call_model(route, std::move(requests[route]));
+}
+
+/// A lasting registry outage must not turn the stream into dead letters: the record stays
+/// pending (so uncommitted, and the partition pauses at max_in_flight) and is decoded again
+/// after 250 ms, doubling to 5 s. Said once a minute while it lasts.
+void outcome_sink::await_schema(int64_t offset, const std::string& why) {
+  using namespace std::chrono;
+  if (schema_retry_ == milliseconds(0)) {
+    schema_retry_ = milliseconds(250);
+    out_.retry_schemas_after(schema_retry_);
+  }
+  const auto now = steady_clock::now();
+  if (now - warned_schema_ >= minutes(1)) {
+    warned_schema_ = now;
+    spdlog::warn("{}: partition {} holds offset {} and the records after it until the schema registry answers "
+                 "({}); nothing is dead-lettered, decoding is retried with a pause growing to 5 s",
+                 ctx_->config.name, shared_->partition, offset, why);
+  }
+}
+
+void outcome_sink::retry_schemas() {
+  using namespace std::chrono;
+  std::vector<gateways::score_request> requests(ctx_->versions.size());
+  bool held = false;
+  while (!awaiting_schema_.empty()) {
+    const int64_t offset = awaiting_schema_.front();
+    auto* rec = pending_.find(offset);
+    if (rec && take(offset, *rec, requests) == taken::awaiting_schema) {
+      held = true;
+      break;
+    }
+    awaiting_schema_.pop_front();
+  }
+  if (held) {
+    schema_retry_ = std::min(2 * schema_retry_, milliseconds(5000));
+    out_.retry_schemas_after(schema_retry_);
+  } else {
+    if (warned_schema_ != steady_clock::time_point{})
+      spdlog::info("{}: partition {}: the schema registry answers again; the held records go on", ctx_->config.name,
+                   shared_->partition);
+    schema_retry_ = milliseconds(0);
+    warned_schema_ = {};
+  }
+  settle();
+  call_models(requests);
 }
 
 /// Copies the batch's calls to the shadow version, unless it is behind by a window already:

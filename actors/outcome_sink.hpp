@@ -92,6 +92,8 @@ public:
     virtual void retry_after(std::chrono::milliseconds delay, uint64_t token) = 0;
     /// Calls rewind() after `delay`.
     virtual void rewind_after(std::chrono::milliseconds delay) = 0;
+    /// Calls retry_schemas() after `delay`.
+    virtual void retry_schemas_after(std::chrono::milliseconds delay) = 0;
     virtual int64_t now_ms() = 0;
   };
 
@@ -108,6 +110,8 @@ public:
   void retry(uint64_t token);
   /// (in offset order) Writes again, in order, what a failed write rewound.
   void rewind();
+  /// Decodes again the records held because the schema registry did not answer.
+  void retry_schemas();
   /// (exactly_once) Issues no more writes and answers through partition_shared; release() ends it.
   void hold(int64_t epoch);
   void release();
@@ -155,6 +159,10 @@ private:
   void write(int64_t offset, write_kind kind);
   void write_failed(int64_t offset, write_kind kind, rd_kafka_resp_err_t error);
   void dead_letter(int64_t offset, events::record_error error, std::string message);
+  enum class taken : uint8_t { to_model, dead_letter, awaiting_schema };
+  taken take(int64_t offset, pending_record& rec, std::vector<gateways::score_request>& requests);
+  void call_models(std::vector<gateways::score_request>& requests);
+  void await_schema(int64_t offset, const std::string& why);
   void call_shadow(const std::vector<gateways::score_request>& live);
   void on_shadow_scores(const gateways::score_reply& reply);
   void compare(int64_t offset, const shadow_book::pair& answers);
@@ -164,6 +172,8 @@ private:
   outside& out_;
   events::decoder decoder_;
   std::vector<events::field_value> values_;
+  std::vector<float> row_; ///< the record being taken's features
+  std::string text_;       ///< ... or its text
   traffic_split split_;
   std::vector<drift::tally> drift_tallies_; ///< per version: counted since the last merge
   shadow_book shadow_book_;
@@ -178,6 +188,11 @@ private:
   /// Ages (s) of the records finished while handling the current message; settle() publishes them.
   std::vector<double> finished_ages_; ///< since the records' timestamps
   std::vector<double> node_ages_;     ///< since the node polled them
+  /// Records whose writer's schema the registry did not give yet, in offset order: held (and
+  /// so uncommitted) rather than dead-lettered, decoded again with a growing pause.
+  std::deque<int64_t> awaiting_schema_;
+  std::chrono::milliseconds schema_retry_{0};
+  std::chrono::steady_clock::time_point warned_schema_{};
   bool warned_produce_ = false;
   bool warned_refused_ = false;
 };

@@ -51,7 +51,32 @@ struct fake_outside : outcome_sink::outside {
   }
   void retry_after(std::chrono::milliseconds delay, uint64_t token) override { retries.emplace_back(delay, token); }
   void rewind_after(std::chrono::milliseconds delay) override { rewinds.push_back(delay); }
+  void retry_schemas_after(std::chrono::milliseconds delay) override { schema_retries.push_back(delay); }
   int64_t now_ms() override { return clock_ms; }
+  std::vector<std::chrono::milliseconds> schema_retries;
+};
+
+/// A source format whose writer's schemas come from a registry: the records are the test's JSON,
+/// and while `*away` the registry does not answer.
+struct registry_reader : events::format_reader {
+  std::shared_ptr<bool> away;
+  std::unique_ptr<events::decoder> json;
+  std::optional<events::decode_failure> read(std::string_view bytes, const std::vector<std::vector<std::string>>& paths,
+                                             std::vector<events::field_value>& values) override {
+    if (*away)
+      return events::decode_failure{events::record_error::schema_unavailable, "registry: connection refused"};
+    if (!json) {
+      std::vector<std::string> fields;
+      for (const auto& parts : paths) {
+        std::string field;
+        for (const auto& part : parts)
+          field += (field.empty() ? "" : ".") + part;
+        fields.push_back(field);
+      }
+      json = std::make_unique<events::decoder>(config::wire_format::json, fields, config::decoder_limits{});
+    }
+    return json->decode(bytes, values);
+  }
 };
 
 /// One partition's sink, fed with records whose value is `{"id", "card_id", "amount"}` JSON.
@@ -68,7 +93,9 @@ struct partition {
   std::shared_ptr<partition_shared> shared = std::make_shared<partition_shared>();
   std::optional<outcome_sink> sink;
 
-  explicit partition(config::delivery delivery, bool with_results = false, bool skip_unwritable = false) {
+  /// `registry_away`: the source is read through a registry_reader that does not answer while it is true.
+  explicit partition(config::delivery delivery, bool with_results = false, bool skip_unwritable = false,
+                     std::shared_ptr<bool> registry_away = nullptr) {
     auto cfg = config::pipeline_defaults();
     cfg.name = "fraud";
     cfg.source.topic = "transactions";
@@ -79,11 +106,19 @@ struct partition {
     cfg.delivery = delivery;
     cfg.model = "fraud-model";
     cfg.routes = {{"fraud-model", "", 1}};
-    auto ctx = std::make_shared<const pipeline_context>(pipeline_context{
+    if (registry_away)
+      cfg.source.format = config::wire_format::avro;
+    pipeline_context ctx{
       cfg, events::feature_map({"amount"}), {gateways::model_info{"fraud-model", "1", {"amount"}, "classification"}},
-      probe, alerts, dead_letters, health, 1 << 20});
+      probe, alerts, dead_letters, health, 1 << 20};
+    if (registry_away)
+      ctx.make_reader = [registry_away] {
+        auto reader = std::make_unique<registry_reader>();
+        reader->away = registry_away;
+        return reader;
+      };
     shared->partition = 3;
-    sink.emplace(ctx, shared, out);
+    sink.emplace(std::make_shared<const pipeline_context>(std::move(ctx)), shared, out);
   }
 
   /// Consumes records at `offsets` (their values: `values`, or valid JSON).
@@ -336,4 +371,32 @@ TEST_CASE("exactly_once: a hold stops issuing writes and says how far they are i
   CHECK(p.written_offsets("results") == std::vector<int64_t>{0});
   p.sink->release();
   CHECK(p.written_offsets("results") == std::vector<int64_t>{0, 1});
+}
+
+TEST_CASE("records whose schema the registry does not give are held, not dead-lettered, until it answers") {
+  auto away = std::make_shared<bool>(true);
+  partition p(config::delivery::at_least_once, false, false, away);
+  p.consume({0, 1});
+  CHECK(p.out.requests.empty());
+  CHECK(p.out.writes.empty()); // no dead letter
+  REQUIRE(p.out.schema_retries.size() == 1);
+  CHECK(p.out.schema_retries[0] == std::chrono::milliseconds(250));
+  p.sink->retry_schemas(); // still away: the pause doubles
+  REQUIRE(p.out.schema_retries.size() == 2);
+  CHECK(p.out.schema_retries[1] == std::chrono::milliseconds(500));
+  p.consume({2}); // behind held records, a record waits its turn
+  CHECK(p.out.requests.empty());
+  CHECK(p.committable() < 0);
+
+  *away = false;
+  p.sink->retry_schemas();
+  CHECK(p.out.schema_retries.size() == 2); // nothing held: no more timers
+  REQUIRE(p.out.requests.size() == 1);
+  CHECK(p.out.requests[0].ids == std::vector<uint64_t>{0, 1, 2});
+  p.answer({0, 1, 2}, {0.1f, 0.2f, 0.3f});
+  CHECK(p.committable() == 3);
+  CHECK(p.written_offsets("dead-letters").empty());
+
+  p.consume({3}); // the registry answers: records go straight on
+  CHECK(p.out.requests.size() == 2);
 }

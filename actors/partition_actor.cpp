@@ -54,6 +54,9 @@ public:
   void rewind_after(std::chrono::milliseconds delay) override {
     self_->delayed_send(self_, delay, rewind_atom::value);
   }
+  void retry_schemas_after(std::chrono::milliseconds delay) override {
+    self_->delayed_send(self_, delay, schema_atom::value);
+  }
   int64_t now_ms() override {
     return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
@@ -90,6 +93,7 @@ partition_actor::behavior_type partition(partition_pointer self, std::shared_ptr
     [&sink](const produce_ack& ack) { sink.on_ack(static_cast<uint64_t>(ack.token), ack.error); },
     [&sink](retry_atom, int64_t token) { sink.retry(static_cast<uint64_t>(token)); },
     [&sink](rewind_atom) { sink.rewind(); },
+    [&sink](schema_atom) { sink.retry_schemas(); },
     [&sink](hold_atom, int64_t epoch) { sink.hold(epoch); },
     [&sink](release_atom) { sink.release(); },
   };

@@ -17,6 +17,8 @@ namespace inflow::actors {
 using retry_atom = caf::atom_constant<caf::atom("retry")>;
 /// (rewind_atom): write again, in order, what a failed write rewound (ordered delivery).
 using rewind_atom = caf::atom_constant<caf::atom("rewind")>;
+/// (schema_atom): decode again the records held until the schema registry answers.
+using schema_atom = caf::atom_constant<caf::atom("schema")>;
 /// (hold_atom, epoch) / (release_atom): stop and resume issuing writes while a transaction commits.
 using hold_atom = caf::atom_constant<caf::atom("hold")>;
 using release_atom = caf::atom_constant<caf::atom("release")>;
@@ -31,7 +33,7 @@ using partition_actor = caf::typed_actor<
   caf::reacts_to<std::shared_ptr<record_batch>>, ///< records from the consumer thread, in offset order
   caf::reacts_to<gateways::score_reply>,         ///< scores (or a failure) from the gateway
   caf::reacts_to<produce_ack>, caf::reacts_to<retry_atom, int64_t>, caf::reacts_to<rewind_atom>,
-  caf::reacts_to<hold_atom, int64_t>, caf::reacts_to<release_atom>>;
+  caf::reacts_to<schema_atom>, caf::reacts_to<hold_atom, int64_t>, caf::reacts_to<release_atom>>;
 
 /// `producer` writes the pipeline's outcomes (its transactional one under exactly_once), `plain`
 /// a shadow's answers; `versions` score config.routes, then the shadow when there is one.

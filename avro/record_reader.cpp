@@ -8,7 +8,6 @@
 
 #include <chrono>
 #include <optional>
-#include <thread>
 
 namespace inflow::avro {
 
@@ -203,7 +202,19 @@ std::shared_ptr<schemas::writer> schemas::writer_of(int id) {
   std::lock_guard<std::mutex> guard(mutex_);
   if (auto it = writers_.find(id); it != writers_.end())
     return it->second;
-  auto json = registry_->schema(id);
+  const auto now = std::chrono::steady_clock::now();
+  if (now < retry_at_)
+    throw registry_error(last_failure_, false);
+  std::string json;
+  try {
+    json = registry_->schema(id);
+  } catch (const registry_error& e) {
+    if (!e.not_found) {
+      retry_at_ = now + std::chrono::seconds(1);
+      last_failure_ = e.what();
+    }
+    throw;
+  }
   auto w = std::make_shared<writer>();
   w->id = id;
   w->schema = parse_schema(json, fmt::format("schema {}", id));
@@ -244,19 +255,16 @@ std::optional<decode_failure> record_reader::read(std::string_view bytes,
   auto found = by_writer_.find(id);
   if (found == by_writer_.end()) {
     std::shared_ptr<schemas::writer> writer;
-    // A registry that does not answer now may in a moment; one that has no such id never will.
-    for (int attempt = 0; !writer; ++attempt) {
-      try {
-        writer = schemas_->writer_of(id);
-      } catch (const registry_error& e) {
-        if (e.not_found)
-          return decode_failure{record_error::invalid_avro, fmt::format("schema id {}: {}", id, e.what())};
-        if (attempt == 2)
-          return decode_failure{record_error::schema_unavailable, e.what()};
-        std::this_thread::sleep_for(std::chrono::milliseconds(200 << attempt));
-      } catch (const std::exception& e) { // a schema avro-c will not take, or JSON it is not
+    // A registry that does not answer now may in a moment (the partition holds the record and
+    // asks again); one that has no such id never will.
+    try {
+      writer = schemas_->writer_of(id);
+    } catch (const registry_error& e) {
+      if (e.not_found)
         return decode_failure{record_error::invalid_avro, fmt::format("schema id {}: {}", id, e.what())};
-      }
+      return decode_failure{record_error::schema_unavailable, e.what()};
+    } catch (const std::exception& e) { // a schema avro-c will not take, or JSON it is not
+      return decode_failure{record_error::invalid_avro, fmt::format("schema id {}: {}", id, e.what())};
     }
     auto v = std::make_unique<values_of>();
     v->writer = writer;

@@ -8,6 +8,7 @@
 #include "avro/registry.hpp"
 #include "events/decoder.hpp"
 
+#include <chrono>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -28,7 +29,9 @@ public:
 
   struct writer; ///< a writer's schema resolved against the expected one
   /// Throws registry_error (not_found: no such id), or std::runtime_error when the writer's
-  /// schema cannot be read as the expected one.
+  /// schema cannot be read as the expected one. For a second after the registry failed to
+  /// answer, a schema not fetched yet fails at once with that failure: partitions waiting for
+  /// the registry do not each wait out its timeout.
   std::shared_ptr<writer> writer_of(int id);
 
   const std::string& subject() const { return subject_; }
@@ -43,6 +46,8 @@ private:
   std::unique_ptr<expected> expected_;
   std::mutex mutex_;
   std::map<int, std::shared_ptr<writer>> writers_;
+  std::chrono::steady_clock::time_point retry_at_{}; ///< no fetch before, after a failed one
+  std::string last_failure_;
 };
 
 /// One partition's reader: its own Avro values, reused from record to record.

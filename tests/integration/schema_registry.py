@@ -14,6 +14,7 @@ class SchemaRegistry:
         self.schemas = []    # id - 1 -> schema text
         self.subjects = {}   # subject -> [ids]
         self.requests = []   # (method, path) of every request
+        self.away = False    # while true, every request is answered 503 (a registry behind its load balancer, down)
         self.lock = threading.Lock()
         registry = self
 
@@ -36,6 +37,8 @@ class SchemaRegistry:
 
             def do_GET(self):
                 registry.requests.append(("GET", self.path))
+                if registry.away:
+                    return self.answer(503, {"error_code": 50301, "message": "Service Unavailable"})
                 parts = self.path.strip("/").split("/")
                 with registry.lock:
                     if parts[:2] == ["schemas", "ids"] and len(parts) == 3:

@@ -8,13 +8,15 @@ import io
 import json
 import random
 import subprocess
+import time
 
 import avro.io
 import avro.schema
 import pytest
 from confluent_kafka import Producer
 
-from harness import EXAMPLE, INFLOW, Broker, Node, headers, read_all, transaction, wait_until_committed
+from harness import (EXAMPLE, INFLOW, Broker, Node, committed, headers, read_all, transaction,
+                     wait_until_committed)
 from schema_registry import SchemaRegistry
 
 FIELDS = [{"name": "meta", "type": {"type": "record", "name": "Meta", "fields": [{"name": "id", "type": "string"}]}},
@@ -133,21 +135,38 @@ def test_a_pipeline_refuses_to_start_without_its_schema(model_path):
         registry.stop()
 
 
-def test_a_registry_that_stays_away_dead_letters_for_redrive(broker, model_path):
+def test_a_registry_that_is_away_holds_the_records_until_it_answers(broker, model_path):
+    """A registry that answers 503 for a while: the records whose writer's schema it has not given
+    wait, uncommitted, none dead-lettered, while the node keeps asking; when it answers again,
+    every one is scored."""
     registry = SchemaRegistry()
-    v2 = registry.register("transactions-value", json.dumps(V2))
-    node = Node(broker.bootstrap, model_path, sets=[
-        "pipelines.fraud.source.format=avro", f"pipelines.fraud.schema_registry={registry.url}",
-        "pipelines.fraud.source.id_field=meta.id", "pipelines.fraud.source.key_field=region"])
-    registry.stop()  # before any record: no writer's schema is ever fetched
-    tx = json.loads(transaction(random.Random(1), 0, False))
-    producer = Producer({"bootstrap.servers": broker.bootstrap})
-    producer.produce("transactions", encode(v2, V2, datum(tx, 2)), key=b"k")
-    producer.flush(10)
-    wait_until_committed(broker.bootstrap, "inflow-fraud", "transactions", 2, timeout=90)
-    assert node.stop() == 0, node.stderr()
-    dead = read_all(broker.bootstrap, "transactions.dlq", 1)
-    assert len(dead) == 1
-    h = headers(dead[0])
-    assert h["__connect.errors.exception.class.name"] == "inflow.errors.schema_unavailable", h
-    assert registry.url in h["__connect.errors.exception.message"]
+    try:
+        v2 = registry.register("transactions-value", json.dumps(V2))
+        node = Node(broker.bootstrap, model_path, sets=[
+            "pipelines.fraud.source.format=avro", f"pipelines.fraud.schema_registry={registry.url}",
+            "pipelines.fraud.source.id_field=meta.id", "pipelines.fraud.source.key_field=region",
+            "pipelines.fraud.output.topic=fraud-results"])
+        registry.away = True  # before any record: no writer's schema is fetched yet
+        rng = random.Random(1)
+        producer = Producer({"bootstrap.servers": broker.bootstrap})
+        for i in range(20):
+            tx = json.loads(transaction(rng, i, False))
+            producer.produce("transactions", encode(v2, V2, datum(tx, 2)), key=tx["card_id"].encode())
+        producer.flush(10)
+        asked = lambda: sum(1 for _, path in list(registry.requests) if path.startswith("/schemas/ids/"))
+        deadline = time.time() + 60
+        while node.metric("inflow_records_consumed_total") < 20 or asked() < 4:
+            assert time.time() < deadline, (asked(), node.stderr())
+            time.sleep(0.2)
+        assert node.metric("inflow_records_in_flight") == 20
+        assert not read_all(broker.bootstrap, "transactions.dlq", 1)
+        assert all(o <= 0 for o in committed(broker.bootstrap, "inflow-fraud", "transactions", 2).values())
+
+        registry.away = False
+        wait_until_committed(broker.bootstrap, "inflow-fraud", "transactions", 2, timeout=60)
+        assert node.stop() == 0, node.stderr()
+        assert "until the schema registry answers" in node.stderr()
+        assert len(read_all(broker.bootstrap, "fraud-results", 1)) == 20
+        assert not read_all(broker.bootstrap, "transactions.dlq", 1)
+    finally:
+        registry.stop()
