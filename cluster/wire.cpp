@@ -32,6 +32,24 @@ message body_of(uint32_t kind, const msgpack::object& o) {
   }
 }
 
+/// Budgets are rates: finite, not negative, and nowhere near 2^64, which msgpack-c cannot pack
+/// again (it converts a whole-number double to uint64_t first). A peer's nonsense is refused.
+void check_rates(const message& m) {
+  const auto* r = std::get_if<report>(&m);
+  if (!r)
+    return;
+  auto rate = [](double x) {
+    if (!(x >= 0 && x <= 1e12))
+      throw std::invalid_argument(fmt::format("a model budget's rate is out of range: {}", x));
+  };
+  for (const auto& b : r->budgets) {
+    rate(b.demand);
+    rate(b.part);
+    for (const auto& [host, part] : b.targets)
+      rate(part);
+  }
+}
+
 } // namespace
 
 std::optional<message> decode(const char* data, size_t size, size_t max_bytes, std::string& error) {
@@ -55,7 +73,9 @@ std::optional<message> decode(const char* data, size_t size, size_t max_bytes, s
                           peer_version, version);
       return std::nullopt;
     }
-    return body_of(fields[1].as<uint32_t>(), fields[2]);
+    auto message = body_of(fields[1].as<uint32_t>(), fields[2]);
+    check_rates(message);
+    return message;
   } catch (const std::exception& e) {
     error = fmt::format("malformed cluster message ({} bytes): {}", size, e.what());
     return std::nullopt;

@@ -2,6 +2,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <cmath>
 #include <random>
 
 using namespace inflow::cluster;
@@ -123,4 +124,21 @@ TEST_CASE("floats go as float32 whatever they hold, 2^64 included", "[wire]") {
   auto back = wire::decode(bytes.data(), bytes.size(), 1 << 20, error);
   REQUIRE(back);
   CHECK(std::get<wire::score_call>(*back).request.rows == call.request.rows);
+}
+
+TEST_CASE("a budget's rates must be rates: huge, negative and NaN are refused", "[wire]") {
+  // (2^64 itself cannot be packed here: msgpack-c's packer is what it would upset.)
+  for (double odd : {1e300, -1.0, std::nan("")}) {
+    msgpack::sbuffer bytes;
+    wire::report r;
+    r.budgets.push_back({"fraud", 1.0, 2.0, {}});
+    r.budgets[0].targets["10.0.0.1:4500"] = odd;
+    msgpack::packer<msgpack::sbuffer>(bytes).pack(std::make_tuple(wire::version, 3u, r));
+    std::string error;
+    CHECK_FALSE(wire::decode(bytes.data(), bytes.size(), 1 << 20, error));
+    CHECK(error.find("out of range") != std::string::npos);
+  }
+  wire::report fine;
+  fine.budgets.push_back({"fraud", 0.0, 1e6, {{"10.0.0.1:4500", 20.0}}});
+  CHECK(std::get<wire::report>(round_trip(fine)).budgets.at(0).part == 1e6);
 }

@@ -65,11 +65,17 @@ def test_sigterm_drains_commits_and_exits_0(broker, model_path):
                  "inflow_consumer_lag_records"):
         assert re.search(rf"^{name}{{", metrics, re.M), name
     # Every finished record is in both latency histograms; its time in the node is part of its whole age.
-    snapshot = node.metrics()
-    def of(name):
-        return snapshot[f'{name}{{pipeline="fraud"}}']
-    assert of("inflow_end_to_end_latency_seconds_count") > 0
-    assert of("inflow_node_latency_seconds_count") == of("inflow_end_to_end_latency_seconds_count")
+    # (Records are consumed before the first is finished, and a scrape may fall between the two
+    # histograms' updates: read again until one shows finished records in both.)
+    while True:
+        snapshot = node.metrics()
+        def of(name):
+            return snapshot[f'{name}{{pipeline="fraud"}}']
+        finished = of("inflow_end_to_end_latency_seconds_count")
+        if finished > 0 and of("inflow_node_latency_seconds_count") == finished:
+            break
+        assert time.time() < deadline, f"{finished} finished records, {of('inflow_node_latency_seconds_count')} timed in the node"
+        time.sleep(0.05)
     assert of("inflow_node_latency_seconds_sum") <= of("inflow_end_to_end_latency_seconds_sum")
     status = json.loads(node.get("/api/status")[1])
     assert status["node"]["ready"] and status["pipelines"]["fraud"]["model"] == "fraud"
