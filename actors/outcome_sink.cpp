@@ -623,4 +623,12 @@ void outcome_sink::release() {
   settle();
 }
 
+void outcome_sink::fail(const std::string& what) {
+  auto reason = fmt::format("partition {}: internal error ({}): a bug in Inflow; please report it with this log",
+                            shared_->partition, what);
+  ctx_->health.fail(reason);
+  ctx_->probe.stopped.set(1);
+  spdlog::critical("{}: pipeline stopped: {}", ctx_->config.name, reason);
+}
+
 } // namespace inflow::actors

@@ -115,6 +115,10 @@ public:
   /// (exactly_once) Issues no more writes and answers through partition_shared; release() ends it.
   void hold(int64_t epoch);
   void release();
+  /// A fault of the node itself (an exception escaped a handler, so this sink's state is not to be
+  /// trusted): the pipeline fails and the node exits 70 saying why. Nothing after the last commit
+  /// is committed, so a restart reads it again.
+  void fail(const std::string& what);
 
   /// Writes queued and not acknowledged yet.
   int64_t outstanding() const { return outstanding_; }

@@ -87,6 +87,17 @@ partition_actor::behavior_type partition(partition_pointer self, std::shared_ptr
   st.outside.emplace(self, *producer, *plain, std::move(versions));
   st.sink.emplace(std::move(ctx), std::move(shared), *st.outside);
   auto& sink = *st.sink;
+  // CAF's default prints to stdout and ends the actor: the partition would stall in silence.
+  self->set_exception_handler([&sink](caf::scheduled_actor*, std::exception_ptr& e) -> caf::error {
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& x) {
+      sink.fail(x.what());
+    } catch (...) {
+      sink.fail("an exception of unknown type");
+    }
+    return caf::sec::runtime_error;
+  });
   return {
     [&sink](std::shared_ptr<record_batch>& batch) { sink.on_batch(batch); },
     [&sink](gateways::score_reply& reply) { sink.on_scores(reply); },

@@ -89,9 +89,7 @@ int run_node(const node_options& o) {
     systemd.stopping();
     if (!fatal.empty()) {
       // Uncommitted records are read again by the next start: nothing is lost.
-      spdlog::critical("{}; stopping without committing what it could not write. Restart the node (a new "
-                       "producer); if this repeats, check the brokers' logs",
-                       fatal);
+      spdlog::critical("{}; stopping without committing what is not finished (a restart reads it again)", fatal);
       node.stop();
       return exit_code_of(node, internal);
     }

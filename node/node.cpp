@@ -726,7 +726,8 @@ bool node::ready() const {
 std::string node::fatal_error() const {
   std::string reason;
   if (impl_->producer && impl_->producer->fatal_error(&reason))
-    return "the Kafka producer failed for good: " + reason;
+    return "the Kafka producer failed for good: " + reason +
+           ". Restart the node (a new producer); if this repeats, check the brokers' logs";
   std::lock_guard<std::mutex> guard(impl_->pipelines_mutex);
   for (const auto& [name, p] : impl_->pipelines)
     if (p.health->failed())
