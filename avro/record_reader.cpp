@@ -197,20 +197,35 @@ schemas::schemas(std::shared_ptr<const registry> registry, const std::string& su
 schemas::~schemas() = default;
 
 std::shared_ptr<schemas::writer> schemas::writer_of(int id) {
-  // Under the lock, so that partitions meeting a new schema at once fetch it once; fetches are
-  // rare (one per schema id a node meets) and each partition caches what it got.
+  std::shared_future<std::string> fetch;
+  {
+    std::lock_guard<std::mutex> guard(mutex_);
+    if (auto it = writers_.find(id); it != writers_.end())
+      return it->second;
+    if (auto it = fetching_.find(id); it != fetching_.end()) {
+      fetch = it->second;
+    } else {
+      if (std::chrono::steady_clock::now() < retry_at_)
+        throw registry_error(last_failure_, false);
+      // On a thread of its own: a registry that does not answer must not hold the caller (an
+      // actor's worker thread) for its timeout.
+      fetch = std::async(std::launch::async, [registry = registry_, id] { return registry->schema(id); }).share();
+      fetching_.emplace(id, fetch);
+    }
+  }
+  if (fetch.wait_for(answer_wait) != std::future_status::ready)
+    throw registry_error(fmt::format("the schema registry has not answered yet for schema {}", id), false);
+
   std::lock_guard<std::mutex> guard(mutex_);
-  if (auto it = writers_.find(id); it != writers_.end())
+  if (auto it = writers_.find(id); it != writers_.end()) // another partition took the answer first
     return it->second;
-  const auto now = std::chrono::steady_clock::now();
-  if (now < retry_at_)
-    throw registry_error(last_failure_, false);
+  fetching_.erase(id);
   std::string json;
   try {
-    json = registry_->schema(id);
+    json = fetch.get();
   } catch (const registry_error& e) {
-    if (!e.not_found) {
-      retry_at_ = now + std::chrono::seconds(1);
+    if (!e.not_found) { // partitions waiting for the registry do not each ask it again at once
+      retry_at_ = std::chrono::steady_clock::now() + std::chrono::seconds(1);
       last_failure_ = e.what();
     }
     throw;

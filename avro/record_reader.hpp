@@ -9,6 +9,7 @@
 #include "events/decoder.hpp"
 
 #include <chrono>
+#include <future>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -29,10 +30,12 @@ public:
 
   struct writer; ///< a writer's schema resolved against the expected one
   /// Throws registry_error (not_found: no such id), or std::runtime_error when the writer's
-  /// schema cannot be read as the expected one. For a second after the registry failed to
-  /// answer, a schema not fetched yet fails at once with that failure: partitions waiting for
-  /// the registry do not each wait out its timeout.
+  /// schema cannot be read as the expected one. A schema not met yet is fetched on a thread of
+  /// its own, once for all partitions; a caller waits for it at most answer_wait and otherwise
+  /// fails (to ask again later), so a registry that does not answer holds no caller for its
+  /// timeout. For a second after the registry failed, a schema not fetched yet fails at once.
   std::shared_ptr<writer> writer_of(int id);
+  static constexpr std::chrono::milliseconds answer_wait{50};
 
   const std::string& subject() const { return subject_; }
   int expected_id() const { return expected_id_; }
@@ -46,6 +49,7 @@ private:
   std::unique_ptr<expected> expected_;
   std::mutex mutex_;
   std::map<int, std::shared_ptr<writer>> writers_;
+  std::map<int, std::shared_future<std::string>> fetching_; ///< a writer's schema JSON, on its way
   std::chrono::steady_clock::time_point retry_at_{}; ///< no fetch before, after a failed one
   std::string last_failure_;
 };

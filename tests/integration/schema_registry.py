@@ -7,6 +7,7 @@ artifact on the package registries these machines reach (see docs/LIFECYCLE.md).
 import http.server
 import json
 import threading
+import time
 
 
 class SchemaRegistry:
@@ -15,6 +16,7 @@ class SchemaRegistry:
         self.subjects = {}   # subject -> [ids]
         self.requests = []   # (method, path) of every request
         self.away = False    # while true, every request is answered 503 (a registry behind its load balancer, down)
+        self.silent = False  # while true, requests get no answer (a registry behind a route that drops packets)
         self.lock = threading.Lock()
         registry = self
 
@@ -37,6 +39,8 @@ class SchemaRegistry:
 
             def do_GET(self):
                 registry.requests.append(("GET", self.path))
+                while registry.silent:
+                    time.sleep(0.05)
                 if registry.away:
                     return self.answer(503, {"error_code": 50301, "message": "Service Unavailable"})
                 parts = self.path.strip("/").split("/")

@@ -15,7 +15,7 @@ import avro.schema
 import pytest
 from confluent_kafka import Producer
 
-from harness import (EXAMPLE, INFLOW, Broker, Node, committed, headers, read_all, transaction,
+from harness import (EXAMPLE, INFLOW, Broker, Node, committed, headers, read_all, transaction, wait_until,
                      wait_until_committed)
 from schema_registry import SchemaRegistry
 
@@ -169,4 +169,49 @@ def test_a_registry_that_is_away_holds_the_records_until_it_answers(broker, mode
         assert len(read_all(broker.bootstrap, "fraud-results", 1)) == 20
         assert not read_all(broker.bootstrap, "transactions.dlq", 1)
     finally:
+        registry.stop()
+
+
+def test_a_registry_that_does_not_answer_holds_only_the_records_that_need_it(model_path):
+    """A registry that takes requests and never answers (a route that drops packets), while every
+    partition meets a writer's schema the node has not fetched: those records wait for it, and
+    nothing else in the node does (a second pipeline keeps flowing). When it answers they are
+    scored, none dead-lettered."""
+    broker = Broker({"transactions": 2, "fraud-alerts": 1, "transactions.dlq": 1, "fraud-results": 1,
+                     "cards": 1, "card-results": 1, "cards.dlq": 1})
+    registry = SchemaRegistry()
+    try:
+        registry.register("transactions-value", json.dumps(V2))
+        v3 = registry.register("devices-value", json.dumps(V3))  # a writer's schema the node has not met
+        node = Node(broker.bootstrap, model_path, sets=[
+            "pipelines.fraud.source.format=avro", f"pipelines.fraud.schema_registry={registry.url}",
+            "pipelines.fraud.source.id_field=meta.id", "pipelines.fraud.source.key_field=region",
+            "pipelines.fraud.output.topic=fraud-results",
+            "pipelines.cards.source.topic=cards", "pipelines.cards.model=fraud",
+            "pipelines.cards.output.topic=card-results", "pipelines.cards.dead_letter_topic=cards.dlq"])
+        registry.silent = True
+        rng = random.Random(3)
+        producer = Producer({"bootstrap.servers": broker.bootstrap})
+        for i in range(20):
+            tx = json.loads(transaction(rng, i, False))
+            producer.produce("transactions", encode(v3, V3, datum(tx, 3)), partition=i % 2)
+        producer.flush(10)
+        asked = lambda: any(path == f"/schemas/ids/{v3}" for _, path in list(registry.requests))
+        wait_until(lambda: node.metric("inflow_records_consumed_total") == 20 and asked(), node)
+
+        for i in range(2000):
+            producer.produce("cards", transaction(rng, i, False))
+        producer.flush(10)
+        wait_until(lambda: node.metric("inflow_records_scored_total", "cards") == 2000, node, timeout=30)
+        assert node.metric("inflow_records_in_flight") == 20
+        assert not read_all(broker.bootstrap, "transactions.dlq", 1)
+
+        registry.silent = False
+        wait_until_committed(broker.bootstrap, "inflow-fraud", "transactions", 2, timeout=60)
+        assert node.stop() == 0, node.stderr()
+        assert "the schema registry has not answered yet" in node.stderr()
+        assert len(read_all(broker.bootstrap, "fraud-results", 1)) == 20
+        assert not read_all(broker.bootstrap, "transactions.dlq", 1)
+    finally:
+        registry.silent = False
         registry.stop()
