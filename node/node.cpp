@@ -128,6 +128,12 @@ struct node::impl {
   /// membership actor (report()) read them from their threads
   mutable std::mutex pipelines_mutex;
   std::atomic<bool> stopped{false}; ///< read by the admin API and the main loop
+  /// The first gateway that ended when nobody stopped it, and why; set from CAF's threads.
+  struct ended_gateway {
+    std::mutex mutex;
+    std::string why;
+  };
+  std::shared_ptr<ended_gateway> ended = std::make_shared<ended_gateway>();
   bool abandoned = false; ///< stop() left a consumer thread running
 
   std::map<std::string, size_t> topic_limits; ///< output topic -> max.message.bytes
@@ -150,6 +156,9 @@ struct node::impl {
 
   void start_gateways();
   void stop_gateways();
+  /// A gateway that ends of itself (an exception: a bug) would hold its callers' records in
+  /// flight for good: the node fails instead (fatal_error), so that it is restarted.
+  void watch(const gateways::gateway_actor& gateway, const std::string& name);
   void start_pipelines();
   bool stop_pipelines(std::chrono::steady_clock::time_point deadline);
   /// Throws when an output topic of `next`'s pipelines does not exist (writing there would stall).
@@ -461,6 +470,7 @@ void node::impl::start_gateways() {
   if (d.cfg.node.has("gateway")) {
     for (auto& [name, model] : d.models) {
       d.gateways[name] = model.spawn(*d.system);
+      d.watch(d.gateways[name], name);
       d.gateway_probes.emplace(name, std::make_unique<gateways::gateway_probe>(d.registry, name));
     }
     for (const auto& [name, model] : d.cfg.models)
@@ -590,6 +600,17 @@ bool node::impl::stop_pipelines(std::chrono::steady_clock::time_point deadline) 
     caf::anon_send_exit(r, caf::exit_reason::user_shutdown);
   routers.clear();
   return clean;
+}
+
+void node::impl::watch(const gateways::gateway_actor& gateway, const std::string& name) {
+  gateway->attach_functor([ended = ended, name](const caf::error& reason) {
+    if (!reason || reason == caf::exit_reason::user_shutdown)
+      return;
+    std::lock_guard<std::mutex> guard(ended->mutex);
+    if (ended->why.empty())
+      ended->why = fmt::format("the gateway of model {} ended: {} (a bug in Inflow; please report it with this log)",
+                               name, caf::to_string(reason));
+  });
 }
 
 void node::impl::stop_gateways() {
@@ -728,6 +749,11 @@ std::string node::fatal_error() const {
   if (impl_->producer && impl_->producer->fatal_error(&reason))
     return "the Kafka producer failed for good: " + reason +
            ". Restart the node (a new producer); if this repeats, check the brokers' logs";
+  {
+    std::lock_guard<std::mutex> guard(impl_->ended->mutex);
+    if (!impl_->ended->why.empty())
+      return impl_->ended->why;
+  }
   std::lock_guard<std::mutex> guard(impl_->pipelines_mutex);
   for (const auto& [name, p] : impl_->pipelines)
     if (p.health->failed())

@@ -187,6 +187,8 @@ gateway_actor spawn_caching(caf::actor_system& system, gateway_actor model, std:
                                  model_info info, metrics::registry& metrics) {
   auto behavior = [](caching_actor* self, gateway_actor model, std::shared_ptr<result_cache> cache, model_info info,
                      metrics::registry* metrics) -> caching_interface::behavior_type {
+    self->set_exception_handler(end_on_exception);
+    self->link_to(model); // the model's end is the cache's (and a stop of the cache stops the model)
     auto& st = self->state;
     const auto label = metrics::label("model", info.name);
     st.hits = &metrics->get_counter("inflow_gateway_cache_hits_total", "Inputs answered from the result cache.", label);

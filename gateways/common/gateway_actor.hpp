@@ -10,6 +10,8 @@
 #include <caf/fwd.hpp>
 #include <caf/replies_to.hpp>
 
+#include <exception>
+
 namespace inflow::gateways {
 
 /// A gateway's own linger timer: (flush_atom, generation).
@@ -31,6 +33,11 @@ using caller_actor = caf::typed_actor<caf::reacts_to<score_reply>>;
 /// A model this node hosts (the embedded and remote gateways, the cache in front of either).
 using gateway_actor = caf::typed_actor<caf::reacts_to<score_request>, caf::reacts_to<fallback_atom, scorer_actor>,
                                        caf::reacts_to<budget_atom, double, double, bool>>;
+
+/// For set_exception_handler: logs the exception and ends the actor with its text in the exit
+/// reason, where those watching it read why (CAF's default prints it to stdout and keeps
+/// `runtime_error` alone).
+caf::error end_on_exception(caf::scheduled_actor* self, std::exception_ptr& e);
 
 } // namespace inflow::gateways
 

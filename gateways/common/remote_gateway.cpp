@@ -505,6 +505,7 @@ void publish_limits(remote_state& st, double requests_per_second, double tokens_
 remote_interface::behavior_type remote_gateway(remote_actor* self, config::model_config cfg, model_info info, size_t width,
                              std::shared_ptr<const codec> c, std::shared_ptr<gateway_probe> probe,
                              metrics::registry* metrics) {
+  self->set_exception_handler(end_on_exception);
   auto& st = self->state;
   st.info = std::move(info);
   st.width = width;

@@ -62,6 +62,7 @@ void score(const model_context& s, Self* self, batch b) {
 using worker_actor = caf::typed_actor<caf::reacts_to<batch>>;
 
 worker_actor::behavior_type worker(worker_actor::pointer self, std::shared_ptr<const model_context> s) {
+  self->set_exception_handler(end_on_exception); // linked: the gateway ends with it
   return {[=](batch& b) { score(*s, self, std::move(b)); }};
 }
 
@@ -88,6 +89,7 @@ void hand_out(self_pointer self, batch b) {
 
 embedded_actor::behavior_type gateway(self_pointer self, std::shared_ptr<const booster> model, config::model_config cfg,
                       std::shared_ptr<gateway_probe> probe, model_info info, size_t workers) {
+  self->set_exception_handler(end_on_exception);
   auto& st = self->state;
   st.pending.emplace(static_cast<size_t>(cfg.batch.max_batch), model->num_features(),
                      std::chrono::milliseconds(cfg.batch.max_linger_ms));
