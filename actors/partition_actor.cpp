@@ -89,13 +89,7 @@ partition_actor::behavior_type partition(partition_pointer self, std::shared_ptr
   auto& sink = *st.sink;
   // CAF's default prints to stdout and ends the actor: the partition would stall in silence.
   self->set_exception_handler([&sink](caf::scheduled_actor*, std::exception_ptr& e) -> caf::error {
-    try {
-      std::rethrow_exception(e);
-    } catch (const std::exception& x) {
-      sink.fail(x.what());
-    } catch (...) {
-      sink.fail("an exception of unknown type");
-    }
+    sink.fail(gateways::what_of(e));
     return caf::sec::runtime_error;
   });
   return {

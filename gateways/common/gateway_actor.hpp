@@ -11,6 +11,7 @@
 #include <caf/replies_to.hpp>
 
 #include <exception>
+#include <string>
 
 namespace inflow::gateways {
 
@@ -33,6 +34,17 @@ using caller_actor = caf::typed_actor<caf::reacts_to<score_reply>>;
 /// A model this node hosts (the embedded and remote gateways, the cache in front of either).
 using gateway_actor = caf::typed_actor<caf::reacts_to<score_request>, caf::reacts_to<fallback_atom, scorer_actor>,
                                        caf::reacts_to<budget_atom, double, double, bool>>;
+
+/// The text of an exception CAF caught in an actor's handler.
+inline std::string what_of(const std::exception_ptr& e) {
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& x) {
+    return x.what();
+  } catch (...) {
+    return "an exception of unknown type";
+  }
+}
 
 /// For set_exception_handler: logs the exception and ends the actor with its text in the exit
 /// reason, where those watching it read why (CAF's default prints it to stdout and keeps
