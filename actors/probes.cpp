@@ -62,8 +62,8 @@ pipeline_probe::pipeline_probe(metrics::registry& r, const std::string& p, const
                              "Records whose dead letter Kafka refused for good, skipped (on_unwritable: skip).",
                              pl(p))),
     stopped(r.get_gauge("inflow_pipeline_stopped",
-                        "1 once the pipeline stopped (an unwritable record with on_unwritable: stop, or a failed "
-                        "producer); /readyz says why.",
+                        "1 once the pipeline stopped (an unwritable record with on_unwritable: stop, a failed "
+                        "producer, or an exception in a partition); /readyz says why.",
                         pl(p))),
     pauses(r.get_counter("inflow_partition_pauses_total",
                          "Times a partition was paused because its in-flight window was full.", pl(p))),
