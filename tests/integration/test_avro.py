@@ -135,6 +135,20 @@ def test_a_pipeline_refuses_to_start_without_its_schema(model_path):
         registry.stop()
 
 
+def held_until_it_answers(broker, node, answer, said):
+    """The 20 records whose writer's schema the registry has not given wait, uncommitted, none
+    dead-lettered; once `answer()` lets it answer, every one is scored, and the log said `said`."""
+    assert node.metric("inflow_records_in_flight") == 20
+    assert not read_all(broker.bootstrap, "transactions.dlq", 1)
+    assert all(o <= 0 for o in committed(broker.bootstrap, "inflow-fraud", "transactions", 2).values())
+    answer()
+    wait_until_committed(broker.bootstrap, "inflow-fraud", "transactions", 2, timeout=60)
+    assert node.stop() == 0, node.stderr()
+    assert said in node.stderr()
+    assert len(read_all(broker.bootstrap, "fraud-results", 1)) == 20
+    assert not read_all(broker.bootstrap, "transactions.dlq", 1)
+
+
 def test_a_registry_that_is_away_holds_the_records_until_it_answers(broker, model_path):
     """A registry that answers 503 for a while: the records whose writer's schema it has not given
     wait, uncommitted, none dead-lettered, while the node keeps asking; when it answers again,
@@ -158,16 +172,9 @@ def test_a_registry_that_is_away_holds_the_records_until_it_answers(broker, mode
         while node.metric("inflow_records_consumed_total") < 20 or asked() < 4:
             assert time.time() < deadline, (asked(), node.stderr())
             time.sleep(0.2)
-        assert node.metric("inflow_records_in_flight") == 20
-        assert not read_all(broker.bootstrap, "transactions.dlq", 1)
-        assert all(o <= 0 for o in committed(broker.bootstrap, "inflow-fraud", "transactions", 2).values())
-
-        registry.away = False
-        wait_until_committed(broker.bootstrap, "inflow-fraud", "transactions", 2, timeout=60)
-        assert node.stop() == 0, node.stderr()
-        assert "until the schema registry answers" in node.stderr()
-        assert len(read_all(broker.bootstrap, "fraud-results", 1)) == 20
-        assert not read_all(broker.bootstrap, "transactions.dlq", 1)
+        def answer():
+            registry.away = False
+        held_until_it_answers(broker, node, answer, "until the schema registry answers")
     finally:
         registry.stop()
 
@@ -203,15 +210,9 @@ def test_a_registry_that_does_not_answer_holds_only_the_records_that_need_it(mod
             producer.produce("cards", transaction(rng, i, False))
         producer.flush(10)
         wait_until(lambda: node.metric("inflow_records_scored_total", "cards") == 2000, node, timeout=30)
-        assert node.metric("inflow_records_in_flight") == 20
-        assert not read_all(broker.bootstrap, "transactions.dlq", 1)
-
-        registry.silent = False
-        wait_until_committed(broker.bootstrap, "inflow-fraud", "transactions", 2, timeout=60)
-        assert node.stop() == 0, node.stderr()
-        assert "the schema registry has not answered yet" in node.stderr()
-        assert len(read_all(broker.bootstrap, "fraud-results", 1)) == 20
-        assert not read_all(broker.bootstrap, "transactions.dlq", 1)
+        def answer():
+            registry.silent = False
+        held_until_it_answers(broker, node, answer, "the schema registry has not answered yet")
     finally:
         registry.silent = False
         registry.stop()
