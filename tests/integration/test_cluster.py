@@ -7,6 +7,7 @@ import random
 import re
 import signal
 import socket
+import statistics
 import subprocess
 import threading
 import time
@@ -179,6 +180,7 @@ def test_a_rate_limit_holds_across_three_gateway_nodes_and_is_re_split_when_one_
             assert g.counter("inflow_cluster_calls_served_total") > 0, f"{g.name} got no work"
         # One leaves: the other two grow into its part.
         gws[2].proc.send_signal(signal.SIGKILL)
+        killed_at = time.time()
         gws[2].stop()
         wait_until_committed(bootstrap, "inflow-fraud", "transactions", PARTITIONS, timeout=120)
         for n in (ingest, *gws[:2]):
@@ -188,10 +190,16 @@ def test_a_rate_limit_holds_across_three_gateway_nodes_and_is_re_split_when_one_
     assert sum(rows for _, rows in provider.arrivals) >= 4000
     times, busiest = call_times(provider)
     assert busiest <= limit, f"{busiest} calls in one second, limit {limit} for the cluster"
-    # And the budget is used, not wasted (the handover when a node leaves costs about a second).
-    rate = len(times) / (times[-1] - times[0])
-    assert rate >= 0.75 * limit, f"{rate:.1f} calls/s against a limit of {limit}"
-    print(f"three gateway nodes, one killed: {rate:.1f} calls/s, busiest second {busiest}, limit {limit}")
+    # And the budget is used, not wasted: once the handover is over (it costs about a second), the
+    # two nodes left carry the whole limit between them. (Parts grow only a window after the others'
+    # shrink, so the first seconds and the handover carry less: they are shown, not held to it.)
+    def calls_from(start):
+        return [sum(1 for t in times if start + i <= t < start + i + 1) for i in range(int(times[-1] - start))]
+    steady = calls_from(killed_at + 2)
+    print(f"three gateway nodes, one killed: {len(times) / (times[-1] - times[0]):.1f} calls/s over the run, "
+          f"busiest second {busiest}, limit {limit}; calls in each second: {calls_from(times[0])}, "
+          f"from 2 s after the kill: {steady}; the first call {times[0] - killed_at:+.1f} s from the kill")
+    assert len(steady) >= 3 and statistics.median(steady) >= 0.8 * limit, steady
 
 
 def test_a_frozen_gateway_node_is_noticed_by_heartbeats(cluster_broker, model_path):
