@@ -34,6 +34,7 @@ public:
   /// its own, once for all partitions; a caller waits for it at most answer_wait and otherwise
   /// fails (to ask again later), so a registry that does not answer holds no caller for its
   /// timeout. For a second after the registry failed, a schema not fetched yet fails at once.
+  /// (The destructor waits for a fetch still on its way: at most the registry's timeout.)
   std::shared_ptr<writer> writer_of(int id);
   static constexpr std::chrono::milliseconds answer_wait{50};
 

@@ -469,8 +469,7 @@ void node::impl::start_gateways() {
   auto& d = *this;
   if (d.cfg.node.has("gateway")) {
     for (auto& [name, model] : d.models) {
-      d.gateways[name] = model.spawn(*d.system);
-      d.watch(d.gateways[name], name);
+      d.watch(d.gateways[name] = model.spawn(*d.system), name);
       d.gateway_probes.emplace(name, std::make_unique<gateways::gateway_probe>(d.registry, name));
     }
     for (const auto& [name, model] : d.cfg.models)

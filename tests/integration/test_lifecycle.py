@@ -67,10 +67,10 @@ def test_sigterm_drains_commits_and_exits_0(broker, model_path):
     # Every finished record is in both latency histograms; its time in the node is part of its whole age.
     # (Records are consumed before the first is finished, and a scrape may fall between the two
     # histograms' updates: read again until one shows finished records in both.)
+    def of(name):
+        return snapshot[f'{name}{{pipeline="fraud"}}']
     while True:
         snapshot = node.metrics()
-        def of(name):
-            return snapshot[f'{name}{{pipeline="fraud"}}']
         finished = of("inflow_end_to_end_latency_seconds_count")
         if finished > 0 and of("inflow_node_latency_seconds_count") == finished:
             break
