@@ -381,6 +381,7 @@ nlohmann::json status(membership_pointer self) {
 }
 
 membership_impl::behavior_type membership_behavior(membership_pointer self, membership_setup setup) {
+  self->set_exception_handler(gateways::end_on_exception); // the node watches it (node/actor_watch.hpp)
   auto& st = self->state;
   st.cfg = std::move(setup.cfg);
   st.gateways = std::move(setup.gateways);

@@ -289,6 +289,7 @@ void on_expire(routing_pointer self, uint64_t id, uint64_t attempt) {
 }
 
 routing_impl::behavior_type routing(routing_pointer self, routing_setup setup) {
+  self->set_exception_handler(gateways::end_on_exception); // the node watches it (node/actor_watch.hpp)
   auto& st = self->state;
   st.cfg = std::move(setup.cfg);
   st.models = std::move(setup.models);
@@ -343,6 +344,7 @@ gateways::scorer_actor spawn_model_router(caf::actor_system& system, const routi
   // Arguments, not captures: CAF 0.17 dereferences a null argument tuple when there are none (UBSan).
   auto router = [](gateways::scorer_actor::pointer self, routing_actor routing,
                    std::string model) -> gateways::scorer_actor::behavior_type {
+    self->set_exception_handler(gateways::end_on_exception);
     return {
       [=](gateways::score_request& request) { self->delegate(routing, route_atom::value, model, std::move(request)); },
     };

@@ -82,6 +82,7 @@ void on_gateway_reply(serving_pointer self, score_reply& reply) {
 }
 
 serving_actor::behavior_type serving(serving_pointer self, serving_setup setup) {
+  self->set_exception_handler(gateways::end_on_exception); // the node watches it (node/actor_watch.hpp)
   auto& st = self->state;
   st.node = std::move(setup.node);
   st.gateways = std::move(setup.gateways);

@@ -1,5 +1,6 @@
 #include "node/node.hpp"
 
+#include "node/actor_watch.hpp"
 #include "gateways/common/gateway_actor.hpp"
 #include "gateways/common/gateway_probe.hpp"
 #include "actors/partition_actor.hpp"
@@ -128,12 +129,7 @@ struct node::impl {
   /// membership actor (report()) read them from their threads
   mutable std::mutex pipelines_mutex;
   std::atomic<bool> stopped{false}; ///< read by the admin API and the main loop
-  /// The first gateway that ended when nobody stopped it, and why; set from CAF's threads.
-  struct ended_gateway {
-    std::mutex mutex;
-    std::string why;
-  };
-  std::shared_ptr<ended_gateway> ended = std::make_shared<ended_gateway>();
+  actor_watch watched; ///< gateways, cluster actors and model routers: one that ends of itself fails the node
   bool abandoned = false; ///< stop() left a consumer thread running
 
   std::map<std::string, size_t> topic_limits; ///< output topic -> max.message.bytes
@@ -156,9 +152,6 @@ struct node::impl {
 
   void start_gateways();
   void stop_gateways();
-  /// A gateway that ends of itself (an exception: a bug) would hold its callers' records in
-  /// flight for good: the node fails instead (fatal_error), so that it is restarted.
-  void watch(const gateways::gateway_actor& gateway, const std::string& name);
   void start_pipelines();
   bool stop_pipelines(std::chrono::steady_clock::time_point deadline);
   /// Throws when an output topic of `next`'s pipelines does not exist (writing there would stall).
@@ -434,6 +427,9 @@ void node::start() {
     for (const auto& [name, model] : d.models)
       setup.models.emplace(name, model.info);
     d.cluster = cluster::start_cluster(*d.system, std::move(setup));
+    d.watched.watch(d.cluster.membership, "the cluster's membership actor");
+    d.watched.watch(d.cluster.routing, "the cluster's routing actor");
+    d.watched.watch(d.cluster.serving, "the cluster's serving actor");
   }
   if (!d.cfg.pipelines.empty()) {
     d.producer = std::make_unique<kafka::producer>(d.cfg.kafka, kafka::properties{{"client.id", "inflow-sink"}});
@@ -469,7 +465,7 @@ void node::impl::start_gateways() {
   auto& d = *this;
   if (d.cfg.node.has("gateway")) {
     for (auto& [name, model] : d.models) {
-      d.watch(d.gateways[name] = model.spawn(*d.system), name);
+      d.watched.watch(d.gateways[name] = model.spawn(*d.system), "the gateway of model " + name);
       d.gateway_probes.emplace(name, std::make_unique<gateways::gateway_probe>(d.registry, name));
     }
     for (const auto& [name, model] : d.cfg.models)
@@ -544,6 +540,7 @@ void node::impl::start_pipelines() {
       } else {
         gateways.push_back(cluster::spawn_model_router(*d.system, d.cluster.routing, entry));
         d.routers.push_back(gateways.back());
+        d.watched.watch(gateways.back(), "the cluster router of model " + entry);
       }
     }
     auto context = p.context;
@@ -599,17 +596,6 @@ bool node::impl::stop_pipelines(std::chrono::steady_clock::time_point deadline) 
     caf::anon_send_exit(r, caf::exit_reason::user_shutdown);
   routers.clear();
   return clean;
-}
-
-void node::impl::watch(const gateways::gateway_actor& gateway, const std::string& name) {
-  gateway->attach_functor([ended = ended, name](const caf::error& reason) {
-    if (!reason || reason == caf::exit_reason::user_shutdown)
-      return;
-    std::lock_guard<std::mutex> guard(ended->mutex);
-    if (ended->why.empty())
-      ended->why = fmt::format("the gateway of model {} ended: {} (a bug in Inflow; please report it with this log)",
-                               name, caf::to_string(reason));
-  });
 }
 
 void node::impl::stop_gateways() {
@@ -748,11 +734,8 @@ std::string node::fatal_error() const {
   if (impl_->producer && impl_->producer->fatal_error(&reason))
     return "the Kafka producer failed for good: " + reason +
            ". Restart the node (a new producer); if this repeats, check the brokers' logs";
-  {
-    std::lock_guard<std::mutex> guard(impl_->ended->mutex);
-    if (!impl_->ended->why.empty())
-      return impl_->ended->why;
-  }
+  if (auto ended = impl_->watched.first_end(); !ended.empty())
+    return ended;
   std::lock_guard<std::mutex> guard(impl_->pipelines_mutex);
   for (const auto& [name, p] : impl_->pipelines)
     if (p.health->failed())
