@@ -318,8 +318,10 @@ class Feeder:
 
 def read_all(bootstrap, topic, partitions):
     """Every record of a topic, from the start to the current end."""
+    # Kafka serves a connection's requests in turn: a fetch left waiting on a read partition would
+    # hold up the next partition's offsets and fetch for the whole wait (500 ms by default).
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"reader-{time.time()}",
-                  "enable.auto.commit": False})
+                  "enable.auto.commit": False, "fetch.wait.max.ms": 10})
     out = []
     for p in range(partitions):
         lo, hi = c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
@@ -329,7 +331,8 @@ def read_all(bootstrap, topic, partitions):
         got = 0
         deadline = time.time() + 30
         while got < hi - lo and time.time() < deadline:
-            for m in c.consume(1000, timeout=1):
+            # No more than are left: a batch call waits out its timeout for as many as it asks.
+            for m in c.consume(min(1000, hi - lo - got), timeout=1):
                 if m.error():
                     continue
                 out.append(m)
