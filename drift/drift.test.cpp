@@ -106,3 +106,35 @@ TEST_CASE("a monitor fires once when the stream shifts and once when it is back,
   REQUIRE(events.size() == 3);
   CHECK(events[2]["over"] == nlohmann::json::array({"score"}));
 }
+
+TEST_CASE("draining a backlog, inputs run ahead of their scores; neither is judged on a few") {
+  profile p{"m-1", {"x"}, {reference_of(normal(20'000, 0, 1, 1), 10)}, reference_of(normal(20'000, 0.3, 0.1, 2), 20)};
+  inflow::metrics::registry registry;
+  std::vector<nlohmann::json> events;
+  monitor m(p, 2000, {}, {"fraud", "fraud", "v1"}, registry, [&](const std::string& e) {
+    events.push_back(nlohmann::json::parse(e));
+  });
+  // 6,000 records taken before the first answers, then their scores, the last 150 from one
+  // corner of the distribution (the partition answered last): too few to be a window's.
+  auto xs = normal(6000, 0, 1, 10), scores = normal(6000, 0.3, 0.1, 11);
+  std::fill(scores.end() - 150, scores.end(), 0.9);
+  auto t = m.make_tally();
+  for (size_t i = 0; i < xs.size(); ++i) {
+    m.count_inputs(&xs[i], t);
+    if (i % 100 == 99)
+      m.merge(t);
+  }
+  const auto compared = m.latest().compared;
+  CHECK(compared > 0);
+  CHECK(m.latest().ks == 0); // no scores yet: not judged
+  for (size_t i = 0; i < scores.size(); ++i) {
+    m.count_score(scores[i], t);
+    if (i % 100 == 99 || i + 1 == scores.size())
+      m.merge(t);
+  }
+  CHECK(m.latest().compared > compared); // the scores close slices of their own
+  CHECK(m.latest().ks < 0.1);
+  CHECK(m.latest().psi[0] < 0.1); // the inputs' reading stands: the last windows hold none
+  CHECK_FALSE(m.latest().drifting);
+  CHECK(events.empty());
+}

@@ -69,7 +69,7 @@ void monitor::merge(tally& t) {
   {
     std::lock_guard<std::mutex> guard(mutex_);
     add(slices_[current_], t);
-    if (slices_[current_].rows >= slice_rows_) {
+    if (slices_[current_].rows >= slice_rows_ || slices_[current_].scores >= slice_rows_) {
       filled_ = std::min(filled_ + 1, slices);
       if (filled_ == slices) { // a whole window seen: compare it
         // Emitted under the lock: partitions merge from several threads, and a drift_over
@@ -93,14 +93,19 @@ std::string monitor::compare_locked() {
     add(window, s);
   reading now;
   now.compared = latest_.compared + 1;
+  // A record's inputs count when it is taken, its score when the model answers: draining a
+  // backlog, the inputs run ahead by the records in flight, and a window may hold few of either.
+  // Each is judged on half a window or more; until then its last reading stands.
+  const uint64_t enough = slice_rows_ * slices / 2;
   std::vector<std::string> over;
   for (size_t f = 0; f < reference_.inputs.size(); ++f) {
-    now.psi.push_back(psi(reference_.inputs[f], window.inputs[f]));
+    now.psi.push_back(window.rows >= enough ? psi(reference_.inputs[f], window.inputs[f])
+                                            : f < latest_.psi.size() ? latest_.psi[f] : 0.0);
     psi_gauges_[f]->set(now.psi.back());
     if (now.psi.back() > limits_.psi)
       over.push_back(reference_.features[f]);
   }
-  now.ks = ks(reference_.score, window.score);
+  now.ks = window.scores >= enough ? ks(reference_.score, window.score) : latest_.ks;
   ks_gauge_.set(now.ks);
   if (now.ks > limits_.ks)
     over.push_back("score");
