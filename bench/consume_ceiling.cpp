@@ -11,7 +11,6 @@
 #include <fmt/format.h>
 
 #include <chrono>
-#include <cstring>
 #include <optional>
 
 int main(int argc, char** argv) {
@@ -33,17 +32,13 @@ int main(int argc, char** argv) {
                                          {"enable.auto.commit", "false"}, {"auto.offset.reset", "earliest"},
                                          // as the node in the bench: the development broker holds empty fetches
                                          {"fetch.wait.max.ms", "5"}}));
-  const rd_kafka_metadata_t* md = nullptr;
-  if (rd_kafka_metadata(rk.get(), 1, nullptr, &md, 10'000)) {
-    fmt::print(stderr, "cannot reach Kafka\n");
+  kafka::partition_list parts;
+  try {
+    parts = kafka::topic_partitions(rk.get(), argv[2], RD_KAFKA_OFFSET_BEGINNING, 10'000);
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "{}\n", e.what());
     return 69;
   }
-  kafka::partition_list parts(rd_kafka_topic_partition_list_new(16));
-  for (int t = 0; t < md->topic_cnt; ++t)
-    if (std::strcmp(md->topics[t].topic, argv[2]) == 0)
-      for (int p = 0; p < md->topics[t].partition_cnt; ++p)
-        rd_kafka_topic_partition_list_add(parts.get(), argv[2], p)->offset = RD_KAFKA_OFFSET_BEGINNING;
-  rd_kafka_metadata_destroy(md);
   rd_kafka_assign(rk.get(), parts.get()); // no group join: the ceiling, not the protocol
   rd_kafka_queue_t* queue = rd_kafka_queue_get_consumer(rk.get());
   std::vector<rd_kafka_message_t*> batch(1000);

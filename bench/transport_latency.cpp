@@ -14,7 +14,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <cstring>
 
 int main(int argc, char** argv) {
   using namespace inflow;
@@ -30,17 +29,13 @@ int main(int argc, char** argv) {
     props.emplace_back(std::string(kv.substr(0, eq)), eq == kv.npos ? "" : std::string(kv.substr(eq + 1)));
   }
   auto rk = kafka::make_handle(RD_KAFKA_CONSUMER, kafka::make_conf({}, props));
-  const rd_kafka_metadata_t* md = nullptr;
-  if (rd_kafka_metadata(rk.get(), 1, nullptr, &md, 10'000)) {
-    fmt::print(stderr, "cannot reach Kafka\n");
+  kafka::partition_list parts;
+  try {
+    parts = kafka::topic_partitions(rk.get(), argv[2], RD_KAFKA_OFFSET_END, 10'000);
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "{}\n", e.what());
     return 69;
   }
-  kafka::partition_list parts(rd_kafka_topic_partition_list_new(16));
-  for (int t = 0; t < md->topic_cnt; ++t)
-    if (std::strcmp(md->topics[t].topic, argv[2]) == 0)
-      for (int p = 0; p < md->topics[t].partition_cnt; ++p)
-        rd_kafka_topic_partition_list_add(parts.get(), argv[2], p)->offset = RD_KAFKA_OFFSET_END;
-  rd_kafka_metadata_destroy(md);
   rd_kafka_assign(rk.get(), parts.get());
   rd_kafka_poll_set_consumer(rk.get());
   if (auto* m = rd_kafka_consumer_poll(rk.get(), 2'000)) // connected and positioned

@@ -68,6 +68,19 @@ std::vector<std::string> missing_topics(rd_kafka_t* rk, const std::vector<std::s
   return missing;
 }
 
+partition_list topic_partitions(rd_kafka_t* rk, const std::string& topic, int64_t offset, int timeout_ms) {
+  const rd_kafka_metadata_t* md = nullptr;
+  if (auto err = rd_kafka_metadata(rk, 1, nullptr, &md, timeout_ms))
+    throw std::runtime_error(std::string("cannot reach Kafka: ") + rd_kafka_err2str(err));
+  partition_list parts(rd_kafka_topic_partition_list_new(16));
+  for (int t = 0; t < md->topic_cnt; ++t)
+    if (topic == md->topics[t].topic)
+      for (int p = 0; p < md->topics[t].partition_cnt; ++p)
+        rd_kafka_topic_partition_list_add(parts.get(), topic.c_str(), md->topics[t].partitions[p].id)->offset = offset;
+  rd_kafka_metadata_destroy(md);
+  return parts;
+}
+
 std::map<std::string, size_t> topic_max_message_bytes(rd_kafka_t* rk, const std::vector<std::string>& topics,
                                                        int timeout_ms) {
   std::vector<rd_kafka_ConfigResource_t*> resources;

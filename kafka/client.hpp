@@ -43,6 +43,11 @@ bool is_secret(const std::string& key);
 /// the cluster cannot be reached within `timeout_ms`.
 std::vector<std::string> missing_topics(rd_kafka_t* rk, const std::vector<std::string>& topics, int timeout_ms);
 
+/// Every partition of `topic`, each at `offset` (RD_KAFKA_OFFSET_BEGINNING, say), for an assign.
+/// Throws std::runtime_error when the cluster cannot be reached within `timeout_ms`; empty when
+/// it has no such topic.
+partition_list topic_partitions(rd_kafka_t* rk, const std::string& topic, int64_t offset, int timeout_ms);
+
 /// Each topic's `max.message.bytes` (the largest record batch the broker accepts for it).
 /// Topics whose configs cannot be read (no DescribeConfigs permission, say) are left out.
 std::map<std::string, size_t> topic_max_message_bytes(rd_kafka_t* rk, const std::vector<std::string>& topics,
