@@ -79,6 +79,8 @@ outcome_sink::outcome_sink(std::shared_ptr<const pipeline_context> ctx, std::sha
     in_order_(ctx_->config.in_offset_order()) {
   for (const auto& monitor : ctx_->drift)
     drift_tallies_.push_back(monitor->make_tally());
+  for (const auto& version : ctx_->versions)
+    traced_routes_.push_back(version.carries_trace || (ctx_->shadow && ctx_->shadow->carries_trace));
 }
 
 /// The record's outcome is complete (`now`: one clock reading per message handled).
@@ -361,7 +363,7 @@ outcome_sink::taken outcome_sink::take(int64_t offset, pending_record& rec,
   }
   rec.result.route = static_cast<uint16_t>(split_.version_of(split_key(rec.identity, m)));
   auto& request = requests[rec.result.route];
-  if (request.traceparent.empty()) // a call carries one: that of its first traced input
+  if (traced_routes_[rec.result.route] && request.traceparent.empty()) // that of its first traced input
     if (auto parent = traceparent_of(m))
       request.traceparent = std::move(*parent);
   request.ids.push_back(static_cast<uint64_t>(offset));

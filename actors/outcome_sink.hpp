@@ -183,6 +183,9 @@ private:
   shadow_book shadow_book_;
   int64_t shadow_outstanding_ = 0; ///< records copied to the shadow and not answered yet
   offset_window<pending_record> pending_;
+  /// Per route, whether its calls (or the shadow's copies of them) carry a traceparent anywhere:
+  /// librdkafka parses all of a record's headers to find one, a sixth of an embedded node's CPU.
+  std::vector<bool> traced_routes_;
   bool in_order_; ///< delivery ordered or exactly_once: `order_` decides when writes go out
   outcome_order order_;
   int64_t outstanding_ = 0; ///< writes queued and not yet acknowledged, all records

@@ -97,6 +97,9 @@ struct model_info {
   std::string version;
   std::vector<std::string> input; ///< feature expressions in row order, or one text template
   std::string task;               ///< classification, regression, embedding, text_generation
+  /// A call's traceparent reaches a provider (its own HTTP call, or its fallback's). An in-process
+  /// model has nowhere to send one, so callers need not look for it in their records' headers.
+  bool carries_trace = true;
 };
 
 inline bool takes_text(const std::string& task) {

@@ -69,6 +69,8 @@ std::vector<config::config_error> prepare_models(const config::node_file& cfg, m
     else if (!cfg.models.at(model.fallback).fallback.empty())
       errors.push_back({path, 0, fmt::format("fallback '{}' has a fallback of its own; chains are not supported",
                                              model.fallback)});
+    else if (fb != out.end() && primary != out.end())
+      primary->second.info.carries_trace |= fb->second.info.carries_trace; // a call may end up with it
   }
   return errors;
 }

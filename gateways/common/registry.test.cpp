@@ -3,8 +3,10 @@
 
 #include "gateways/common/registry.hpp"
 #include "admin/metrics.hpp"
+#include "xgboost/trainer.hpp"
 
 #include <catch2/catch.hpp>
+#include <fmt/format.h>
 
 #include <filesystem>
 #include <fstream>
@@ -69,6 +71,32 @@ TEST_CASE("a provider's own options are read, checked and defaulted from its dec
   CHECK(has_error(prepare({"models.m.provider=sagemaker", "models.m.auth=azure_managed_identity"}), "models.m.auth",
                   "unknown key 'auth'"));
   CHECK(has_error(prepare({"models.m.provider=http"}), "models.m.request_template", "required key is missing"));
+}
+
+TEST_CASE("a model's calls carry trace context unless it scores in-process with no provider to fall back on") {
+  auto dir = std::filesystem::temp_directory_path() / "inflow-registry-test";
+  xgboost::train_options opt;
+  opt.out_dir = dir.string();
+  opt.rows = 2'000;
+  opt.rounds = 2;
+  auto model_path = xgboost::train_fraud_model(opt).model_path;
+  auto yaml = "kafka: { bootstrap.servers: 127.0.0.1:9092, group.id: g }\n"
+              "node: { roles: [gateway] }\n"
+              "models:\n"
+              "  local: { task: classification, provider: embedded-xgboost, path: " + model_path + " }\n"
+              "  remote: { task: classification, provider: kserve, endpoint: http://127.0.0.1:1/v2/models/m/infer,\n"
+              "            input: [" + fmt::format("{}", fmt::join(xgboost::fraud_features(), ", ")) + "] }\n";
+  auto carries_trace = [&](const std::vector<std::string>& overrides) {
+    auto loaded = config::load_text(yaml, overrides);
+    REQUIRE(loaded.config);
+    metrics::registry metrics;
+    std::map<std::string, gateways::prepared_model> models;
+    REQUIRE(gateways::prepare_models(*loaded.config, metrics, models).empty());
+    return std::pair{models.at("local").info.carries_trace, models.at("remote").info.carries_trace};
+  };
+  CHECK(carries_trace({}) == std::pair{false, true});
+  CHECK(carries_trace({"models.local.fallback=remote"}) == std::pair{true, true});
+  std::filesystem::remove_all(dir);
 }
 
 TEST_CASE("docs/CONFIGURATION.md carries the reference of every declared option, each provider's included") {

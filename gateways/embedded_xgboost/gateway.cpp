@@ -146,7 +146,7 @@ const config::option_block<options>& option_block() {
 
 prepared_model prepare(const config::model_config& cfg, const options& o, metrics::registry& metrics) {
   auto model = std::make_shared<const booster>(o.path, static_cast<int>(o.threads));
-  model_info info{cfg.name, cfg.version, cfg.input, cfg.task};
+  model_info info{cfg.name, cfg.version, cfg.input, cfg.task, false};
   if (info.version.empty() || info.input.empty()) {
     auto meta = read_meta(o.path);
     if (info.version.empty())

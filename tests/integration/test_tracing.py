@@ -2,13 +2,14 @@
 and the model call made for it, each naming the record's own span (a child of the record's)."""
 
 import json
+import os
 import random
 import re
 
 from confluent_kafka import Producer
 
 from fault_server import FaultServer
-from harness import Node, headers, read_all, remote_sets, transaction, wait_until_committed
+from harness import Node, headers, read_all, remote_sets, transaction, wait_until, wait_until_committed
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 REFUSED = "0af7651916cd43dd8448eb211c80319c"
@@ -53,3 +54,32 @@ def test_a_records_traceparent_reaches_its_outputs_and_the_provider(broker, mode
     assert alerts["traced"]["traceparent"] in sent
     assert headers(dead[0])["traceparent"] in sent
     assert len(provider.traceparents) - len(sent) == 2  # untraced, malformed
+
+
+def test_an_embedded_model_traces_outputs_and_its_remote_shadow_gets_the_context(broker, model_path):
+    # An in-process model makes no call to carry the context; its outputs still carry it, and so do
+    # the calls of a remote shadow scoring copies of its records.
+    shadow = FaultServer()
+    try:
+        producer = Producer({"bootstrap.servers": broker.bootstrap})
+        send(producer, "untraced", 20)
+        send(producer, "traced", 30, f"00-{TRACE}-00f067aa0ba902b7-01")
+        producer.flush(10)
+        meta = json.load(open(os.path.join(os.path.dirname(model_path), "model.meta.json")))
+        node = Node(broker.bootstrap, model_path, sets=[
+            "pipelines.fraud.output.topic=ref-alerts",  # results, on a topic the fixture made
+            "models.fraud.versions.live={}", "models.fraud.shadow=remote",
+            "models.fraud.versions.remote.provider=kserve", "models.fraud.versions.remote.path=~",
+            f"models.fraud.versions.remote.endpoint={shadow.url}",
+            f"models.fraud.versions.remote.input={json.dumps(meta['features'])}"])
+        wait_until_committed(broker.bootstrap, "inflow-fraud", "transactions", 4, timeout=60)
+        wait_until(lambda: node.metrics().get('inflow_shadow_compared_total{pipeline="fraud",version="live",'
+                                              'shadow="remote"}', 0) == 2, node)
+        assert node.stop() == 0, node.stderr()
+    finally:
+        shadow.stop()
+    results = {json.loads(m.value())["id"]: headers(m) for m in read_all(broker.bootstrap, "ref-alerts", 2)}
+    assert set(results) == {"traced", "untraced"} and "traceparent" not in results["untraced"]
+    traced = CHILD.match(results["traced"]["traceparent"])
+    assert traced and traced.group(1) == TRACE
+    assert results["traced"]["traceparent"] in shadow.traceparents
