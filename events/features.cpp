@@ -88,6 +88,9 @@ feature_map::feature_map(const std::vector<std::string>& expressions, identity_f
         f.literal = f.literal.substr(1, f.literal.size() - 2);
       if (f.literal.empty())
         throw std::invalid_argument(fmt::format("feature '{}': nothing to compare with", e));
+      double number = 0;
+      if (std::from_chars(f.literal.data(), f.literal.data() + f.literal.size(), number).ec == std::errc{})
+        f.number = number;
     } else if (auto slash = e.find('/'); slash != std::string::npos) {
       f.op = kind::ratio;
       lhs = trim(std::string_view(e).substr(0, slash));
@@ -221,9 +224,7 @@ std::optional<decode_failure> feature_map::extract(std::vector<field_value>& val
         if (auto s = std::get_if<std::string>(&v)) {
           row[k] = *s == f.literal ? 1.0f : 0.0f;
         } else if (auto d = std::get_if<double>(&v)) {
-          double lit = 0;
-          auto [end, ec] = std::from_chars(f.literal.data(), f.literal.data() + f.literal.size(), lit);
-          row[k] = ec == std::errc{} && lit == *d ? 1.0f : 0.0f;
+          row[k] = f.number == *d ? 1.0f : 0.0f;
         } else if (auto big = std::get_if<big_integer>(&v)) {
           row[k] = big->text == f.literal ? 1.0f : 0.0f;
         } else if (auto bo = std::get_if<bool>(&v)) {

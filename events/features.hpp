@@ -62,6 +62,7 @@ private:
     size_t lhs;
     size_t rhs = 0;
     std::string literal;
+    std::optional<double> number; ///< the literal read as a number, when it starts with one
   };
   struct piece {
     std::string literal; ///< text before the field
