@@ -61,21 +61,13 @@ int run_redrive(const redrive_options& o) {
     producer.emplace(props, kafka::properties{{"client.id", "inflow-redrive"}});
 
   // Where to start (the group's last commit) and where to stop (the end as of now), per partition.
-  const rd_kafka_metadata_t* md = nullptr;
-  rd_kafka_topic_t* topic = rd_kafka_topic_new(consumer.get(), o.from.c_str(), nullptr);
-  auto err = rd_kafka_metadata(consumer.get(), 0, topic, &md, 10'000);
-  rd_kafka_topic_destroy(topic);
-  if (err || md->topic_cnt != 1 || md->topics[0].err) {
-    fmt::print(stderr, "redrive: cannot read topic {}: {}\n", o.from,
-               rd_kafka_err2str(err ? err : md->topics[0].err));
-    if (md)
-      rd_kafka_metadata_destroy(md);
+  kafka::partition_list assignment;
+  try {
+    assignment = kafka::topic_partitions(consumer.get(), o.from, RD_KAFKA_OFFSET_INVALID, 10'000);
+  } catch (const std::runtime_error& e) {
+    fmt::print(stderr, "redrive: {}\n", e.what());
     return unavailable;
   }
-  kafka::partition_list assignment(rd_kafka_topic_partition_list_new(md->topics[0].partition_cnt));
-  for (int i = 0; i < md->topics[0].partition_cnt; ++i)
-    rd_kafka_topic_partition_list_add(assignment.get(), o.from.c_str(), md->topics[0].partitions[i].id);
-  rd_kafka_metadata_destroy(md);
   if (auto e = rd_kafka_committed(consumer.get(), assignment.get(), 10'000)) {
     fmt::print(stderr, "redrive: cannot read group {}'s offsets: {}\n", o.group, rd_kafka_err2str(e));
     return unavailable;

@@ -70,14 +70,19 @@ std::vector<std::string> missing_topics(rd_kafka_t* rk, const std::vector<std::s
 
 partition_list topic_partitions(rd_kafka_t* rk, const std::string& topic, int64_t offset, int timeout_ms) {
   const rd_kafka_metadata_t* md = nullptr;
-  if (auto err = rd_kafka_metadata(rk, 1, nullptr, &md, timeout_ms))
+  rd_kafka_topic_t* handle = rd_kafka_topic_new(rk, topic.c_str(), nullptr);
+  auto err = rd_kafka_metadata(rk, 0, handle, &md, timeout_ms);
+  rd_kafka_topic_destroy(handle);
+  if (err)
     throw std::runtime_error(std::string("cannot reach Kafka: ") + rd_kafka_err2str(err));
-  partition_list parts(rd_kafka_topic_partition_list_new(16));
-  for (int t = 0; t < md->topic_cnt; ++t)
-    if (topic == md->topics[t].topic)
-      for (int p = 0; p < md->topics[t].partition_cnt; ++p)
-        rd_kafka_topic_partition_list_add(parts.get(), topic.c_str(), md->topics[t].partitions[p].id)->offset = offset;
-  rd_kafka_metadata_destroy(md);
+  std::unique_ptr<const rd_kafka_metadata_t, void (*)(const rd_kafka_metadata_t*)> owned(md, rd_kafka_metadata_destroy);
+  if (md->topic_cnt != 1 || md->topics[0].err)
+    throw std::runtime_error("cannot read topic " + topic + ": " +
+                             rd_kafka_err2str(md->topic_cnt ? md->topics[0].err : RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC));
+  const auto& found = md->topics[0];
+  partition_list parts(rd_kafka_topic_partition_list_new(found.partition_cnt));
+  for (int p = 0; p < found.partition_cnt; ++p)
+    rd_kafka_topic_partition_list_add(parts.get(), topic.c_str(), found.partitions[p].id)->offset = offset;
   return parts;
 }
 

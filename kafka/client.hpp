@@ -44,8 +44,8 @@ bool is_secret(const std::string& key);
 std::vector<std::string> missing_topics(rd_kafka_t* rk, const std::vector<std::string>& topics, int timeout_ms);
 
 /// Every partition of `topic`, each at `offset` (RD_KAFKA_OFFSET_BEGINNING, say), for an assign.
-/// Throws std::runtime_error when the cluster cannot be reached within `timeout_ms`; empty when
-/// it has no such topic.
+/// Throws std::runtime_error when the cluster cannot be reached within `timeout_ms`, or cannot
+/// tell of the topic (it has none of that name, say), with librdkafka's reason.
 partition_list topic_partitions(rd_kafka_t* rk, const std::string& topic, int64_t offset, int timeout_ms);
 
 /// Each topic's `max.message.bytes` (the largest record batch the broker accepts for it).

@@ -74,25 +74,14 @@ result_cache::result_cache(const kafka::properties& kafka, std::string topic, si
                                          topic_));
 
   // Everything cached so far first: a replay right after the start must find it.
-  const rd_kafka_metadata_t* md = nullptr;
-  rd_kafka_topic_t* t = rd_kafka_topic_new(consumer_.get(), topic_.c_str(), nullptr);
-  auto err = rd_kafka_metadata(consumer_.get(), 0, t, &md, 10'000);
-  rd_kafka_topic_destroy(t);
-  if (err || md->topic_cnt != 1 || md->topics[0].err) {
-    if (md)
-      rd_kafka_metadata_destroy(md);
-    throw std::runtime_error(fmt::format("cannot read cache topic {}: {}", topic_, rd_kafka_err2str(err)));
-  }
-  kafka::partition_list all(rd_kafka_topic_partition_list_new(md->topics[0].partition_cnt));
+  auto all = kafka::topic_partitions(consumer_.get(), topic_, RD_KAFKA_OFFSET_BEGINNING, 10'000);
   std::map<int32_t, int64_t> ends;
-  for (int i = 0; i < md->topics[0].partition_cnt; ++i) {
-    int32_t p = md->topics[0].partitions[i].id;
-    rd_kafka_topic_partition_list_add(all.get(), topic_.c_str(), p)->offset = RD_KAFKA_OFFSET_BEGINNING;
+  for (int i = 0; i < all->cnt; ++i) {
+    int32_t p = all->elems[i].partition;
     int64_t low = 0, high = 0;
     if (!rd_kafka_query_watermark_offsets(consumer_.get(), topic_.c_str(), p, &low, &high, 10'000) && high > low)
       ends[p] = high;
   }
-  rd_kafka_metadata_destroy(md);
   rd_kafka_assign(consumer_.get(), all.get());
   auto started = std::chrono::steady_clock::now();
   auto deadline = started + std::chrono::minutes(5);
