@@ -80,11 +80,8 @@ gen_report generate(const gen_options& o, const std::atomic<bool>& stop,
       progress(report, std::chrono::duration<double>(last_progress - start).count());
     }
   }
-  // Each record is acknowledged or fails within librdkafka's message.timeout.ms (5 minutes), so
-  // waiting for all of them is bounded, and a broker restarting meanwhile still gets them.
-  for (int second = 1; !producer.flush(1000) && !stop.load(); ++second)
-    if (second % 5 == 0)
-      spdlog::info("gen: waiting for Kafka to acknowledge {} records", rd_kafka_outq_len(producer.raw()));
+  producer.flush_all([&] { return stop.load(); },
+                     [](int left) { spdlog::info("gen: waiting for Kafka to acknowledge {} records", left); });
   report.failed = listener->failed.load() + rd_kafka_outq_len(producer.raw());
   return report;
 }

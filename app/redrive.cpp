@@ -148,7 +148,9 @@ int run_redrive(const redrive_options& o) {
                  t.written);
     }
   }
-  if (producer && (!producer->flush(60'000) || listener->failed.load() > 0)) {
+  auto give_up = [&] { return stopped = stopped || wait_for_stop(std::chrono::milliseconds(0)); };
+  auto waiting = [](int left) { fmt::print(stderr, "redrive: waiting for Kafka to acknowledge {} record(s)\n", left); };
+  if (producer && (!producer->flush_all(give_up, waiting) || listener->failed.load() > 0)) {
     fmt::print(stderr, "redrive: {} record(s) were not acknowledged; nothing committed, run again (records already "
                        "written will then be written twice)\n",
                listener->failed.load() + rd_kafka_outq_len(producer->raw()));

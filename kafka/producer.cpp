@@ -121,6 +121,16 @@ bool producer::flush(int timeout_ms) {
   return rd_kafka_flush(rk_.get(), timeout_ms) == RD_KAFKA_RESP_ERR_NO_ERROR;
 }
 
+bool producer::flush_all(const std::function<bool()>& give_up, const std::function<void(int left)>& waiting) {
+  for (int second = 1; !flush(1000); ++second) {
+    if (give_up())
+      return false;
+    if (second % 5 == 0)
+      waiting(rd_kafka_outq_len(rk_.get()));
+  }
+  return true;
+}
+
 namespace {
 
 /// Takes ownership of a librdkafka error; returns its text (empty for none).

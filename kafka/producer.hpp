@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -52,6 +53,10 @@ public:
 
   /// Waits until every queued record is delivered or failed; false on timeout.
   bool flush(int timeout_ms);
+  /// The same without a timeout of its own: each record is bounded by its delivery timeout
+  /// (`message.timeout.ms`), so a broker back within it still gets them. Calls `waiting(left)`
+  /// every 5 s; false when `give_up()` says so first.
+  bool flush_all(const std::function<bool()>& give_up, const std::function<void(int left)>& waiting);
 
   // Transactions (`transactional.id` set in the overrides), for exactly_once delivery.
 
