@@ -41,6 +41,7 @@ TEST_CASE("flush_all waits for a broker that is down for longer than a flush, sa
     back.join();
     REQUIRE_FALSE(left.empty());
     CHECK(left.front() == 10);
+    std::lock_guard<std::mutex> lock(listener->mutex);
     CHECK(listener->ok == 10);
   }
   SECTION("or until the caller gives up") {
