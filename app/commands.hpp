@@ -34,8 +34,9 @@ struct gen_report {
   int64_t fraud = 0;
   int64_t failed = 0;
 };
-/// Writes transactions until `count` or `stop`; `progress` is called about once a second.
-gen_report generate(const gen_options& o, const std::atomic<bool>& stop,
+/// Writes transactions until `count` or the first stop request, then waits for Kafka to
+/// acknowledge them until a stop request made during that wait; `progress` is called about once a second.
+gen_report generate(const gen_options& o, const std::atomic<int>& stop_requests,
                     const std::function<void(const gen_report&, double elapsed_s)>& progress);
 int run_gen(const gen_options& o);
 

@@ -146,7 +146,7 @@ int run_demo(const demo_options& o) {
     else
       fmt::print("generating {:.0f} {}/s; Ctrl-C stops\n\n", rate, uc.what);
 
-    std::atomic<bool> stop_gen{interrupted};
+    std::atomic<int> stop_gen{interrupted};
     gen_report generated;
     std::thread generator([&] {
       gen_options g;
@@ -197,8 +197,16 @@ int run_demo(const demo_options& o) {
           std::chrono::steady_clock::now() - started >= std::chrono::duration<double>(o.duration_s))
         break;
     }
-    stop_gen = true;
+    // The generator now waits for Kafka's acknowledgements; another Ctrl-C gives that up.
+    std::atomic<bool> generated_all{false};
+    ++stop_gen;
+    std::thread waiting([&] {
+      while (!generated_all)
+        stop_gen += wait_for_stop(std::chrono::milliseconds(200));
+    });
     generator.join();
+    generated_all = true;
+    waiting.join();
     fmt::print("\nstopping: draining in-flight records (lag {})\n", lag.value());
     node.stop();
     auto total = latency.read();

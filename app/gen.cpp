@@ -34,7 +34,7 @@ int64_t now_ms() {
 
 } // namespace
 
-gen_report generate(const gen_options& o, const std::atomic<bool>& stop,
+gen_report generate(const gen_options& o, const std::atomic<int>& stop_requests,
                     const std::function<void(const gen_report&, double)>& progress) {
   kafka::producer producer({{"bootstrap.servers", o.bootstrap}},
                            {{"client.id", "inflow-gen"}, {"linger.ms", std::to_string(o.linger_ms)}});
@@ -46,7 +46,7 @@ gen_report generate(const gen_options& o, const std::atomic<bool>& stop,
   gen_report report;
   using clock = std::chrono::steady_clock;
   auto start = clock::now(), last_progress = start;
-  for (int64_t i = 0; (o.count == 0 || i < o.count) && !stop.load(std::memory_order_relaxed); ++i) {
+  for (int64_t i = 0; (o.count == 0 || i < o.count) && stop_requests.load(std::memory_order_relaxed) == 0; ++i) {
     if (o.rate > 0) {
       auto due = start + std::chrono::duration_cast<clock::duration>(std::chrono::duration<double>(i / o.rate));
       if (due > clock::now())
@@ -80,8 +80,11 @@ gen_report generate(const gen_options& o, const std::atomic<bool>& stop,
       progress(report, std::chrono::duration<double>(last_progress - start).count());
     }
   }
-  producer.flush_all([&] { return stop.load(); },
-                     [](int left) { spdlog::info("gen: waiting for Kafka to acknowledge {} records", left); });
+  // The stop that ended the writing must not also end the wait: only a later one gives up.
+  const int stops_before_wait = stop_requests.load();
+  producer.flush_all([&] { return stop_requests.load() > stops_before_wait; }, [](int left) {
+    spdlog::info("gen: waiting for Kafka to acknowledge {} records (Ctrl-C gives up)", left);
+  });
   report.failed = listener->failed.load() + rd_kafka_outq_len(producer.raw());
   return report;
 }
@@ -101,11 +104,11 @@ int run_gen(const gen_options& o) {
     spdlog::error("gen: --format msgpack and --shift-after are for the fraud use case's transactions");
     return usage;
   }
-  static std::atomic<bool> stop{false};
-  std::thread watcher([] {
-    while (!stop && !wait_for_stop(std::chrono::milliseconds(200))) {
-    }
-    stop = true;
+  std::atomic<int> stop_requests{0};
+  std::atomic<bool> done{false};
+  std::thread watcher([&] {
+    while (!done)
+      stop_requests += wait_for_stop(std::chrono::milliseconds(200));
   });
   const bool tty = stderr_is_terminal();
   auto started = std::chrono::steady_clock::now();
@@ -113,7 +116,7 @@ int run_gen(const gen_options& o) {
   int code = ok;
   try {
     int64_t printed = 0;
-    report = generate(o, stop, [&](const gen_report& r, double elapsed) {
+    report = generate(o, stop_requests, [&](const gen_report& r, double elapsed) {
       auto line = o.count > 0 ? fmt::format("gen: {}/{} records ({:.0f}%), {:.0f}/s, {} fraud", r.written, o.count,
                                             100.0 * r.written / o.count, r.written / elapsed, r.fraud)
                               : fmt::format("gen: {} records, {:.0f}/s, {} fraud", r.written, r.written / elapsed, r.fraud);
@@ -129,7 +132,7 @@ int run_gen(const gen_options& o) {
     spdlog::error("gen: {}", e.what());
     code = unavailable;
   }
-  stop = true;
+  done = true;
   watcher.join();
   if (code != ok)
     return code;

@@ -148,8 +148,15 @@ int run_redrive(const redrive_options& o) {
                  t.written);
     }
   }
-  auto give_up = [&] { return stopped = stopped || wait_for_stop(std::chrono::milliseconds(0)); };
-  auto waiting = [](int left) { fmt::print(stderr, "redrive: waiting for Kafka to acknowledge {} record(s)\n", left); };
+  // A stop that ended the reading does not end this wait: only one made during it does.
+  auto give_up = [&] {
+    if (!wait_for_stop(std::chrono::milliseconds(0)))
+      return false;
+    return stopped = true;
+  };
+  auto waiting = [](int left) {
+    fmt::print(stderr, "redrive: waiting for Kafka to acknowledge {} record(s) (Ctrl-C gives up)\n", left);
+  };
   if (producer && (!producer->flush_all(give_up, waiting) || listener->failed.load() > 0)) {
     fmt::print(stderr, "redrive: {} record(s) were not acknowledged; nothing committed, run again (records already "
                        "written will then be written twice)\n",

@@ -10,7 +10,7 @@ import time
 
 from confluent_kafka import OFFSET_END, Consumer, TopicPartition
 
-from harness import EXAMPLE, INFLOW, Feeder, Node, committed, read_all
+from harness import EXAMPLE, INFLOW, Feeder, MockBroker, Node, committed, end_offsets, read_all
 
 
 def run(*args):
@@ -44,6 +44,47 @@ def test_validate_checks_the_model_too(model_path, tmp_path):
 def test_usage_errors_exit_64():
     assert run("node").returncode == 64
     assert run("gen", "--bootstrap", "x", "--format", "xml").returncode == 64
+
+
+def gen_summary(err):
+    m = re.search(r"gen: wrote (\d+) records .*; (\d+) not acknowledged", err)
+    assert m, err
+    return int(m.group(1)), int(m.group(2))
+
+
+def test_gen_stopped_during_an_outage_waits_for_kafka_until_stopped_again():
+    """Ctrl-C ends the writing, not the wait for acknowledgements: records already handed to
+    Kafka are either acknowledged or counted as not written, and only a second Ctrl-C gives up.
+    The outage is a paused broker: the development one, as pausing the module's Kafka for
+    seconds unsettles the consumer groups of the tests after this one."""
+    broker = MockBroker({"transactions": 4})
+    gen = subprocess.Popen([INFLOW, "gen", "--bootstrap", broker.bootstrap, "--rate", "500"],
+                           stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(3)
+        os.kill(broker.pid, signal.SIGSTOP)  # the broker stops answering; gen's records wait
+        time.sleep(1)
+        gen.send_signal(signal.SIGINT)
+        time.sleep(3)
+        assert gen.poll() is None, "gen gave up on its records at the first Ctrl-C"
+    finally:
+        os.kill(broker.pid, signal.SIGCONT)
+    _, err = gen.communicate(timeout=60)
+    assert gen.returncode == 0, err
+    written, lost = gen_summary(err)
+    assert written >= 1000 and lost == 0, err
+    assert sum(end_offsets(broker.bootstrap, "transactions", 4).values()) == written
+    broker.stop()
+
+    # Nothing answers here: a Ctrl-C during the wait ends it and says how many were not written.
+    gen = subprocess.Popen([INFLOW, "gen", "--bootstrap", "127.0.0.1:1", "--count", "1000"],
+                           stderr=subprocess.PIPE, text=True)
+    time.sleep(2)
+    assert gen.poll() is None
+    gen.send_signal(signal.SIGINT)
+    _, err = gen.communicate(timeout=10)
+    assert gen.returncode == 69, err
+    assert gen_summary(err) == (0, 1000)
 
 
 def test_sigterm_drains_commits_and_exits_0(broker, model_path):
