@@ -17,18 +17,26 @@ field_value integer_value(Integer v) {
   return big_integer{std::to_string(v), static_cast<double>(v)};
 }
 
-field_value from_json(simdjson::dom::element value) {
+/// Sets `slot` to a string, reusing the one it held (a record's strings, in the last record's buffers).
+void set_string(field_value& slot, std::string_view text) {
+  if (auto* held = std::get_if<std::string>(&slot))
+    held->assign(text);
+  else
+    slot.emplace<std::string>(text);
+}
+
+void set_from_json(field_value& slot, simdjson::dom::element value) {
   switch (value.type()) {
-    case simdjson::dom::element_type::INT64: return integer_value(int64_t(value));
-    case simdjson::dom::element_type::UINT64: return integer_value(uint64_t(value));
-    case simdjson::dom::element_type::DOUBLE: return double(value);
-    case simdjson::dom::element_type::BOOL: return bool(value);
-    case simdjson::dom::element_type::STRING: return std::string(std::string_view(value));
-    case simdjson::dom::element_type::NULL_VALUE: return std::monostate{};
-    case simdjson::dom::element_type::ARRAY: return other_value{"array"};
-    case simdjson::dom::element_type::OBJECT: return other_value{"object"};
+    case simdjson::dom::element_type::INT64: slot = integer_value(int64_t(value)); return;
+    case simdjson::dom::element_type::UINT64: slot = integer_value(uint64_t(value)); return;
+    case simdjson::dom::element_type::DOUBLE: slot = double(value); return;
+    case simdjson::dom::element_type::BOOL: slot = bool(value); return;
+    case simdjson::dom::element_type::STRING: set_string(slot, std::string_view(value)); return;
+    case simdjson::dom::element_type::NULL_VALUE: slot = std::monostate{}; return;
+    case simdjson::dom::element_type::ARRAY: slot = other_value{"array"}; return;
+    case simdjson::dom::element_type::OBJECT: slot = other_value{"object"}; return;
   }
-  return std::monostate{};
+  slot = std::monostate{};
 }
 
 /// A msgpack map's value under `key`, or nullptr.
@@ -97,19 +105,25 @@ int decoder::index_of(std::string_view key) const {
 }
 
 std::optional<decode_failure> decoder::decode(std::string_view bytes, std::vector<field_value>& values) {
-  values.assign(fields_.size(), std::monostate{});
+  // The slots keep what they held (a string's buffer is reused); each decoder says which it set.
+  values.resize(fields_.size());
+  set_.assign(fields_.size(), false);
+  std::optional<decode_failure> failure;
   if (bytes.empty())
-    return decode_failure{record_error::empty, "empty record"};
-  if (bytes.size() > limits_.max_record_bytes)
-    return decode_failure{record_error::oversized,
-                          fmt::format("record of {} bytes exceeds max_record_bytes {}", bytes.size(),
-                                      limits_.max_record_bytes)};
-  switch (format_) {
-    case wire_format::json: return decode_json(bytes, values);
-    case wire_format::msgpack: return decode_msgpack(bytes, values);
-    case wire_format::avro: return reader_->read(bytes, paths_, values);
-  }
-  return std::nullopt;
+    failure = decode_failure{record_error::empty, "empty record"};
+  else if (bytes.size() > limits_.max_record_bytes)
+    failure = decode_failure{record_error::oversized, fmt::format("record of {} bytes exceeds max_record_bytes {}",
+                                                                  bytes.size(), limits_.max_record_bytes)};
+  else if (format_ == wire_format::json)
+    failure = decode_json(bytes, values);
+  else if (format_ == wire_format::msgpack)
+    failure = decode_msgpack(bytes, values);
+  else
+    return reader_->read(bytes, paths_, values); // sets every slot
+  for (size_t i = 0; i < values.size(); ++i)
+    if (!set_[i])
+      values[i] = std::monostate{};
+  return failure;
 }
 
 std::optional<decode_failure> decoder::decode_json(std::string_view bytes, std::vector<field_value>& values) {
@@ -124,12 +138,13 @@ std::optional<decode_failure> decoder::decode_json(std::string_view bytes, std::
   if (doc.get_object().get(object))
     return decode_failure{record_error::not_an_object, "top-level JSON value is not an object"};
   for (auto [key, value] : object) {
-    int i = index_of(key);
-    if (i >= 0)
-      values[static_cast<size_t>(i)] = from_json(value);
+    if (int i = index_of(key); i >= 0) {
+      set_from_json(values[static_cast<size_t>(i)], value);
+      set_[static_cast<size_t>(i)] = true;
+    }
   }
   for (size_t i = 0; i < paths_.size(); ++i) { // nested fields a top-level key of that name did not give
-    if (paths_[i].size() < 2 || !std::holds_alternative<std::monostate>(values[i]))
+    if (paths_[i].size() < 2 || (set_[i] && !std::holds_alternative<std::monostate>(values[i])))
       continue;
     simdjson::dom::element at = doc;
     bool found = true;
@@ -139,8 +154,10 @@ std::optional<decode_failure> decoder::decode_json(std::string_view bytes, std::
       if (!found)
         break;
     }
-    if (found)
-      values[i] = from_json(at);
+    if (found) {
+      set_from_json(values[i], at);
+      set_[i] = true;
+    }
   }
   return std::nullopt;
 }
@@ -182,6 +199,7 @@ std::optional<decode_failure> decoder::decode_msgpack(std::string_view bytes, st
   for (size_t i = 0; i < found.size(); ++i) {
     if (!found[i])
       continue;
+    set_[i] = true;
     auto& out = values[i];
     const auto& v = *found[i];
     switch (v.type) {
@@ -195,7 +213,7 @@ std::optional<decode_failure> decoder::decode_msgpack(std::string_view bytes, st
         if (!simdjson::validate_utf8(v.via.str.ptr, v.via.str.size))
           return decode_failure{record_error::invalid_msgpack,
                                 fmt::format("field '{}' is not valid UTF-8", fields_[i])};
-        out = std::string(v.via.str.ptr, v.via.str.size);
+        set_string(out, {v.via.str.ptr, v.via.str.size});
         break;
       case msgpack::type::NIL: out = std::monostate{}; break;
       case msgpack::type::ARRAY: out = other_value{"array"}; break;

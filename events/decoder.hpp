@@ -91,6 +91,7 @@ private:
   decoder_limits limits_;
   std::unique_ptr<json_parser> json_;
   std::unique_ptr<format_reader> reader_;
+  std::vector<bool> set_; ///< per field: whether this record set it
 };
 
 } // namespace inflow::events

@@ -270,3 +270,42 @@ TEST_CASE("with missing values allowed, an absent feature is NaN; identity field
   REQUIRE_FALSE(d.decode(R"({"id":"t","amount":1})", values));
   CHECK(m.extract(values, row, id)->code == record_error::missing_field);
 }
+
+TEST_CASE("a decoder's reused values hold only the current record's fields") {
+  std::vector<field_value> values;
+  decoder json(wire_format::json, {"channel", "payment.amount", "mcc"}, {});
+  REQUIRE_FALSE(json.decode(R"({"channel":"a channel name longer than the short-string buffer","mcc":5411,)"
+                            R"("payment":{"amount":12.5}})",
+                            values));
+  CHECK(std::get<std::string>(values[0]) == "a channel name longer than the short-string buffer");
+  CHECK(std::get<double>(values[1]) == 12.5);
+  REQUIRE_FALSE(json.decode(R"({"channel":"pos","payment.amount":null,"payment":{"amount":3}})", values));
+  CHECK(std::get<std::string>(values[0]) == "pos");
+  CHECK(std::get<double>(values[1]) == 3); // a top-level null does not hide the nested field
+  CHECK(std::holds_alternative<std::monostate>(values[2]));
+  REQUIRE_FALSE(json.decode(R"({"mcc":"x"})", values));
+  CHECK(std::holds_alternative<std::monostate>(values[0]));
+  CHECK(std::holds_alternative<std::monostate>(values[1]));
+  CHECK(json.decode("{", values));
+  for (const auto& v : values) // a record that fails leaves nothing of the one before
+    CHECK(std::holds_alternative<std::monostate>(v));
+
+  decoder packed(wire_format::msgpack, {"channel", "mcc"}, {});
+  auto pack = [](bool with_channel) {
+    msgpack::sbuffer buffer;
+    msgpack::packer<msgpack::sbuffer> pk(buffer);
+    pk.pack_map(with_channel ? 2 : 1);
+    if (with_channel) {
+      pk.pack(std::string("channel"));
+      pk.pack(std::string("online"));
+    }
+    pk.pack(std::string("mcc"));
+    pk.pack(7995);
+    return std::string(buffer.data(), buffer.size());
+  };
+  REQUIRE_FALSE(packed.decode(pack(true), values));
+  CHECK(std::get<std::string>(values[0]) == "online");
+  REQUIRE_FALSE(packed.decode(pack(false), values));
+  CHECK(std::holds_alternative<std::monostate>(values[0]));
+  CHECK(std::get<double>(values[1]) == 7995);
+}
