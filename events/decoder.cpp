@@ -4,6 +4,9 @@
 #include <msgpack.hpp>
 #include <simdjson.h>
 
+#include <algorithm>
+#include <cstring>
+
 namespace inflow::events {
 
 namespace {
@@ -37,6 +40,13 @@ void set_from_json(field_value& slot, simdjson::dom::element value) {
     case simdjson::dom::element_type::OBJECT: slot = other_value{"object"}; return;
   }
   slot = std::monostate{};
+}
+
+/// A name's first 8 bytes as one number: most of a record's keys differ from a field there.
+uint64_t head_of(std::string_view name) {
+  uint64_t head = 0;
+  std::memcpy(&head, name.data(), std::min<size_t>(name.size(), sizeof head));
+  return head;
 }
 
 /// A msgpack map's value under `key`, or nullptr.
@@ -79,6 +89,7 @@ decoder::decoder(wire_format format, std::vector<std::string> fields, decoder_li
   if (format_ == wire_format::avro && !reader_)
     throw std::invalid_argument("Avro records need a reader (a schema registry)");
   for (const auto& f : fields_) { // `payment.amount`: `amount` inside `payment`
+    heads_.push_back(head_of(f));
     std::vector<std::string> path;
     size_t start = 0;
     for (size_t dot; (dot = f.find('.', start)) != std::string::npos; start = dot + 1)
@@ -98,8 +109,9 @@ decoder::~decoder() = default;
 decoder::decoder(decoder&&) noexcept = default;
 
 int decoder::index_of(std::string_view key) const {
+  const uint64_t head = head_of(key);
   for (size_t i = 0; i < fields_.size(); ++i)
-    if (fields_[i] == key)
+    if (heads_[i] == head && fields_[i] == key)
       return static_cast<int>(i);
   return -1;
 }

@@ -88,6 +88,7 @@ private:
   wire_format format_;
   std::vector<std::string> fields_;
   std::vector<std::vector<std::string>> paths_; ///< per field: its name's parts (`payment.amount`: 2)
+  std::vector<uint64_t> heads_;                 ///< per field: its name's first 8 bytes (index_of)
   decoder_limits limits_;
   std::unique_ptr<json_parser> json_;
   std::unique_ptr<format_reader> reader_;
