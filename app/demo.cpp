@@ -197,7 +197,7 @@ int run_demo(const demo_options& o) {
           std::chrono::steady_clock::now() - started >= std::chrono::duration<double>(o.duration_s))
         break;
     }
-    // The generator now waits for Kafka's acknowledgements; another Ctrl-C gives that up.
+    // The generator still waits for Kafka to acknowledge what it wrote; a Ctrl-C meanwhile gives that up.
     std::atomic<bool> generated_all{false};
     ++stop_gen;
     std::thread waiting([&] {
