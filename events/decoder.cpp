@@ -117,7 +117,8 @@ int decoder::index_of(std::string_view key) const {
 }
 
 std::optional<decode_failure> decoder::decode(std::string_view bytes, std::vector<field_value>& values) {
-  // The slots keep what they held (a string's buffer is reused); each decoder says which it set.
+  // The slots keep what they held (a string's buffer is reused); set_ says which this record set,
+  // and the others are cleared, all of them when the record fails.
   values.resize(fields_.size());
   set_.assign(fields_.size(), false);
   std::optional<decode_failure> failure;
@@ -130,10 +131,10 @@ std::optional<decode_failure> decoder::decode(std::string_view bytes, std::vecto
     failure = decode_json(bytes, values);
   else if (format_ == wire_format::msgpack)
     failure = decode_msgpack(bytes, values);
-  else
-    return reader_->read(bytes, paths_, values); // sets every slot
+  else if (!(failure = reader_->read(bytes, paths_, values)))
+    return std::nullopt; // a read that succeeds sets every slot
   for (size_t i = 0; i < values.size(); ++i)
-    if (!set_[i])
+    if (failure || !set_[i])
       values[i] = std::monostate{};
   return failure;
 }
