@@ -54,27 +54,29 @@ def gen_summary(err):
 
 def test_gen_stopped_during_an_outage_waits_for_kafka_until_stopped_again():
     """Ctrl-C ends the writing, not the wait for acknowledgements: records already handed to
-    Kafka are either acknowledged or counted as not written, and only a second Ctrl-C gives up.
+    Kafka are either acknowledged or counted as not written, and only a later Ctrl-C gives up.
     The outage is a paused broker: the development one, as pausing the module's Kafka for
     seconds unsettles the consumer groups of the tests after this one."""
     broker = MockBroker({"transactions": 4})
-    gen = subprocess.Popen([INFLOW, "gen", "--bootstrap", broker.bootstrap, "--rate", "500"],
-                           stderr=subprocess.PIPE, text=True)
     try:
+        gen = subprocess.Popen([INFLOW, "gen", "--bootstrap", broker.bootstrap, "--rate", "500"],
+                               stderr=subprocess.PIPE, text=True)
         time.sleep(3)
         os.kill(broker.pid, signal.SIGSTOP)  # the broker stops answering; gen's records wait
-        time.sleep(1)
-        gen.send_signal(signal.SIGINT)
-        time.sleep(3)
-        assert gen.poll() is None, "gen gave up on its records at the first Ctrl-C"
+        try:
+            time.sleep(1)
+            gen.send_signal(signal.SIGINT)
+            time.sleep(3)
+            assert gen.poll() is None, "gen gave up on its records at the first Ctrl-C"
+        finally:
+            os.kill(broker.pid, signal.SIGCONT)
+        _, err = gen.communicate(timeout=60)
+        assert gen.returncode == 0, err
+        written, lost = gen_summary(err)
+        assert written >= 1000 and lost == 0, err
+        assert sum(end_offsets(broker.bootstrap, "transactions", 4).values()) == written
     finally:
-        os.kill(broker.pid, signal.SIGCONT)
-    _, err = gen.communicate(timeout=60)
-    assert gen.returncode == 0, err
-    written, lost = gen_summary(err)
-    assert written >= 1000 and lost == 0, err
-    assert sum(end_offsets(broker.bootstrap, "transactions", 4).values()) == written
-    broker.stop()
+        broker.stop()
 
     # Nothing answers here: a Ctrl-C during the wait ends it and says how many were not written.
     gen = subprocess.Popen([INFLOW, "gen", "--bootstrap", "127.0.0.1:1", "--count", "1000"],
