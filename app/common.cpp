@@ -70,6 +70,17 @@ bool wait_for_stop(std::chrono::milliseconds timeout) {
   return sigtimedwait(&set, nullptr, &ts) > 0;
 }
 
+stop_counter::stop_counter(std::atomic<int>& count)
+  : thread_([this, &count] {
+      while (!done_)
+        count += wait_for_stop(std::chrono::milliseconds(200));
+    }) {}
+
+stop_counter::~stop_counter() {
+  done_ = true;
+  thread_.join();
+}
+
 void block_reload_signal() {
   sigset_t set;
   sigemptyset(&set);

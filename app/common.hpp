@@ -1,8 +1,10 @@
 #pragma once
 // What every `inflow` subcommand shares: exit codes, logging, signals.
 
+#include <atomic>
 #include <chrono>
 #include <string>
+#include <thread>
 
 namespace inflow::app {
 
@@ -17,6 +19,18 @@ void setup_logging(const std::string& format, const std::string& level);
 void block_stop_signals();
 /// Waits up to `timeout` for SIGINT or SIGTERM; true when one arrived.
 bool wait_for_stop(std::chrono::milliseconds timeout);
+
+/// While it lives, a thread of its own counts the stop signals into `count` (the only
+/// thread taking them meanwhile): a first one ends the work, a later one gives up waiting.
+class stop_counter {
+public:
+  explicit stop_counter(std::atomic<int>& count);
+  ~stop_counter();
+
+private:
+  std::atomic<bool> done_{false};
+  std::thread thread_;
+};
 
 /// `inflow node`: SIGHUP asks for a reload. Blocks it like the stop signals (call before any
 /// thread starts), so that wait_for_signal() takes it.

@@ -198,15 +198,11 @@ int run_demo(const demo_options& o) {
         break;
     }
     // The generator still waits for Kafka to acknowledge what it wrote; a Ctrl-C meanwhile gives that up.
-    std::atomic<bool> generated_all{false};
     ++stop_gen;
-    std::thread waiting([&] {
-      while (!generated_all)
-        stop_gen += wait_for_stop(std::chrono::milliseconds(200));
-    });
-    generator.join();
-    generated_all = true;
-    waiting.join();
+    {
+      stop_counter counting(stop_gen);
+      generator.join();
+    }
     fmt::print("\nstopping: draining in-flight records (lag {})\n", lag.value());
     node.stop();
     auto total = latency.read();

@@ -105,11 +105,7 @@ int run_gen(const gen_options& o) {
     return usage;
   }
   std::atomic<int> stop_requests{0};
-  std::atomic<bool> done{false};
-  std::thread watcher([&] {
-    while (!done)
-      stop_requests += wait_for_stop(std::chrono::milliseconds(200));
-  });
+  stop_counter counting(stop_requests);
   const bool tty = stderr_is_terminal();
   auto started = std::chrono::steady_clock::now();
   gen_report report;
@@ -132,8 +128,6 @@ int run_gen(const gen_options& o) {
     spdlog::error("gen: {}", e.what());
     code = unavailable;
   }
-  done = true;
-  watcher.join();
   if (code != ok)
     return code;
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
