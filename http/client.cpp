@@ -209,6 +209,8 @@ struct client::impl {
         answered_nothing = true;
         return fail(result::failure::reset, "sending the request failed: " + ec.message());
       }
+      if (c.on_sent)
+        c.on_sent(std::chrono::steady_clock::now());
       const auto timed_out = "no complete response within " + std::to_string(options.timeout_ms) + " ms";
       if (!step([&](auto h) { bhttp::async_read_header(stream, conn.buffer, parser, h); }))
         return fail(result::failure::timeout, timed_out);

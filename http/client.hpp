@@ -4,6 +4,7 @@
 // per call and caps on response size. Results arrive through a callback on
 // that connection's thread.
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -32,6 +33,9 @@ struct call {
   std::string target;
   std::vector<std::pair<std::string, std::string>> headers;
   std::string body;
+  /// Runs on the connection's thread once the request is written, with the time it left: a
+  /// limit counted from when the call was decided on would miss how late a busy thread sent it.
+  std::function<void(std::chrono::steady_clock::time_point)> on_sent;
 };
 
 struct result {

@@ -55,6 +55,28 @@ TEST_CASE("calls reach a real server over loopback and connections are reused") 
   CHECK(busy.status == 429);
 }
 
+TEST_CASE("a call says when its request left, before its answer arrives") {
+  auto srv = echo_server();
+  client c(parse_url("http://127.0.0.1:" + std::to_string(srv.port()) + "/"), {.connections = 1, .timeout_ms = 2000});
+  const auto submitted = std::chrono::steady_clock::now();
+  std::chrono::steady_clock::time_point sent{};
+  int times = 0;
+  auto r = call_once(c, {"POST", "/slow", {}, "", [&](std::chrono::steady_clock::time_point at) {
+                           sent = at;
+                           ++times;
+                         }});
+  const auto answered = std::chrono::steady_clock::now();
+  REQUIRE(r.status == 200);
+  CHECK(times == 1);
+  CHECK(sent >= submitted);
+  CHECK(answered - sent >= std::chrono::milliseconds(500)); // the server took 500 ms to answer
+  // A call that never reaches the server was not sent.
+  client refused(parse_url("http://127.0.0.1:1/"), {.connections = 1, .timeout_ms = 1000});
+  times = 0;
+  CHECK(call_once(refused, {"POST", "/", {}, "", [&](auto) { ++times; }}).error == result::failure::connect);
+  CHECK(times == 0);
+}
+
 TEST_CASE("timeouts, oversized responses and refused connections are failures, not hangs") {
   auto srv = echo_server();
   auto origin = parse_url("http://127.0.0.1:" + std::to_string(srv.port()) + "/");

@@ -25,10 +25,17 @@ struct call_done {
   http::result result;
 };
 
+/// A call's request was written at `at`, later than it was counted against the limits.
+struct call_sent {
+  uint64_t batch_id = 0;
+  clock::time_point at;
+};
+
 } // namespace
 } // namespace inflow::gateways
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(inflow::gateways::call_done)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(inflow::gateways::call_sent)
 
 namespace inflow::gateways {
 
@@ -46,6 +53,7 @@ struct outgoing {
   int64_t estimated_tokens = 0;   ///< taken from the token budget when the call left
   clock::time_point not_before{}; ///< backoff: no call before this
   clock::time_point started{};    ///< of the call in flight
+  clock::time_point counted{};    ///< where the call sits in the limit windows: when it left
   clock::time_point ready_at = clock::now(); ///< when the batch was ready to go
   clock::time_point created = ready_at;      ///< its records' deadline counts from here
   bool halved = false;                       ///< half of a refused call: takes no more inputs
@@ -94,7 +102,8 @@ struct remote_state {
 
 /// The gateway role, its own timers and its calls' answers (from the HTTP client's thread).
 using remote_interface =
-  gateway_actor::extend<caf::reacts_to<flush_atom, uint64_t>, caf::reacts_to<wake_atom>, caf::reacts_to<call_done>>;
+  gateway_actor::extend<caf::reacts_to<flush_atom, uint64_t>, caf::reacts_to<wake_atom>, caf::reacts_to<call_done>,
+                        caf::reacts_to<call_sent>>;
 using remote_actor = remote_interface::stateful_base<remote_state>;
 
 void dispatch(remote_actor* self);
@@ -274,7 +283,7 @@ void on_done(remote_actor* self, call_done& done) {
       static_cast<double>(output->tokens_in) * st.cfg.price_per_million_input_tokens +
       static_cast<double>(output->tokens_out) * st.cfg.price_per_million_output_tokens));
     if (auto used = output->tokens_in + output->tokens_out; used > 0 && b.estimated_tokens > 0) {
-      st.tokens->correct(b.started, static_cast<double>(b.estimated_tokens), static_cast<double>(used));
+      st.tokens->correct(b.counted, static_cast<double>(b.estimated_tokens), static_cast<double>(used));
       st.token_pace.adjust(now, static_cast<double>(used - b.estimated_tokens));
       // Learn how far off the estimates are, so that the budget is neither overrun nor wasted.
       auto raw = static_cast<double>(b.estimated_tokens) / st.estimate_scale;
@@ -315,7 +324,7 @@ void on_done(remote_actor* self, call_done& done) {
       release(self, b);
       auto [first, second] = batcher<caf::strong_actor_ptr>::halve(std::move(b.batch), st.width);
       for (auto* half : {&second, &first})
-        st.ready.push_front({st.next_id++, std::move(*half), 0, 0, now, {}, now, b.created, true});
+        st.ready.push_front({st.next_id++, std::move(*half), 0, 0, now, {}, {}, now, b.created, true});
     } else if ((is_retriable(*error) && (b.attempts < st.cfg.retry.max_attempts || block)) ||
                (*error == call_error::unauthorized && block)) {
       if (block && b.attempts >= st.cfg.retry.max_attempts)
@@ -351,7 +360,7 @@ void track_breaker(remote_actor* self) {
 void send_call(remote_actor* self, outgoing b, clock::time_point now) {
   auto& st = self->state;
   ++b.attempts;
-  b.started = now;
+  b.started = b.counted = now;
   st.probe->wait.observe(std::chrono::duration<double>(now - b.ready_at).count());
   auto id = b.id;
   if (auto* credential = st.codec_->renewable_credential())
@@ -362,9 +371,9 @@ void send_call(remote_actor* self, outgoing b, clock::time_point now) {
   st.probe->batches.inc();
   st.probe->batch_size.observe(static_cast<double>(b.batch.size()));
   st.in_flight.emplace(id, std::move(b));
-  st.client->submit(std::move(call), [target = caf::actor_cast<remote_interface>(self), id](http::result r) {
-    caf::anon_send(target, call_done{id, std::move(r)});
-  });
+  auto target = caf::actor_cast<remote_interface>(self);
+  call.on_sent = [target, id](clock::time_point at) { caf::anon_send(target, call_sent{id, at}); };
+  st.client->submit(std::move(call), [target, id](http::result r) { caf::anon_send(target, call_done{id, std::move(r)}); });
 }
 
 /// Dead-letters the ready batches whose records waited deadline_ms; returns when the next one will.
@@ -573,6 +582,19 @@ remote_interface::behavior_type remote_gateway(remote_actor* self, config::model
       dispatch(self);
     },
     [=](call_done& done) { on_done(self, done); },
+    [=](const call_sent& sent) {
+      // Limits hold where the provider counts: from when a call left, however late its thread
+      // wrote it (arrivals of calls decided on 1.05 s apart came 1 s apart on a loaded machine).
+      auto& st = self->state;
+      auto it = st.in_flight.find(sent.batch_id);
+      if (it == st.in_flight.end() || sent.at <= it->second.counted)
+        return;
+      auto& b = it->second;
+      if (st.requests)
+        st.requests->move(b.counted, sent.at, 1);
+      st.tokens->move(b.counted, sent.at, static_cast<double>(b.estimated_tokens));
+      b.counted = sent.at;
+    },
     [=](fallback_atom, scorer_actor& fallback) { self->state.fallback = std::move(fallback); },
     [=](budget_atom, double requests_per_second, double tokens_per_minute, bool paused) {
       auto& st = self->state;

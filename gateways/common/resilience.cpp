@@ -196,6 +196,15 @@ void sliding_window::correct(clock::time_point at, double estimated, double actu
     }
 }
 
+void sliding_window::move(clock::time_point from, clock::time_point to, double amount) {
+  for (auto it = uses_.begin(); it != uses_.end(); ++it)
+    if (it->first == from && it->second == amount) {
+      uses_.erase(it);
+      take(to, amount);
+      return;
+    }
+}
+
 std::shared_ptr<shared_cooldown> shared_cooldown::of(const std::string& origin) {
   static std::mutex mutex;
   static std::map<std::string, std::shared_ptr<shared_cooldown>> all;

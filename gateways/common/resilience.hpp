@@ -108,6 +108,8 @@ public:
   void take(clock::time_point at, double amount);
   /// Replaces a use of `estimated` taken at `at` by `actual`.
   void correct(clock::time_point at, double estimated, double actual);
+  /// Moves a use of `amount` taken at `from` to `to`: it happened later than planned.
+  void move(clock::time_point from, clock::time_point to, double amount);
   double used(clock::time_point now);
   /// A new capacity; what was used in the window still counts against it.
   void set_capacity(double capacity) { capacity_ = capacity; }

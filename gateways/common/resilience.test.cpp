@@ -110,6 +110,20 @@ TEST_CASE("the sliding window holds its capacity in every window") {
   CHECK(small.wait_for(t, 50) == 0ms); // a single large use may go into an empty window
 }
 
+TEST_CASE("a use that happened later than planned holds the window from when it happened") {
+  sliding_window w(2, 1000ms);
+  auto t = clock::now();
+  w.take(t, 1);
+  w.take(t + 10ms, 1);
+  CHECK(w.wait_for(t + 20ms, 1) == 980ms);
+  w.move(t, t + 300ms, 1); // its call left 300 ms late
+  CHECK(w.wait_for(t + 20ms, 1) == 990ms); // the other use now leaves first
+  CHECK(w.wait_for(t + 1010ms, 1) == 0ms);
+  CHECK(w.wait_for(t + 1010ms, 2) == 290ms);
+  w.move(t, t + 500ms, 1); // nothing is at t any more
+  CHECK(w.used(t + 1010ms) == 1);
+}
+
 TEST_CASE("a cooldown is shared by every caller of the same origin") {
   auto a = shared_cooldown::of("https://api.example:443");
   auto b = shared_cooldown::of("https://api.example:443");

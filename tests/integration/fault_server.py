@@ -6,15 +6,34 @@ import http.server
 import json
 import random
 import socket
+import struct
 import threading
 import time
+
+SO_TIMESTAMPNS = 35  # Linux: the kernel stamps each packet received (not exported by Python)
+
+
+def kernel_arrival(connection):
+    """When the next request's first bytes reached this socket, by the kernel's clock (the
+    time.time() clock), waiting for them; None over TLS or once the peer has closed. A Python
+    thread may run tens of ms late on a loaded machine: limits are judged by this."""
+    try:
+        connection.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        data, ancillary, _, _ = connection.recvmsg(1, 64, socket.MSG_PEEK)
+    except (OSError, NotImplementedError, ValueError):
+        return None
+    for _, kind, stamp in ancillary:
+        if data and kind == SO_TIMESTAMPNS:
+            seconds, nanoseconds = struct.unpack("qq", stamp[:16])
+            return seconds + nanoseconds / 1e9
+    return None
 
 
 class FaultServer:
     def __init__(self, tls=None):
         """`tls`: (certificate file, key file) to serve HTTPS."""
         self.script = []      # actions for the next requests, then normal answers
-        self.arrivals = []    # (time, rows) of every request
+        self.arrivals = []    # (time, rows) of every request, as the kernel received it
         self.traceparents = []  # the traceparent header of every request (None without one)
         self.rows = []        # every row scored, as a tuple of its features
         self.jitter = 0.0     # each answer waits up to this long (s), so calls finish out of order
@@ -30,13 +49,17 @@ class FaultServer:
             def log_message(self, *args):
                 pass
 
+            def handle_one_request(self):
+                self.arrived = kernel_arrival(self.connection)
+                return super().handle_one_request()
+
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 req = json.loads(body)
                 shape = req["inputs"][0]["shape"]
                 data = req["inputs"][0]["data"]
                 with server.lock:
-                    server.arrivals.append((time.time(), shape[0]))
+                    server.arrivals.append((self.arrived or time.time(), shape[0]))
                     server.traceparents.append(self.headers.get("traceparent"))
                     action = server.script.pop(0) if server.script else ("ok",)
                 kind = action[0]
