@@ -45,7 +45,8 @@ void set_from_json(field_value& slot, simdjson::dom::element value) {
 /// A name's first 8 bytes as one number: most of a record's keys differ from a field there.
 uint64_t head_of(std::string_view name) {
   uint64_t head = 0;
-  std::memcpy(&head, name.data(), std::min<size_t>(name.size(), sizeof head));
+  if (!name.empty()) // an empty key may have no data at all (memcpy from null is undefined)
+    std::memcpy(&head, name.data(), std::min<size_t>(name.size(), sizeof head));
   return head;
 }
 

@@ -309,3 +309,20 @@ TEST_CASE("a decoder's reused values hold only the current record's fields") {
   CHECK(std::holds_alternative<std::monostate>(values[0]));
   CHECK(std::get<double>(values[1]) == 7995);
 }
+
+TEST_CASE("an empty key is a key like any other, matching no field") {
+  std::vector<field_value> values;
+  decoder packed(wire_format::msgpack, {"mcc"}, {});
+  msgpack::sbuffer buffer;
+  msgpack::packer<msgpack::sbuffer> pk(buffer);
+  pk.pack_map(2);
+  pk.pack_str(0); // msgpack-c gives an empty string no data pointer (found by the fuzzer)
+  pk.pack(1);
+  pk.pack(std::string("mcc"));
+  pk.pack(4829);
+  REQUIRE_FALSE(packed.decode({buffer.data(), buffer.size()}, values));
+  CHECK(std::get<double>(values[0]) == 4829);
+  decoder json(wire_format::json, {"mcc"}, {});
+  REQUIRE_FALSE(json.decode(R"({"":1,"mcc":4829})", values));
+  CHECK(std::get<double>(values[0]) == 4829);
+}
