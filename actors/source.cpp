@@ -666,14 +666,10 @@ void source::check_progress() {
   std::string stalled = check_reachable();
   for (auto& [p, a] : assigned_) {
     int64_t mark = a.shared->committable.load();
-    if (held(a) == 0 || mark != a.progress_mark) {
-      a.progress_mark = mark;
-      a.progress_at = now;
-    } else if (now - a.progress_at >= std::chrono::milliseconds(options_.stall_timeout_ms)) {
+    if (auto stuck = a.progress.stuck_for(held(a), mark, now); stuck >= std::chrono::milliseconds(options_.stall_timeout_ms))
       stalled += fmt::format("{}partition {} stuck at offset {} for {} s with {} record(s) held",
                              stalled.empty() ? "" : "; ", p, mark >= 0 ? mark : a.first_offset,
-                             std::chrono::duration_cast<std::chrono::seconds>(now - a.progress_at).count(), held(a));
-    }
+                             std::chrono::duration_cast<std::chrono::seconds>(stuck).count(), held(a));
   }
   health_.set_stalled(std::move(stalled));
 }

@@ -51,6 +51,27 @@ struct partition_shared {
 /// as surely as many slow ones.
 int64_t window_held(int64_t in_flight, int64_t committable, int64_t first_offset, int64_t next_offset);
 
+/// How long a partition holding records has made no progress (its committable offset has not
+/// moved), counted from its assignment until progress is first seen.
+class progress_watch {
+public:
+  using clock = std::chrono::steady_clock;
+  progress_watch() : progress_watch(clock::now()) {}
+  explicit progress_watch(clock::time_point assigned) : since_(assigned) {}
+  /// Zero while it moves or holds nothing.
+  clock::duration stuck_for(int64_t held, int64_t committable, clock::time_point now) {
+    if (held == 0 || committable != mark_) {
+      mark_ = committable;
+      since_ = now;
+    }
+    return now - since_;
+  }
+
+private:
+  int64_t mark_ = -1;
+  clock::time_point since_;
+};
+
 /// The consumer thread's view of one partition actor.
 class partition_handle {
 public:
@@ -108,8 +129,7 @@ private:
     int64_t committed = -1;
     int64_t next_offset = -1;  ///< where the next record should be; -1 unknown
     int64_t first_offset = -1; ///< the first record handed to the actor
-    int64_t progress_mark = -1; ///< committable when progress was last seen
-    std::chrono::steady_clock::time_point progress_at{};
+    progress_watch progress;
   };
   /// Records held for a partition: from its oldest unfinished offset to its newest consumed
   /// one, so that one stuck record counts everything consumed after it.

@@ -2,6 +2,7 @@
 #include "admin/metrics.hpp"
 #include "config/config.hpp"
 #include "kafka/mock_broker.hpp"
+#include "kafka/producer.hpp"
 
 #include <catch2/catch.hpp>
 #include <librdkafka/rdkafka_mock.h>
@@ -38,7 +39,65 @@ private:
   std::function<void(const std::string&)> on_line_;
 };
 
+actors::source_options options_for(const kafka::mock_broker& broker, const std::string& group) {
+  const auto defaults = config::pipeline_defaults();
+  actors::source_options options;
+  options.max_in_flight = defaults.max_in_flight;
+  options.commit_interval_ms = defaults.commit_interval_ms;
+  options.stall_timeout_ms = defaults.stall_timeout_ms;
+  options.drain_timeout_ms = 10'000;
+  options.pipeline = "p";
+  options.topic = "events";
+  options.kafka = {{"bootstrap.servers", broker.bootstrap_servers()}, {"group.id", group}};
+  return options;
+}
+
 } // namespace
+
+TEST_CASE("a partition's stall counts from its assignment until it first makes progress") {
+  using namespace std::chrono_literals;
+  const auto assigned = std::chrono::steady_clock::now();
+  actors::progress_watch watch(assigned);
+  CHECK(watch.stuck_for(100, -1, assigned + 1s) == 1s); // its first records, none finished yet
+  CHECK(watch.stuck_for(100, -1, assigned + 4s) == 4s);
+  CHECK(watch.stuck_for(100, 40, assigned + 5s) == 0s); // progress
+  CHECK(watch.stuck_for(60, 40, assigned + 7s) == 2s);
+  CHECK(watch.stuck_for(0, 40, assigned + 8s) == 0s); // holds nothing: not stuck
+  CHECK(watch.stuck_for(5, 40, assigned + 9s) == 1s);
+}
+
+// A partition's first records, still held at the first progress check, were reported stuck for
+// as long as the machine had been up (CI: "stuck at offset 0 for 57395 s") and /readyz said 503.
+TEST_CASE("a partition is stuck only once it has held records for stall_timeout_ms since its assignment") {
+  kafka::mock_broker broker(1);
+  broker.create_topic("events", 1);
+  kafka::producer writer({{"bootstrap.servers", broker.bootstrap_servers()}});
+  for (int i = 0; i < 100; ++i)
+    REQUIRE(writer.produce("events", "k", "v", {}, nullptr, 0) == RD_KAFKA_RESP_ERR_NO_ERROR);
+  REQUIRE(writer.flush(10'000));
+
+  metrics::registry registry;
+  actors::pipeline_probe probe(registry, "p");
+  actors::pipeline_health health;
+  auto options = options_for(broker, "stall");
+  options.stall_timeout_ms = 3'000;
+  options.drain_timeout_ms = 500;
+  options.kafka.emplace_back("auto.offset.reset", "earliest");
+  // Its partition never finishes a record: it holds all 100 from the first poll on.
+  actors::source source(
+    options, [](std::shared_ptr<actors::partition_shared>) { return std::make_unique<idle_partition>(); }, probe,
+    health);
+  source.start();
+  const auto started = std::chrono::steady_clock::now();
+  std::string problem;
+  while (problem.empty() && std::chrono::steady_clock::now() - started < std::chrono::seconds(15)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    problem = health.problem();
+  }
+  CHECK(std::chrono::steady_clock::now() - started >= std::chrono::seconds(3));
+  CHECK_THAT(problem, Catch::Matches("partition 0 stuck at offset 0 for [3-9] s with 100 record\\(s\\) held"));
+  CHECK_FALSE(source.stop()); // not clean: its records stay uncommitted
+}
 
 // librdkafka 2.0.2 aborts the process (an assertion in its sticky assignor, librdkafka #4312)
 // when a cooperative-sticky consumer is destroyed after joining its group and before its first
@@ -51,18 +110,8 @@ TEST_CASE("a cooperative-sticky consumer stopped between joining and its first a
   metrics::registry registry;
   actors::pipeline_probe probe(registry, "p");
   actors::pipeline_health health;
-  const auto defaults = config::pipeline_defaults();
-  actors::source_options options;
-  options.max_in_flight = defaults.max_in_flight;
-  options.commit_interval_ms = defaults.commit_interval_ms;
-  options.stall_timeout_ms = defaults.stall_timeout_ms;
-  options.drain_timeout_ms = 10'000;
-  options.pipeline = "p";
-  options.topic = "events";
-  options.kafka = {{"bootstrap.servers", broker.bootstrap_servers()},
-                   {"group.id", "cooperative"},
-                   {"partition.assignment.strategy", "cooperative-sticky"},
-                   {"debug", "cgrp"}};
+  auto options = options_for(broker, "cooperative");
+  options.kafka.insert(options.kafka.end(), {{"partition.assignment.strategy", "cooperative-sticky"}, {"debug", "cgrp"}});
   auto source = std::make_unique<actors::source>(
     options, [](std::shared_ptr<actors::partition_shared>) { return std::make_unique<idle_partition>(); }, probe,
     health);
