@@ -182,8 +182,11 @@ milliseconds sliding_window::wait_for(clock::time_point now, double amount) {
 }
 
 void sliding_window::take(clock::time_point at, double amount) {
-  if (capacity_ <= 0)
-    return;
+  if (capacity_ > 0)
+    insert(at, amount);
+}
+
+void sliding_window::insert(clock::time_point at, double amount) {
   auto pos = std::upper_bound(uses_.begin(), uses_.end(), at, [](auto t, const auto& u) { return t < u.first; });
   uses_.insert(pos, {at, amount});
 }
@@ -200,7 +203,7 @@ void sliding_window::move(clock::time_point from, clock::time_point to, double a
   for (auto it = uses_.begin(); it != uses_.end(); ++it)
     if (it->first == from && it->second == amount) {
       uses_.erase(it);
-      take(to, amount);
+      insert(to, amount); // even if the capacity dropped to 0 meanwhile: it counts again once raised
       return;
     }
 }

@@ -117,6 +117,7 @@ public:
 
 private:
   void expire(clock::time_point now);
+  void insert(clock::time_point at, double amount);
   double capacity_;
   milliseconds window_;
   std::deque<std::pair<clock::time_point, double>> uses_; ///< in time order

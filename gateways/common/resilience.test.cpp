@@ -124,6 +124,17 @@ TEST_CASE("a use that happened later than planned holds the window from when it 
   CHECK(w.used(t + 1010ms) == 1);
 }
 
+TEST_CASE("a use in flight while the capacity was 0 still counts once the capacity is back") {
+  sliding_window w(2, 1000ms);
+  auto t = clock::now();
+  w.take(t, 1);
+  w.set_capacity(0); // e.g. a node's part of a shared limit dropped to nothing
+  w.move(t, t + 300ms, 1);
+  w.set_capacity(2);
+  CHECK(w.used(t + 1200ms) == 1);
+  CHECK(w.wait_for(t + 1200ms, 2) == 100ms);
+}
+
 TEST_CASE("a cooldown is shared by every caller of the same origin") {
   auto a = shared_cooldown::of("https://api.example:443");
   auto b = shared_cooldown::of("https://api.example:443");

@@ -6,6 +6,7 @@ from deploy/kafka, one per test module, with fresh topics for every test; `mock`
 `inflow broker`, librdkafka's in-memory mock cluster, one per test."""
 
 import atexit
+import fcntl
 import json
 import os
 import random
@@ -238,12 +239,15 @@ def wait_until(condition, node, timeout=60):
 
 
 def train_model(directory):
-    """Trains a small model once; later calls reuse it."""
-    path = os.path.join(directory, "model.json")
-    if not os.path.exists(os.path.join(directory, "model.profile.json")):  # written last
-        subprocess.run([INFLOW, "train", "--out", directory, "--rows", "40000", "--rounds", "40"], check=True,
-                       capture_output=True)
-    return path
+    """Trains a small model once; later calls reuse it. Test modules may run side by side
+    (ctest -j): a lock lets one of them train while the others wait."""
+    os.makedirs(directory, exist_ok=True)
+    with open(os.path.join(directory, ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not os.path.exists(os.path.join(directory, "model.profile.json")):  # written last
+            subprocess.run([INFLOW, "train", "--out", directory, "--rows", "40000", "--rounds", "40"], check=True,
+                           capture_output=True)
+    return os.path.join(directory, "model.json")
 
 
 # --- records -------------------------------------------------------------
