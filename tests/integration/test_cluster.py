@@ -2,6 +2,7 @@
 gateway node that dies loses no record, one that joins takes work at once,
 and a provider's rate limit holds for the cluster as a whole."""
 
+# ctest: runs alone (it holds nodes to calls per second).
 import json
 import random
 import re

@@ -2,6 +2,7 @@
 in exactly one outcome, limits and cooldowns hold, unusable answers become
 dead letters with the reason."""
 
+# ctest: runs alone (it holds a node to calls per second).
 import email.utils
 import json
 import subprocess

@@ -1,6 +1,7 @@
 """Hostile input from outside: the HTTP servers' bounds (sizes, connections, time, a token off
 loopback), and configs, addresses and signals that used to crash, hang or pass unchecked."""
 
+# ctest: runs alone (it times how soon servers cut clients).
 import http.client
 import json
 import os

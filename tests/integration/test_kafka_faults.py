@@ -5,6 +5,7 @@ three stopped, and group members leaving and joining under load.
 Every record alerts here (`score >= 0`), so the alert topic accounts for every input
 offset: a missing one is a lost record, a repeated one a duplicate."""
 
+# ctest: runs alone (its duplicate bounds and SIGTERM follow the node's rate and time).
 import collections
 import json
 import signal

@@ -1,5 +1,6 @@
 """Configuration errors, validation, the admin API and a draining SIGTERM."""
 
+# ctest: runs alone (it times readiness and draining).
 import json
 import os
 import re

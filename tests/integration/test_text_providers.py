@@ -2,6 +2,7 @@
 their protocols: customer messages in, vectors or replies out on a results
 topic, tokens counted, requests checked (paths, auth, SigV4, bodies)."""
 
+# ctest: runs alone (it holds a node to a provider's rate limits).
 import json
 import os
 import random
