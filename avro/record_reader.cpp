@@ -28,29 +28,30 @@ using events::decode_failure;
 using events::field_value;
 using events::record_error;
 
+/// Replaces a union by its current branch; false if it has none.
+bool follow_union(avro_value_t& at) {
+  if (avro_value_get_type(&at) != AVRO_UNION)
+    return true;
+  avro_value_t branch;
+  if (avro_value_get_current_branch(&at, &branch) != 0)
+    return false;
+  at = branch;
+  return true;
+}
+
 /// The value at `path` below `record` (unions followed to their branch), as a field value.
 field_value value_at(avro_value_t record, const std::vector<std::string>& path) {
   avro_value_t at = record;
   for (const auto& name : path) {
-    if (avro_value_get_type(&at) == AVRO_UNION) {
-      avro_value_t branch;
-      if (avro_value_get_current_branch(&at, &branch) != 0)
-        return std::monostate{};
-      at = branch;
-    }
-    if (avro_value_get_type(&at) != AVRO_RECORD)
+    if (!follow_union(at) || avro_value_get_type(&at) != AVRO_RECORD)
       return std::monostate{};
     avro_value_t child;
     if (avro_value_get_by_name(&at, name.c_str(), &child, nullptr) != 0)
       return std::monostate{};
     at = child;
   }
-  if (avro_value_get_type(&at) == AVRO_UNION) {
-    avro_value_t branch;
-    if (avro_value_get_current_branch(&at, &branch) != 0)
-      return std::monostate{};
-    at = branch;
-  }
+  if (!follow_union(at))
+    return std::monostate{};
   switch (avro_value_get_type(&at)) {
     case AVRO_INT32: {
       int32_t v = 0;
