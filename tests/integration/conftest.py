@@ -6,6 +6,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 import harness  # noqa: E402
+from fault_server import FaultServer  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -20,3 +21,11 @@ def broker():
                         "ref-alerts": 2, "ref-dlq": 1})
     yield b
     b.stop()
+
+
+@pytest.fixture
+def provider():
+    """A KServe v2 provider that can be told to fail (fault_server.py)."""
+    server = FaultServer()
+    yield server
+    server.stop()

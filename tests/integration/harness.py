@@ -319,6 +319,10 @@ class Feeder:
         self.producer.flush(30)
         assert not self.errors, self.errors
 
+    def scored_as_fraud(self):
+        """Where the records landed that a FaultServer (min(1, amount / 1000)) alerts on at 0.9."""
+        return {k for k, (_, value) in self.landed.items() if json.loads(value)["amount"] >= 900}
+
 
 def read_all(bootstrap, topic, partitions):
     """Every record of a topic, from the start to the current end."""
