@@ -11,6 +11,8 @@ from fault_server import FaultServer
 from harness import Broker, Feeder, Node, remote_sets, wait_until_committed
 
 RECORDS = 2000
+# The new node gets the killed one's partitions after its session times out (default 45 s).
+SESSION = ["kafka.session.timeout.ms=6000", "kafka.heartbeat.interval.ms=500"]
 
 
 @pytest.fixture
@@ -27,7 +29,7 @@ def crash_and_replay(broker, model_path, cache):
     provider = FaultServer()
     try:
         Feeder(broker.bootstrap).feed(RECORDS, seed=21, fraud_every=10, poison_every=0)
-        sets = remote_sets(provider.url, model_path, ["models.fraud.cache.topic=fraud-cache"] if cache else [])
+        sets = remote_sets(provider.url, model_path, [*SESSION, *(["models.fraud.cache.topic=fraud-cache"] if cache else [])])
         first = Node(broker.bootstrap, model_path, sets=[*sets, "pipelines.fraud.commit_interval_ms=600000"])
         deadline = time.time() + 60
         while time.time() < deadline and first.metric("inflow_records_scored_total") < RECORDS:
