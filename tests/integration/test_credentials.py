@@ -4,6 +4,7 @@ that refuses expired or unknown tokens. Tokens live a few seconds and records ar
 waves over several lifetimes: nothing is dead-lettered, and a token refreshed ahead of its
 expiry means the model endpoint never had to refuse one."""
 
+# ctest: mostly waits (records arrive a token lifetime apart).
 import json
 import os
 import time

@@ -1,7 +1,8 @@
 """A provider down for two minutes under `on_failure: block`: the node holds its records,
 says which model fails, dead-letters nothing, and scores them all once the provider is back.
-Apart from test_gateway_faults: it mostly waits, so it runs side by side with other modules."""
+Apart from test_gateway_faults: it mostly waits, so it runs beside other modules."""
 
+# ctest: mostly waits (a two-minute outage).
 import json
 import time
 
