@@ -6,7 +6,6 @@ a rebalance and the broker's SIGKILL and restart, read as a `read_committed` con
 
 Every record alerts here (`score >= 0`), so the alert topic accounts for every input offset."""
 
-# ctest: runs alone (its duplicate bounds follow the node's rate).
 import collections
 import json
 import signal
