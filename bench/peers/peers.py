@@ -34,10 +34,15 @@ def cpu_seconds(pid):
     workers) have used so far."""
     try:
         fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-        children = [int(c) for task in os.listdir(f"/proc/{pid}/task")
-                    for c in open(f"/proc/{pid}/task/{task}/children").read().split()]
+        tasks = os.listdir(f"/proc/{pid}/task")
     except FileNotFoundError:  # it ended meanwhile
         return 0.0
+    children = []
+    for task in tasks:
+        try:
+            children += [int(c) for c in open(f"/proc/{pid}/task/{task}/children").read().split()]
+        except FileNotFoundError:  # a thread that ended meanwhile: the process's own figure still counts it
+            pass
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK") + sum(cpu_seconds(c) for c in children)
 
 
